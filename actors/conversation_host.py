@@ -1,0 +1,157 @@
+"""A pool member hosting many virtual conversation actors (see ``engine.hosting``).
+
+The actor starts its consumer loop from ``__init__`` (Ray async actors have a running loop
+there), so after a crash Ray's restart alone brings it back: the new incarnation re-reads its
+own pending inbox entries and restores each conversation from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+from engine.storage.redis_server import redis_client
+
+from actors.wiring import document_store, vector_store
+from engine.config import Settings
+from engine.conversation import MerchantProfile, TurnResult, TurnService
+from engine.hosting import ConversationHostCore
+from engine.keys import INBOX_GROUP, inbox_stream
+from engine.messages import InboundMessage
+from engine.queues import StreamConsumer, TurnCommitter
+from engine.records import Records
+from engine.retrieval import Retriever
+from engine.secrets import SecretBox, load_or_create_key
+from engine.sharding import partitions_of_host
+from serve_apps.clients import ServeEmbedder, ServeReranker
+
+log = logging.getLogger(__name__)
+
+
+class CachedMerchants:
+    """L1 cache of merchant profiles: read on nearly every turn, changed rarely."""
+
+    def __init__(self, records: Records, ttl_s: float = 60.0) -> None:
+        self._records = records
+        self._ttl = ttl_s
+        self._items: dict[str, tuple[float, MerchantProfile | None]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def profile(self, merchant_id: str) -> MerchantProfile | None:
+        now = time.monotonic()
+        hit = self._items.get(merchant_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            self.hits += 1
+            return hit[1]
+        self.misses += 1
+        value = await self._records.profile(merchant_id)
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[merchant_id] = (now, value)
+        return value
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class ConversationHostActor:
+    def __init__(
+        self,
+        settings: Settings,
+        index: int,
+        stores_actor: Any | None,
+        embedder: Any,
+        reranker: Any,
+    ) -> None:
+        logging.basicConfig(level=settings.log_level)
+        self._settings = settings
+        self._index = index
+        self._inference_s = 0.0
+        self._turn_s = 0.0
+        self._turns = 0
+        redis = redis_client(settings.redis_url)
+        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+        self._records = Records(document_store(settings, stores_actor), box)
+        partitions = partitions_of_host(index, settings.host_actors, settings.inbox_partitions)
+        consumer = StreamConsumer(
+            redis, [inbox_stream(p) for p in partitions], INBOX_GROUP, f"host-{index}"
+        )
+        retriever = Retriever(
+            ServeEmbedder(embedder),
+            vector_store(settings, stores_actor),
+            ServeReranker(reranker),
+        )
+        self._merchants = CachedMerchants(self._records)
+        self._core = ConversationHostCore(
+            consumer,
+            TurnCommitter(redis),
+            TurnService(retriever),
+            self._merchants,
+            idle_passivate_s=settings.idle_passivate_s,
+            observer=self._observe,
+        )
+        self._task = asyncio.get_running_loop().create_task(self._core.run())
+        self._started = time.time()
+
+    def _observe(self, message: InboundMessage, result: TurnResult, turn_s: float) -> None:
+        self._turns += 1
+        self._inference_s += result.inference_s
+        self._turn_s += turn_s
+        reply = result.reply
+        if reply is None:
+            return
+        asyncio.get_running_loop().create_task(self._record(message, reply.to_dict()))
+
+    async def _record(self, message: InboundMessage, reply: dict[str, Any]) -> None:
+        """Conversation records for the admin API; off the reply path, idempotent by id."""
+        try:
+            await self._records.record_message(
+                message.merchant_id,
+                {
+                    "_id": f"in:{message.channel_id}:{message.message_id}",
+                    "conversation_key": message.conversation_key,
+                    "direction": "in",
+                    "text": message.text,
+                    "at": message.received_at,
+                },
+            )
+            await self._records.record_message(
+                message.merchant_id,
+                {
+                    "_id": f"out:{reply['outbox_id']}",
+                    "conversation_key": message.conversation_key,
+                    "direction": "out",
+                    "text": reply["text"],
+                    "intent": reply["intent"],
+                    "products": reply["products"],
+                    "handoff": reply["handoff"],
+                    "at": time.time(),
+                },
+            )
+        except Exception:
+            log.exception("recording messages failed")
+
+    async def ready(self) -> bool:
+        return not self._task.done()
+
+    async def stats(self) -> dict[str, Any]:
+        s: dict[str, Any] = dict(self._core.stats())
+        s.update(
+            index=self._index,
+            running=not self._task.done(),
+            inference_s_total=self._inference_s,
+            turn_s_total=self._turn_s,
+            observed_turns=self._turns,
+            merchant_cache_hits=self._merchants.hits,
+            merchant_cache_misses=self._merchants.misses,
+        )
+        return s
+
+    async def passivate_idle(self) -> int:
+        return self._core.passivate_idle()
+
+    async def shutdown(self) -> None:
+        await self._core.stop()
+        self._task.cancel()

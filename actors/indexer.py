@@ -1,0 +1,70 @@
+"""Indexer actor: catalog and knowledge imports run here, off the gateway's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.wiring import document_store, vector_store
+from engine.config import Settings
+from engine.indexing import IndexItem, IndexService
+from engine.records import Records
+from engine.secrets import SecretBox, load_or_create_key
+from serve_apps.clients import ServeEmbedder
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class IndexerActor:
+    def __init__(self, settings: Settings, stores_actor: Any | None, embedder: Any) -> None:
+        logging.basicConfig(level=settings.log_level)
+        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+        records = Records(document_store(settings, stores_actor), box)
+        self._service = IndexService(
+            ServeEmbedder(embedder), vector_store(settings, stores_actor), records
+        )
+        # One job at a time keeps the embedder free for live questions between batches.
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> bool:
+        return True
+
+    async def index(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[dict[str, Any]],
+        docs: list[dict[str, Any]] | None = None,
+    ) -> int:
+        async with self._lock:
+            return await self._service.index(
+                job_id, merchant_id, collection, [IndexItem.from_dict(i) for i in items], docs
+            )
+
+
+class IndexerClient:
+    """Gateway-side port: starts jobs without waiting for them.
+
+    Dropping the returned ref does not cancel a Ray actor task, so fire-and-forget is safe;
+    progress and failures are reported on the job record.
+    """
+
+    def __init__(self, actor: Any) -> None:
+        self._actor = actor
+
+    def submit(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[IndexItem],
+        docs: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        return self._actor.index.remote(
+            job_id, merchant_id, collection, [i.to_dict() for i in items], docs
+        )

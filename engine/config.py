@@ -1,0 +1,121 @@
+"""The one settings object: configuration enters the process here, from the environment, once.
+
+Everything else receives a ``Settings`` instance (the composition root builds it and passes it
+to actors at creation), so no module reads ``os.environ`` on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; raised at start-up with the variable's name."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process configuration. Frozen and picklable: it travels to Ray actors as-is."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=lambda: Path(".kaleem"))
+    public_base_url: str = ""
+    admin_token: str = ""
+    secret_key: str = ""
+    mongo_url: str = ""
+    mongo_db: str = "kaleem"
+    qdrant_url: str = ""
+    redis_url: str = ""
+    models_dir: Path = field(default_factory=lambda: Path(".kaleem/models"))
+    telegram_api_base: str = "https://api.telegram.org"
+    host_actors: int = 2
+    inbox_partitions: int = 8
+    max_body_bytes: int = 256 * 1024
+    max_import_bytes: int = 50 * 1024 * 1024
+    ray_address: str = ""
+    ray_dashboard: bool = True
+    ray_dashboard_port: int = 8265
+    idle_passivate_s: float = 300.0
+    playground_timeout_s: float = 20.0
+    telegram_per_chat_per_s: float = 1.0
+    telegram_global_per_s: float = 30.0
+    delivery_max_attempts: int = 8
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("KALEEM_DATA_DIR") or ".kaleem").expanduser()
+        models_dir = Path(env.get("KALEEM_MODELS_DIR") or data_dir / "models").expanduser()
+        return cls(
+            host=env.get("KALEEM_HOST") or "127.0.0.1",
+            port=_int(env, "KALEEM_PORT", 8080, minimum=0),
+            data_dir=data_dir,
+            public_base_url=(env.get("KALEEM_PUBLIC_URL") or "").rstrip("/"),
+            admin_token=env.get("KALEEM_ADMIN_TOKEN") or "",
+            secret_key=env.get("KALEEM_SECRET_KEY") or "",
+            mongo_url=env.get("MONGO_URL") or "",
+            mongo_db=env.get("MONGO_DB") or "kaleem",
+            qdrant_url=env.get("QDRANT_URL") or "",
+            redis_url=env.get("REDIS_URL") or "",
+            models_dir=models_dir,
+            telegram_api_base=(env.get("TELEGRAM_API_BASE") or "https://api.telegram.org").rstrip(
+                "/"
+            ),
+            host_actors=_int(env, "KALEEM_HOST_ACTORS", 2, minimum=1),
+            inbox_partitions=_int(env, "KALEEM_INBOX_PARTITIONS", 8, minimum=1),
+            max_body_bytes=_int(env, "KALEEM_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            max_import_bytes=_int(env, "KALEEM_MAX_IMPORT_BYTES", 50 * 1024 * 1024, minimum=1024),
+            ray_address=env.get("RAY_ADDRESS") or "",
+            ray_dashboard=_bool(env, "KALEEM_RAY_DASHBOARD", True),
+            ray_dashboard_port=_int(env, "KALEEM_RAY_DASHBOARD_PORT", 8265, minimum=1),
+            idle_passivate_s=_float(env, "KALEEM_IDLE_PASSIVATE_S", 300.0),
+            playground_timeout_s=_float(env, "KALEEM_PLAYGROUND_TIMEOUT_S", 20.0),
+            telegram_per_chat_per_s=_float(env, "KALEEM_TELEGRAM_PER_CHAT_PER_S", 1.0),
+            telegram_global_per_s=_float(env, "KALEEM_TELEGRAM_GLOBAL_PER_S", 30.0),
+            delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
+            log_level=(env.get("KALEEM_LOG_LEVEL") or "INFO").upper(),
+            log_json=_bool(env, "KALEEM_LOG_JSON", True),
+        )

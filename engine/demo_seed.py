@@ -1,0 +1,55 @@
+"""``kaleem serve --demo``: a bilingual demo store created through the public admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
+
+
+async def seed_demo(base_url: str, admin_token: str, data_dir: Path) -> dict[str, Any]:
+    """Idempotent: the demo merchant is created once and remembered in the data dir."""
+    state_file = data_dir / "demo.json"
+    key_file = data_dir / "demo.api_key"
+    if state_file.exists() and key_file.exists():
+        state = orjson.loads(state_file.read_bytes())
+        return {"merchant_id": state["merchant_id"], "key_file": str(key_file)}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{base_url}/api/v1/merchants",
+            json={"name": "Kaleem Demo Store / متجر كليم", "default_language": "ar"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        ) as resp:
+            resp.raise_for_status()
+            merchant = await resp.json()
+        auth = {"Authorization": f"Bearer {merchant['api_key']}"}
+        jobs = []
+        for route, data in (
+            ("/api/v1/catalog/import", demo_catalog_bytes()),
+            ("/api/v1/knowledge/import", demo_knowledge_bytes()),
+        ):
+            async with session.post(
+                f"{base_url}{route}",
+                data=data,
+                headers={**auth, "Content-Type": "application/x-ndjson"},
+            ) as resp:
+                resp.raise_for_status()
+                jobs.append((await resp.json())["job_id"])
+        for job_id in jobs:
+            while True:
+                async with session.get(f"{base_url}/api/v1/jobs/{job_id}", headers=auth) as resp:
+                    job = await resp.json()
+                if job["status"] != "running":
+                    break
+                await asyncio.sleep(0.3)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(merchant["api_key"])
+    state_file.write_bytes(orjson.dumps({"merchant_id": merchant["id"]}))
+    return {"merchant_id": merchant["id"], "key_file": str(key_file)}

@@ -1,0 +1,39 @@
+"""What the gateway needs, as one typed bundle built by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from engine.config import Settings
+from engine.indexing import IndexItem
+from engine.queues import Inbox
+from engine.records import Records
+
+
+class Indexer(Protocol):
+    def submit(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[IndexItem],
+        docs: list[dict[str, Any]] | None = None,
+    ) -> Any: ...
+
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDeps:
+    settings: Settings
+    records: Records
+    inbox: Inbox
+    redis: aioredis.Redis
+    indexer: Indexer
+    readiness: Readiness
+    instance: str = "gateway-0"

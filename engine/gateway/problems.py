@@ -1,0 +1,107 @@
+"""Errors in one shape: RFC 9457 problem+json, with field-level details where they help."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/problem+json"
+    )
+
+
+class ProblemError(Exception):
+    """Raised anywhere in a handler to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem(413, "Payload too large", exc.text or "")
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/problem+json":
+            return problem(exc.status, exc.reason, exc.text or "")
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return problem(500, "Internal error", "the error was logged")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, or a clear 4xx: too large, not JSON, not an object."""
+    body = await read_limited(request, limit)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "Malformed JSON", str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ProblemError(400, "Malformed JSON", "the body must be a JSON object")
+    return data
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
+    return body
+
+
+def require_str(
+    data: dict[str, Any], name: str, *, max_len: int = 256, required: bool = True
+) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise ProblemError(
+                422,
+                "Validation failed",
+                f"{name} is required",
+                errors=[{"field": name, "message": "required"}],
+            )
+        return ""
+    if not isinstance(value, str):
+        raise ProblemError(
+            422,
+            "Validation failed",
+            f"{name} must be a string",
+            errors=[{"field": name, "message": "must be a string"}],
+        )
+    if len(value) > max_len:
+        raise ProblemError(
+            422,
+            "Validation failed",
+            f"{name} is longer than {max_len} characters",
+            errors=[{"field": name, "message": f"at most {max_len} characters"}],
+        )
+    return value

@@ -1,0 +1,229 @@
+"""The composition root: one place that builds every component from ``Settings``.
+
+Start order: models (built and verified), Redis (embedded unless ``REDIS_URL``), Ray, Serve
+applications, the stores actor (embedded unless ``MONGO_URL``/``QDRANT_URL``), the indexer,
+the conversation host pool and the connector actors, then the gateway. ``stop`` tears it all
+down in reverse, flushing the embedded stores, so a clean restart keeps every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from aiohttp import web
+from ray import serve
+
+from actors.conversation_host import ConversationHostActor
+from actors.delivery import TelegramDeliveryActor
+from actors.indexer import IndexerActor, IndexerClient
+from actors.stores import EmbeddedStoresActor
+from actors.wiring import document_store, vector_store
+from engine.config import Settings
+from engine.gateway.app import create_app
+from engine.gateway.deps import GatewayDeps
+from engine.queues import Inbox
+from engine.records import Records
+from engine.retrieval import KNOWLEDGE, PRODUCTS
+from engine.secrets import SecretBox, load_or_create_key
+from engine.storage.redis_server import EmbeddedRedis, redis_client
+from models.registry import ensure_models
+from serve_apps.embedder import build_embedder
+from serve_apps.reranker import build_reranker
+
+log = logging.getLogger(__name__)
+
+EMBED_MODEL = "e5"
+EMBED_DIM = 384
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    embedded_redis: EmbeddedRedis | None = None
+    stores_actor: Any | None = None
+    hosts: list[Any] = field(default_factory=list)
+    delivery: Any | None = None
+    indexer: Any | None = None
+    embedder: Any | None = None
+    reranker: Any | None = None
+    runner: web.AppRunner | None = None
+    port: int = 0
+    records: Records | None = None
+    _owns_ray: bool = False
+
+    # -- synchronous start (before the event loop serves anything) ---------------------------
+    def start_backends(self, *, ray_init: bool = True) -> None:
+        s = self.settings
+        if s.port == 0:
+            self.settings = s = s.with_overrides(port=free_port(s.host))
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_models(s.models_dir, names=(EMBED_MODEL,))
+        if not s.redis_url:
+            self.embedded_redis = EmbeddedRedis(s.data_dir / "redis")
+            self.settings = s = s.with_overrides(redis_url=self.embedded_redis.start())
+        if not s.secret_key:
+            self.settings = s = s.with_overrides(secret_key=load_or_create_key("", s.data_dir))
+        if ray_init and not ray.is_initialized():
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            kwargs: dict[str, Any] = {
+                "include_dashboard": s.ray_dashboard,
+                "logging_level": logging.WARNING,
+                "log_to_driver": True,
+            }
+            if s.ray_dashboard:
+                kwargs["dashboard_host"] = "127.0.0.1"
+                kwargs["dashboard_port"] = s.ray_dashboard_port
+            if s.ray_address:
+                kwargs["address"] = s.ray_address
+            ray.init(**kwargs)
+            self._owns_ray = True
+        serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
+        self.embedder = serve.run(
+            build_embedder(str(s.models_dir.resolve()), EMBED_MODEL),
+            name="embedder",
+            route_prefix=None,
+        )
+        self.reranker = serve.run(build_reranker(), name="reranker", route_prefix=None)
+        if not (s.mongo_url and s.qdrant_url):
+            self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
+                name="kaleem-stores"
+            ).remote(str((s.data_dir / "stores").resolve()))
+        self.indexer = IndexerActor.options(  # type: ignore[attr-defined]
+            name="kaleem-indexer"
+        ).remote(s, self.stores_actor, self.embedder)
+        self.hosts = [
+            ConversationHostActor.options(  # type: ignore[attr-defined]
+                name=f"kaleem-host-{i}"
+            ).remote(s, i, self.stores_actor, self.embedder, self.reranker)
+            for i in range(s.host_actors)
+        ]
+        self.delivery = TelegramDeliveryActor.options(  # type: ignore[attr-defined]
+            name="kaleem-telegram"
+        ).remote(s, self.stores_actor)
+
+    # -- async part: wait for readiness, start the gateway ------------------------------------
+    async def start_gateway(self) -> int:
+        s = self.settings
+        assert self.indexer is not None
+        await self._wait_ready()
+        vectors = vector_store(s, self.stores_actor)
+        await vectors.ensure_collection(PRODUCTS, EMBED_DIM)
+        await vectors.ensure_collection(KNOWLEDGE, EMBED_DIM)
+        box = SecretBox(s.secret_key)
+        self.records = Records(document_store(s, self.stores_actor), box)
+        await self.records.ensure_indexes()
+        redis = redis_client(s.redis_url)
+        deps = GatewayDeps(
+            settings=s,
+            records=self.records,
+            inbox=Inbox(redis, s.inbox_partitions),
+            redis=redis,
+            indexer=IndexerClient(self.indexer),
+            readiness=self.readiness,
+        )
+        self.runner = web.AppRunner(create_app(deps), access_log=None, shutdown_timeout=5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.host, s.port)
+        await site.start()
+        self.port = s.port
+        return self.port
+
+    async def _wait_ready(self) -> None:
+        refs = [h.ready.remote() for h in self.hosts]
+        assert self.delivery is not None and self.indexer is not None
+        refs += [self.delivery.ready.remote(), self.indexer.ready.remote()]
+        if self.stores_actor is not None:
+            refs.append(self.stores_actor.ready.remote())
+        await asyncio.gather(*refs)
+
+    async def readiness(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+
+        async def check(name: str, coro: Any) -> None:
+            try:
+                checks[name] = bool(await asyncio.wait_for(coro, timeout=3))
+            except Exception:
+                checks[name] = False
+
+        redis = redis_client(self.settings.redis_url, max_connections=2)
+        try:
+            await asyncio.gather(
+                check("redis", redis.ping()),
+                check("embedder", self.embedder.ready.remote() if self.embedder else _false()),
+                check("reranker", self.reranker.ready.remote() if self.reranker else _false()),
+                check("delivery", self.delivery.ready.remote() if self.delivery else _false()),
+                check(
+                    "stores",
+                    self.stores_actor.ready.remote() if self.stores_actor else _true(),
+                ),
+                *(check(f"host-{i}", h.ready.remote()) for i, h in enumerate(self.hosts)),
+            )
+        finally:
+            await redis.aclose()
+        return checks
+
+    # -- stop -------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        for actor in [*self.hosts, self.delivery]:
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(actor.shutdown.remote(), timeout=10)
+        if self.stores_actor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.stores_actor.close.remote(), timeout=10)
+
+    def stop_backends(self) -> None:
+        for actor in [*self.hosts, self.delivery, self.indexer, self.stores_actor]:
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
+        self.hosts = []
+        with contextlib.suppress(Exception):
+            serve.shutdown()  # type: ignore[no-untyped-call]
+        if self._owns_ray:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+            self.embedded_redis = None
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _true() -> bool:
+    return True
+
+
+async def _false() -> bool:
+    return False
+
+
+def ensure_admin_token(settings: Settings) -> tuple[Settings, bool]:
+    """The operator token: from the environment, else generated once and kept in the data dir."""
+    if settings.admin_token:
+        return settings, False
+    path = Path(settings.data_dir) / "admin.token"
+    if path.exists():
+        return settings.with_overrides(admin_token=path.read_text().strip()), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return settings.with_overrides(admin_token=token), True

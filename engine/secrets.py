@@ -1,0 +1,60 @@
+"""Channel secrets are encrypted at rest with a key from the environment (Fernet: AES + HMAC).
+
+The embedded default generates a key once and keeps it in the data directory (mode 0600), so a
+local restart can still read its own channels; production sets ``KALEEM_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SecretBox:
+    def __init__(self, key: str) -> None:
+        self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("secret cannot be decrypted with the configured key") from exc
+
+
+def load_or_create_key(configured: str, data_dir: Path) -> str:
+    if configured:
+        return configured
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def new_api_key() -> str:
+    return "kal_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    """API keys are stored only as hashes; a leaked database does not leak keys."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def mask(secret: str) -> str:
+    return (secret[:4] + "…" + secret[-2:]) if len(secret) > 8 else "…"

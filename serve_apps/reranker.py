@@ -1,0 +1,40 @@
+"""Second-stage ranking as a Serve deployment.
+
+No cross-encoder can be installed offline here, so the second stage fuses the first stage's
+dense score with a lexical (BM25, Arabic-normalised) score computed over the candidates: the
+lexical signal rescues exact names, SKUs and dialect spellings that the dense model blurs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from engine.ports import Candidate
+from engine.ranking import rerank
+
+
+@serve.deployment(
+    name="Reranker",
+    num_replicas=1,
+    max_ongoing_requests=128,
+    ray_actor_options={"num_cpus": 0.25},
+)
+class RerankerDeployment:
+    def __init__(self, dense_weight: float = 0.7) -> None:
+        self._w = dense_weight
+
+    async def rerank(
+        self, query: str, candidates: list[tuple[str, str, float]]
+    ) -> list[tuple[str, float]]:
+        return rerank(
+            query, [Candidate(id=i, text=t, score=s) for i, t, s in candidates], w_dense=self._w
+        )
+
+    def ready(self) -> bool:
+        return True
+
+
+def build_reranker() -> Any:
+    return RerankerDeployment.bind()  # type: ignore[attr-defined]

@@ -1,0 +1,141 @@
+"""Shared fixtures. The whole engine (real Redis, Ray, Serve, models, gateway on loopback) is
+started once per test session and only when a test asks for it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from engine.config import Settings
+from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+
+OPERATOR_TOKEN = "test-operator-" + "x" * 24
+
+
+def _models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("KALEEM_TEST_MODELS_DIR")
+    if configured:
+        return Path(configured)
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from engine.runtime import Runtime
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    data_dir = tmp_path_factory.mktemp("kaleem-data")
+    settings = Settings(
+        data_dir=data_dir,
+        models_dir=_models_dir(tmp_path_factory),
+        port=0,
+        admin_token=OPERATOR_TOKEN,
+        ray_dashboard=False,
+        host_actors=2,
+        inbox_partitions=4,
+        log_json=False,
+        playground_timeout_s=60.0,
+    )
+    rt = Runtime(settings)
+    rt.start_backends()
+    try:
+        yield rt
+    finally:
+        rt.stop_backends()
+
+
+@dataclass
+class Engine:
+    base_url: str
+    runtime: Any
+    session: aiohttp.ClientSession
+
+    @property
+    def operator(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+    async def create_merchant(self, name: str = "Shop", language: str = "ar") -> tuple[str, str]:
+        async with self.session.post(
+            f"{self.base_url}/api/v1/merchants",
+            json={"name": name, "default_language": language},
+            headers=self.operator,
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            body = await resp.json()
+        return str(body["id"]), str(body["api_key"])
+
+    async def import_and_wait(
+        self, api_key: str, route: str, data: bytes, content_type: str = "application/x-ndjson"
+    ) -> dict[str, Any]:
+        import asyncio
+
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": content_type}
+        async with self.session.post(f"{self.base_url}{route}", data=data, headers=headers) as r:
+            assert r.status == 202, await r.text()
+            job_id = (await r.json())["job_id"]
+        while True:
+            async with self.session.get(
+                f"{self.base_url}/api/v1/jobs/{job_id}", headers=headers
+            ) as r:
+                job: dict[str, Any] = await r.json()
+            if job["status"] != "running":
+                return job
+            await asyncio.sleep(0.1)
+
+    async def ask(self, api_key: str, text: str, customer: str = "c1") -> dict[str, Any]:
+        async with self.session.post(
+            f"{self.base_url}/api/v1/playground/messages",
+            json={"customer_id": customer, "text": text},
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            body: dict[str, Any] = await resp.json()
+            return body
+
+
+@pytest.fixture(scope="session")
+async def engine(runtime: Any) -> AsyncIterator[Engine]:
+    await runtime.start_gateway()
+    async with aiohttp.ClientSession() as session:
+        yield Engine(f"http://127.0.0.1:{runtime.port}", runtime, session)
+    await runtime.stop()
+
+
+@pytest.fixture(scope="session")
+async def fake_telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@dataclass
+class Store:
+    merchant_id: str
+    api_key: str
+
+
+@pytest.fixture(scope="session")
+async def demo_store(engine: Engine) -> Store:
+    from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
+
+    merchant_id, api_key = await engine.create_merchant("Kaleem Demo", "ar")
+    job = await engine.import_and_wait(api_key, "/api/v1/catalog/import", demo_catalog_bytes())
+    assert job["status"] == "done", job
+    job = await engine.import_and_wait(api_key, "/api/v1/knowledge/import", demo_knowledge_bytes())
+    assert job["status"] == "done", job
+    return Store(merchant_id, api_key)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+__all__ = ["DEFAULT_TOKEN", "OPERATOR_TOKEN", "Engine", "Store", "new_secret"]
