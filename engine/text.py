@@ -315,6 +315,11 @@ _SYNONYM_SOURCE: Final[dict[str, str]] = {
     "slippers": "sandals slippers",
     "how much": "price",
     "cost": "price",
+    "costs": "price",
+    "fee": "fee price",
+    "fees": "fee price",
+    "charge": "fee price",
+    "charges": "fee price",
 }
 
 SYNONYMS: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
