@@ -6,7 +6,7 @@ DATA   ?= .kaleem
 MODELS ?= $(DATA)/models
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup run test lint typecheck check bench-ttfr clean
+.PHONY: setup tools run test lint typecheck check bench-ttfr clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,17 @@ $(MODELS)/.verified: $(STAMP)
 	$(BIN)/python -m models build --models-dir $(MODELS)
 	@touch $@
 
-setup: $(STAMP) $(MODELS)/.verified  ## venv + project + verified ONNX models
+# promtool/amtool check the alerting assets, nginx fronts the gateways in the tests and
+# shellcheck lints deploy/*.sh (Debian packages). Idempotent: a no-op when all four are already
+# on PATH; root or sudo otherwise.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v nginx >/dev/null \
+	  && command -v shellcheck >/dev/null \
+	  || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y \
+	      --no-install-recommends prometheus prometheus-alertmanager nginx shellcheck)
+
+setup: $(STAMP) $(MODELS)/.verified tools  ## venv + project + verified ONNX models + SRE tools
 
 run: setup  ## start the engine on embedded defaults with the demo store
 	KALEEM_MODELS_DIR=$(MODELS) $(BIN)/kaleem serve --demo --data-dir $(DATA)

@@ -13,20 +13,26 @@ import time
 from typing import Any
 
 import ray
-from engine.storage.redis_server import redis_client
 
 from actors.wiring import document_store, vector_store
+from engine.commerce import Commerce
 from engine.config import Settings
 from engine.conversation import MerchantProfile, TurnResult, TurnService
+from engine.dialogue import replies
+from engine.dialogue.gaps import KnowledgeGaps
 from engine.hosting import ConversationHostCore
 from engine.keys import INBOX_GROUP, inbox_stream
 from engine.messages import InboundMessage
 from engine.queues import StreamConsumer, TurnCommitter
 from engine.records import Records
-from engine.retrieval import Retriever
+from engine.retrieval import LexicalIndexes, Retriever
 from engine.secrets import SecretBox, load_or_create_key
 from engine.sharding import partitions_of_host
-from serve_apps.clients import ServeEmbedder, ServeReranker
+from engine.storage.redis_server import redis_client
+from observability import logging_setup, metrics, ray_backend, tracing
+from serve_apps.clients import ServeEmbedder
+
+_NO_MATCH = frozenset({replies.no_match("ar"), replies.no_match("en")})
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,10 @@ class CachedMerchants:
         hit = self._items.get(merchant_id)
         if hit is not None and now - hit[0] < self._ttl:
             self.hits += 1
+            metrics.CACHE.labels("merchant_profile", "l1", "hit").inc()
             return hit[1]
         self.misses += 1
+        metrics.CACHE.labels("merchant_profile", "l1", "miss").inc()
         value = await self._records.profile(merchant_id)
         if len(self._items) > 10_000:
             self._items.clear()
@@ -65,9 +73,12 @@ class ConversationHostActor:
         embedder: Any,
         reranker: Any,
     ) -> None:
-        logging.basicConfig(level=settings.log_level)
+        logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-host")
+        tracing.configure_tracing(settings, "kaleem-host")
+        ray_backend.bind(f"conversation-host-{index}")
         self._settings = settings
         self._index = index
+        self._passivated_seen = 0
         self._inference_s = 0.0
         self._turn_s = 0.0
         self._turns = 0
@@ -78,16 +89,21 @@ class ConversationHostActor:
         consumer = StreamConsumer(
             redis, [inbox_stream(p) for p in partitions], INBOX_GROUP, f"host-{index}"
         )
+        # One Serve call per question (the embedding): BM25 + fusion run here, over a
+        # per-merchant lexical index; the Serve reranker is not on the hot path (see
+        # engine/retrieval.py for the measurement behind that).
+        documents = document_store(settings, stores_actor)
         retriever = Retriever(
             ServeEmbedder(embedder),
             vector_store(settings, stores_actor),
-            ServeReranker(reranker),
+            None,
+            LexicalIndexes(documents),
         )
         self._merchants = CachedMerchants(self._records)
         self._core = ConversationHostCore(
             consumer,
             TurnCommitter(redis),
-            TurnService(retriever),
+            TurnService(retriever, commerce=Commerce(documents), gaps=KnowledgeGaps(documents)),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
             observer=self._observe,
@@ -100,8 +116,19 @@ class ConversationHostActor:
         self._inference_s += result.inference_s
         self._turn_s += turn_s
         reply = result.reply
+        stats, host = self._core.stats(), str(self._index)
+        metrics.CONVERSATIONS_ACTIVE.labels(host).set(stats["active"])
+        passivated = stats["passivated"]
+        metrics.CONVERSATIONS_PASSIVATED.labels(host).inc(passivated - self._passivated_seen)
+        self._passivated_seen = passivated
         if reply is None:
             return
+        metrics.TURN_LATENCY.labels(reply.channel_kind).observe(turn_s)
+        metrics.REPLIES.labels(reply.channel_kind, metrics.bounded_intent(reply.intent)).inc()
+        if reply.handoff:
+            metrics.HANDOFFS.labels(reply.channel_kind).inc()
+        if reply.text in _NO_MATCH:
+            metrics.UNANSWERED.labels(reply.channel_kind).inc()
         asyncio.get_running_loop().create_task(self._record(message, reply.to_dict()))
 
     async def _record(self, message: InboundMessage, reply: dict[str, Any]) -> None:
@@ -155,3 +182,4 @@ class ConversationHostActor:
     async def shutdown(self) -> None:
         await self._core.stop()
         self._task.cancel()
+        await asyncio.to_thread(tracing.force_flush, 2000)

@@ -1,43 +1,95 @@
-"""Connector actor: owns outbound delivery for one channel kind."""
+"""Connector actors: one per channel kind, each owns outbound delivery for that kind.
+
+The actor is a thin Ray shell around ``engine.delivery.DeliveryWorker`` with the kind's
+``ChannelSender`` and the platform's rate rules enforced through Redis (shared with every other
+process), so running two of them, or scaling out gateways, never exceeds a platform limit.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import aiohttp
 import ray
-from engine.storage.redis_server import redis_client
 
 from actors.wiring import document_store
 from engine.config import Settings
-from engine.delivery import DeliveryWorker, RateLimits
+from engine.delivery import CircuitBreaker, DeliveryWorker
 from engine.keys import OUTBOX_GROUP, outbox_stream
+from engine.messages import OutboundReply
 from engine.queues import Outbox, StreamConsumer
+from engine.ratelimits import RedisRateLimiter, rules_for
 from engine.records import Records
 from engine.secrets import SecretBox, load_or_create_key
-from engine.senders import CachedChannels, TelegramSender
+from engine.senders import CachedChannels, ChannelSender
+from engine.storage.redis_server import redis_client
+from observability import logging_setup, ray_backend, tracing
 
 log = logging.getLogger(__name__)
 
+DELIVERY_KINDS = ("telegram", "whatsapp", "messenger", "instagram")
+
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
-class TelegramDeliveryActor:
-    def __init__(self, settings: Settings, stores_actor: Any | None) -> None:
-        logging.basicConfig(level=settings.log_level)
+class DeliveryActor:
+    def __init__(self, settings: Settings, stores_actor: Any | None, kind: str) -> None:
+        service = f"kaleem-delivery-{kind}"
+        logging_setup.configure(settings.log_level, settings.log_json, service=service)
+        tracing.configure_tracing(settings, service)
+        ray_backend.bind(f"delivery-{kind}")
         redis = redis_client(settings.redis_url)
         box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-        records = Records(document_store(settings, stores_actor), box)
+        self._records = Records(document_store(settings, stores_actor), box)
+        self._kind = kind
         self._session = aiohttp.ClientSession()
+        self._tasks: set[asyncio.Task[None]] = set()
+        rules = rules_for(
+            kind,
+            telegram_per_chat=settings.telegram_per_chat_per_s,
+            telegram_per_bot=settings.telegram_global_per_s,
+            whatsapp_per_number=settings.whatsapp_per_number_per_s,
+            whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
+            whatsapp_pair_burst=settings.whatsapp_pair_burst,
+            meta_per_page=settings.meta_per_page_per_s,
+        )
         self._worker = DeliveryWorker(
-            StreamConsumer(redis, [outbox_stream("telegram")], OUTBOX_GROUP, "telegram-0"),
+            StreamConsumer(redis, [outbox_stream(kind)], OUTBOX_GROUP, f"{kind}-0"),
             Outbox(redis),
-            TelegramSender(self._session, CachedChannels(records)),
-            RateLimits(settings.telegram_per_chat_per_s, settings.telegram_global_per_s),
+            ChannelSender(kind, self._session, CachedChannels(self._records)),
+            RedisRateLimiter(redis, kind, rules),
             max_attempts=settings.delivery_max_attempts,
+            on_delivered=self._delivered,
+            breaker=CircuitBreaker(cooldown_s=settings.circuit_cooldown_s),
         )
         self._task = asyncio.get_running_loop().create_task(self._worker.run())
+
+    def _delivered(self, reply: OutboundReply, provider_ids: str, attempts: int) -> None:
+        """Record the provider ids so later status webhooks land on this reply (off path)."""
+        if len(self._tasks) > 1000:
+            return  # records are best-effort; delivery itself is already marked sent
+        task = asyncio.get_running_loop().create_task(self._record(reply, provider_ids))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, reply: OutboundReply, provider_ids: str) -> None:
+        try:
+            for index, pmid in enumerate(p for p in provider_ids.split(",") if p):
+                await self._records.record_delivery(
+                    reply.merchant_id,
+                    reply.channel_id,
+                    pmid,
+                    {
+                        "outbox_id": reply.outbox_id,
+                        "part": index,
+                        "conversation_key": reply.conversation_key,
+                        "status": "sent",
+                    },
+                )
+        except Exception:
+            log.exception("recording delivery failed", extra={"outbox_id": reply.outbox_id})
 
     async def ready(self) -> bool:
         return not self._task.done()
@@ -48,4 +100,7 @@ class TelegramDeliveryActor:
     async def shutdown(self) -> None:
         await self._worker.stop()
         self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
         await self._session.close()
+        await asyncio.to_thread(tracing.force_flush, 2000)

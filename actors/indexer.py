@@ -13,6 +13,7 @@ from engine.config import Settings
 from engine.indexing import IndexItem, IndexService
 from engine.records import Records
 from engine.secrets import SecretBox, load_or_create_key
+from observability import logging_setup, tracing
 from serve_apps.clients import ServeEmbedder
 
 log = logging.getLogger(__name__)
@@ -21,12 +22,12 @@ log = logging.getLogger(__name__)
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class IndexerActor:
     def __init__(self, settings: Settings, stores_actor: Any | None, embedder: Any) -> None:
-        logging.basicConfig(level=settings.log_level)
+        logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-indexer")
+        tracing.configure_tracing(settings, "kaleem-indexer")
         box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
         records = Records(document_store(settings, stores_actor), box)
-        self._service = IndexService(
-            ServeEmbedder(embedder), vector_store(settings, stores_actor), records
-        )
+        self._vectors = vector_store(settings, stores_actor)
+        self._service = IndexService(ServeEmbedder(embedder), self._vectors, records)
         # One job at a time keeps the embedder free for live questions between batches.
         self._lock = asyncio.Lock()
 
@@ -45,6 +46,11 @@ class IndexerActor:
             return await self._service.index(
                 job_id, merchant_id, collection, [IndexItem.from_dict(i) for i in items], docs
             )
+
+    async def remove(self, merchant_id: str, collection: str, ids: list[str]) -> None:
+        """Delete vectors (admin API deletes/shrinks), ordered after earlier index calls."""
+        async with self._lock:
+            await self._vectors.delete(collection, merchant_id, ids)
 
 
 class IndexerClient:
@@ -68,3 +74,6 @@ class IndexerClient:
         return self._actor.index.remote(
             job_id, merchant_id, collection, [i.to_dict() for i in items], docs
         )
+
+    def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any:
+        return self._actor.remove.remote(merchant_id, collection, ids)

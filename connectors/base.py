@@ -24,7 +24,7 @@ class ProviderCall:
     json: dict[str, Any] = field(repr=False)
     # Used for rate limiting: the provider's per-recipient key (Telegram chat id, WA phone).
     recipient: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # bearer tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ MAX_INBOUND_TEXT_LEN: Final = 4096
 MAX_BUTTONS: Final = 100
 # Telegram does not document a hard cap on button labels, but clients cut long ones anyway.
 MAX_BUTTON_LABEL: Final = 64
+# callback_data is 1-64 bytes.
+MAX_CALLBACK_DATA: Final = 64
 # Telegram's rule for setWebhook's secret_token: 1-256 characters of A-Z a-z 0-9 _ -.
 _SECRET_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Anything shaped like a bot token ("<bot id>:<35 chars>") is scrubbed from reasons, in case a
@@ -327,24 +329,39 @@ def _labels(language: str) -> dict[str, str]:
 
 
 def _inline_keyboard(products: Sequence[ProductCard], language: str) -> list[list[dict[str, str]]]:
-    """One URL button per row per product with a web URL.
+    """One row per product: a "choose" button (``callback_data``) and, if any, a URL button.
 
-    Only http(s) URLs: Telegram answers any other URL with ``BUTTON_URL_INVALID`` and then the
-    whole message, text included, is lost.
+    The choose button's data is the product title cut to Telegram's 64-byte ``callback_data``
+    limit, so a tap comes back as a callback query whose text the bot reads like a typed title
+    (the gateway answers ``answerCallbackQuery`` in the webhook response). Only http(s) URLs:
+    Telegram answers any other URL with ``BUTTON_URL_INVALID`` and then the whole message, text
+    included, is lost.
     """
     view = _labels(language)["view"]
     rows: list[list[dict[str, str]]] = []
+    buttons = 0
     for product in products:
-        if not product.url or not product.url.startswith(("https://", "http://")):
-            continue
         title = product.title.strip() or product.sku
-        label = f"{view}: {title}"
-        if len(label) > MAX_BUTTON_LABEL:
-            label = label[: MAX_BUTTON_LABEL - 1] + "…"
-        rows.append([{"text": label, "url": product.url}])
-        if len(rows) == MAX_BUTTONS:
-            break
+        row: list[dict[str, str]] = []
+        data = _cut_bytes(title, MAX_CALLBACK_DATA)
+        if data.strip():
+            row.append({"text": _cut_label(title), "callback_data": data})
+        if product.url and product.url.startswith(("https://", "http://")):
+            row.append({"text": _cut_label(f"{view}: {title}"), "url": product.url})
+        if not row or buttons + len(row) > MAX_BUTTONS:
+            continue
+        buttons += len(row)
+        rows.append(row)
     return rows
+
+
+def _cut_label(label: str) -> str:
+    return label if len(label) <= MAX_BUTTON_LABEL else label[: MAX_BUTTON_LABEL - 1] + "…"
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")[:limit]
+    return encoded.decode("utf-8", errors="ignore")
 
 
 def split_text(text: str, limit: int = MAX_TEXT_LEN) -> list[str]:
@@ -456,6 +473,19 @@ def build_answer_callback_query(
         url=_method_url(api_base, bot_token, "answerCallbackQuery"),
         json={"callback_query_id": callback_query_id},
     )
+
+
+def webhook_answer_for(message: InboundMessage | None) -> dict[str, Any]:
+    """The webhook response body: answers a callback query inline (no extra API call).
+
+    Telegram lets a webhook response carry one Bot API method call; answering the callback query
+    there stops the tapped button's spinner at once, before any reply is even computed.
+    """
+    if message is not None:
+        query_id = message.trace.get("telegram_callback_query_id")
+        if query_id:
+            return {"method": "answerCallbackQuery", "callback_query_id": query_id}
+    return {"ok": True}
 
 
 def _method_url(api_base: str, bot_token: str, method: str) -> str:

@@ -45,7 +45,11 @@ MAX_ATTRIBUTES: Final = 50
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 500
 MAX_KNOWLEDGE_BODY_CHARS: Final = 100_000
 MAX_ROWS: Final = 50_000
-EMBEDDING_DESCRIPTION_CHARS: Final = 400
+# 0 = the dense vector reads title, category and attributes only; the description goes to the
+# BM25 half of hybrid retrieval (engine.retrieval.lexical_text). Measured (bench/index.py, quiet
+# 2-core box, e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars 163/s; eval store hit@3
+# 1.00 / 1.00 / 0.98 (issue 6 report).
+EMBEDDING_DESCRIPTION_CHARS: Final = 0
 
 JSONL_TYPES: Final = frozenset(
     {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json"}
@@ -144,13 +148,13 @@ class Product:
         """What the embedder sees: the words a customer would use to ask for this product.
 
         Title and category first (they matter most and survive model truncation), then the
-        description cut at a word boundary near 400 chars (long marketing copy dilutes the
-        vector), then short scalar attributes such as colour and size.
+        description cut at a word boundary near ``EMBEDDING_DESCRIPTION_CHARS`` (0: none, the
+        lexical index reads it instead), then short scalar attributes such as colour and size.
         """
         parts = [self.title]
         if self.category:
             parts.append(self.category)
-        if self.description:
+        if self.description and EMBEDDING_DESCRIPTION_CHARS > 0:
             parts.append(_cut_words(self.description, EMBEDDING_DESCRIPTION_CHARS))
         attrs = [
             f"{k}: {_attr_text(v)}"

@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from observability.logging_setup import configure
 
     settings = _settings(args)
-    configure(settings.log_level, settings.log_json)
+    configure(settings.log_level, settings.log_json, service="kaleem-gateway")
     settings, generated = ensure_admin_token(settings)
     runtime = Runtime(settings)
     try:
@@ -275,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--api-base")
     admin(cc)
     cc.set_defaults(func=cmd_channel_create)
+
+    from engine.outbox_admin import register as register_outbox
+
+    register_outbox(sub, admin)
+
+    from engine.evaluation.cli import register as register_eval
+
+    register_eval(sub)
 
     models = sub.add_parser("models", help="ML model assets").add_subparsers(
         dest="action", required=True

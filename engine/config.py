@@ -74,8 +74,30 @@ class Settings:
     telegram_per_chat_per_s: float = 1.0
     telegram_global_per_s: float = 30.0
     delivery_max_attempts: int = 8
+    # Channels (issue 3): Meta Graph API base/version and per-platform send rules.
+    graph_api_base: str = "https://graph.facebook.com"
+    graph_api_version: str = "v21.0"
+    whatsapp_per_number_per_s: float = 80.0
+    whatsapp_pair_per_s: float = 1 / 6
+    whatsapp_pair_burst: float = 10.0
+    meta_per_page_per_s: float = 300.0
+    circuit_cooldown_s: float = 1.0
     log_level: str = "INFO"
     log_json: bool = True
+    # Tracing (issue 5): OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT; off when empty), a
+    # JSON-lines span file every process appends to (tests, debugging), head sampling ratio.
+    otel_endpoint: str = ""
+    trace_file: str = ""
+    trace_sample_ratio: float = 1.0
+    # Admin API (issue 4): JWT signing secret (derived from secret_key when unset), CORS
+    # allow-list, rate limits per key and per IP (requests per window), login throttles.
+    jwt_secret: str = ""
+    cors_origins: tuple[str, ...] = ()
+    api_rate_per_key: int = 1200
+    api_rate_per_ip: int = 3000
+    api_rate_window_s: int = 60
+    login_max_failures: int = 5
+    login_max_per_ip: int = 300
 
     @property
     def base_url(self) -> str:
@@ -116,6 +138,27 @@ class Settings:
             telegram_per_chat_per_s=_float(env, "KALEEM_TELEGRAM_PER_CHAT_PER_S", 1.0),
             telegram_global_per_s=_float(env, "KALEEM_TELEGRAM_GLOBAL_PER_S", 30.0),
             delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
+            graph_api_base=(env.get("GRAPH_API_BASE") or "https://graph.facebook.com").rstrip("/"),
+            graph_api_version=env.get("GRAPH_API_VERSION") or "v21.0",
+            whatsapp_per_number_per_s=_float(env, "KALEEM_WHATSAPP_PER_NUMBER_PER_S", 80.0),
+            whatsapp_pair_per_s=_float(env, "KALEEM_WHATSAPP_PAIR_PER_S", 1 / 6),
+            whatsapp_pair_burst=_float(env, "KALEEM_WHATSAPP_PAIR_BURST", 10.0),
+            meta_per_page_per_s=_float(env, "KALEEM_META_PER_PAGE_PER_S", 300.0),
+            circuit_cooldown_s=_float(env, "KALEEM_CIRCUIT_COOLDOWN_S", 1.0),
             log_level=(env.get("KALEEM_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(env, "KALEEM_LOG_JSON", True),
+            otel_endpoint=(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip(),
+            trace_file=env.get("KALEEM_TRACE_FILE") or "",
+            trace_sample_ratio=min(1.0, max(0.0, _float(env, "KALEEM_TRACE_SAMPLE_RATIO", 1.0))),
+            jwt_secret=env.get("KALEEM_JWT_SECRET") or "",
+            cors_origins=tuple(
+                o.strip().rstrip("/")
+                for o in (env.get("KALEEM_CORS_ORIGINS") or "").split(",")
+                if o.strip()
+            ),
+            api_rate_per_key=_int(env, "KALEEM_API_RATE_PER_KEY", 1200, minimum=1),
+            api_rate_per_ip=_int(env, "KALEEM_API_RATE_PER_IP", 3000, minimum=1),
+            api_rate_window_s=_int(env, "KALEEM_API_RATE_WINDOW_S", 60, minimum=1),
+            login_max_failures=_int(env, "KALEEM_LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_max_per_ip=_int(env, "KALEEM_LOGIN_MAX_PER_IP", 300, minimum=1),
         )

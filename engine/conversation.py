@@ -9,16 +9,25 @@ the ids of recent messages, so a replay after a crash is recognised and not answ
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.dialogue import intents, replies
+from engine.dialogue.flow import CommercePort, DialogueFlow
 from engine.messages import InboundMessage, OutboundReply, ProductCard
-from engine.retrieval import RetrievalResult
-from engine.text import Language, detect_language, extract_price_limit
+from engine.retrieval import Filters, RetrievalResult
+from engine.text import Language, detect_language
+
+log = logging.getLogger(__name__)
 
 HANDLED_KEEP = 256
+# Agent takeover travels through the conversation's own inbox as a control message (trace key
+# below, value "pause" or "resume"), so it is ordered with the customer's messages.
+CONTROL = "kaleem.control"
 HISTORY_KEEP = 20
+ORDERS_KEEP = 20
+CART_MAX_LINES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,8 @@ class Thresholds:
 
     product: float = 0.62
     knowledge: float = 0.62
+    # Between ``clarify`` and ``product``: close but unsure -> a short clarifying question.
+    clarify: float = 0.595
     max_products: int = 3
 
 
@@ -49,10 +60,19 @@ class ConversationState:
     language: str = ""
     turns: int = 0
     handoff: bool = False
+    paused: bool = False  # an agent took over: record, never answer
     handled: list[str] = field(default_factory=list)
     last_products: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, str]] = field(default_factory=list)
     updated_at: float = 0.0
+    # Context across turns (all optional in old checkpoints): the product the customer is
+    # talking about, the question that found it, the cart, an in-progress checkout (stage +
+    # collected fields) and the orders placed from this conversation.
+    focus: str = ""
+    last_query: str = ""
+    cart: list[dict[str, Any]] = field(default_factory=list)
+    checkout: dict[str, str] = field(default_factory=dict)
+    orders: list[str] = field(default_factory=list)
 
     def has_handled(self, message_id: str) -> bool:
         return message_id in self.handled
@@ -65,10 +85,16 @@ class ConversationState:
             "language": self.language,
             "turns": self.turns,
             "handoff": self.handoff,
+            "paused": self.paused,
             "handled": list(self.handled),
             "last_products": list(self.last_products),
             "history": list(self.history),
             "updated_at": self.updated_at,
+            "focus": self.focus,
+            "last_query": self.last_query,
+            "cart": list(self.cart),
+            "checkout": dict(self.checkout),
+            "orders": list(self.orders),
         }
 
     @classmethod
@@ -80,10 +106,16 @@ class ConversationState:
             language=str(data.get("language") or ""),
             turns=int(data.get("turns") or 0),
             handoff=bool(data.get("handoff")),
+            paused=bool(data.get("paused")),
             handled=[str(x) for x in data.get("handled") or []],
             last_products=list(data.get("last_products") or []),
             history=list(data.get("history") or []),
             updated_at=float(data.get("updated_at") or 0.0),
+            focus=str(data.get("focus") or ""),
+            last_query=str(data.get("last_query") or ""),
+            cart=[dict(x) for x in data.get("cart") or [] if isinstance(x, dict)],
+            checkout={str(k): str(v) for k, v in (data.get("checkout") or {}).items()},
+            orders=[str(x) for x in data.get("orders") or []][-ORDERS_KEEP:],
         )
 
     @classmethod
@@ -119,13 +151,30 @@ class RetrievalPort(Protocol):
         product_limit: int = 10,
         knowledge_limit: int = 5,
         max_price: float | None = None,
+        filters: Filters | None = None,
     ) -> RetrievalResult: ...
 
 
+class GapsPort(Protocol):
+    async def record(
+        self, merchant_id: str, question: str, *, intent: str, language: str, best_score: float
+    ) -> None: ...
+
+
 class TurnService:
-    def __init__(self, retriever: RetrievalPort, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self,
+        retriever: RetrievalPort,
+        thresholds: Thresholds | None = None,
+        *,
+        commerce: CommercePort | None = None,
+        gaps: GapsPort | None = None,
+    ) -> None:
         self._retriever = retriever
         self._t = thresholds or Thresholds()
+        self._commerce = commerce
+        self._gaps = gaps
+        self._flow = DialogueFlow(retriever, self._t, commerce)
 
     async def run_turn(
         self,
@@ -137,6 +186,9 @@ class TurnService:
         fresh = [m for m in messages if not state.has_handled(m.message_id)]
         if not fresh:
             return TurnResult(state, None)
+        fresh = self._unless_agent_has_it(state, fresh)
+        if not fresh:
+            return TurnResult(state, None)
         text = "\n".join(m.text for m in fresh).strip()
         language = (
             detect_language(text)
@@ -144,12 +196,55 @@ class TurnService:
             else as_language(state.language or merchant.default_language)
         )
         intent = intents.classify(text)
-        reply_text, products, handoff, intent_name, inference = await self._decide(
-            merchant, text, language, intent
+        key = fresh[0].conversation_key
+        decision = await self._flow.decide(state, merchant, text, language, intent, key)
+        if decision.gap_score is not None and self._gaps is not None:
+            try:
+                await self._gaps.record(
+                    merchant.merchant_id,
+                    text,
+                    intent=intent.name,
+                    language=language,
+                    best_score=decision.gap_score,
+                )
+            except Exception:  # a gap log must never cost the customer a reply
+                log.exception("recording a knowledge gap failed")
+        result = self._finish(
+            state,
+            fresh,
+            decision.text,
+            decision.products,
+            decision.handoff,
+            decision.intent,
+            language,
+            now,
+            decision.inference_s,
         )
-        return self._finish(
-            state, fresh, reply_text, products, handoff, intent_name, language, now, inference
-        )
+        if decision.shown is not None:
+            result.state.last_products = decision.shown
+        return result
+
+    @staticmethod
+    def _unless_agent_has_it(
+        state: ConversationState, fresh: list[InboundMessage]
+    ) -> list[InboundMessage]:
+        """Apply takeover/hand-back controls in arrival order; return what the bot answers.
+
+        Messages that arrived while an agent had the conversation are marked handled and
+        never answered, even when they are coalesced with a later hand-back.
+        """
+        answer: list[InboundMessage] = []
+        for m in fresh:
+            control = m.trace.get(CONTROL)
+            if control is not None:
+                state.paused = control == "pause"
+            elif not state.paused:
+                answer.append(m)
+        if len(answer) < len(fresh):
+            kept = {m.message_id for m in answer}
+            silent = [m.message_id for m in fresh if m.message_id not in kept]
+            state.handled = (state.handled + silent)[-HANDLED_KEEP:]
+        return answer
 
     def fallback_turn(
         self, state: ConversationState, messages: list[InboundMessage], now: float
@@ -203,55 +298,3 @@ class TurnService:
         state.history = [*state.history, *turn][-HISTORY_KEEP:]
         state.updated_at = now
         return TurnResult(state, reply, inference)
-
-    async def _decide(
-        self, merchant: MerchantProfile, text: str, language: Language, intent: intents.Intent
-    ) -> tuple[str, list[ProductCard], bool, str, float]:
-        name = intent.name
-        if name == intents.HANDOFF:
-            return replies.handoff(language), [], True, name, 0.0
-        if name == intents.GREETING:
-            return replies.greeting(language, merchant.name), [], False, name, 0.0
-        if name == intents.THANKS:
-            return replies.thanks(language), [], False, name, 0.0
-        if name == intents.OUT_OF_SCOPE:
-            return replies.out_of_scope(language, merchant.name), [], False, name, 0.0
-        result = await self._retriever.retrieve(
-            merchant.merchant_id, text, max_price=extract_price_limit(text)
-        )
-        return self._answer(text, language, intent, result)
-
-    def _answer(
-        self, text: str, language: Language, intent: intents.Intent, result: RetrievalResult
-    ) -> tuple[str, list[ProductCard], bool, str, float]:
-        t = self._t
-        policy_first = intent.name == intents.POLICY_QUESTION
-        knowledge_ok = result.best_knowledge >= t.knowledge
-        product_ok = result.best_product >= t.product
-        if knowledge_ok and (policy_first or result.best_knowledge >= result.best_product):
-            best = result.knowledge[0]
-            # Several documents may say the same thing in two languages: quote the one in the
-            # customer's language when it scores about as well as the best.
-            for hit in result.knowledge:
-                if hit.language == language and hit.score >= best.score - 0.05:
-                    best = hit
-                    break
-            return (
-                replies.policy_answer(language, text, best.title, best.text),
-                [],
-                False,
-                intents.POLICY_QUESTION,
-                result.inference_s,
-            )
-        if product_ok and not policy_first:
-            top = result.best_product
-            # Keep products close to the best one: a weak tail confuses more than it helps.
-            cards = [h.card for h in result.products if h.score >= max(t.product, top * 0.8)]
-            return (
-                replies.products_found(language),
-                cards[: t.max_products],
-                False,
-                intents.PRODUCT_SEARCH,
-                result.inference_s,
-            )
-        return replies.no_match(language), [], False, intent.name, result.inference_s

@@ -20,6 +20,7 @@ from typing import Protocol
 from connectors.base import Delivered, PermanentFailure, ProviderCall, RetryLater, SendOutcome
 from engine.messages import OutboundReply
 from engine.queues import Outbox, StreamConsumer, StreamEntry
+from observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,16 @@ class TokenBucket:
                 self._tokens -= 1.0
 
 
+class Limiter(Protocol):
+    async def acquire(self, channel_id: str, recipient: str) -> None: ...
+
+
 class RateLimits:
-    """Per-recipient and global buckets (in-process; bounded by an LRU on recipients)."""
+    """Per-recipient and global buckets in ONE process (tests, single-process setups).
+
+    Production uses ``engine.ratelimits.RedisRateLimiter``: the same contract, shared by every
+    process through Redis. Bounded by an LRU on recipients.
+    """
 
     def __init__(self, per_recipient_s: float, global_s: float, max_recipients: int = 50_000):
         self._per = per_recipient_s
@@ -67,13 +76,87 @@ class RateLimits:
         self._buckets: dict[str, TokenBucket] = {}
         self._max = max_recipients
 
-    async def acquire(self, recipient: str) -> None:
-        bucket = self._buckets.pop(recipient, None) or TokenBucket(self._per)
-        self._buckets[recipient] = bucket  # re-insert: most recently used last
+    async def acquire(self, channel_id: str, recipient: str) -> None:
+        key = f"{channel_id}:{recipient}"
+        bucket = self._buckets.pop(key, None) or TokenBucket(self._per)
+        self._buckets[key] = bucket  # re-insert: most recently used last
         if len(self._buckets) > self._max:
             self._buckets.pop(next(iter(self._buckets)))
         await bucket.acquire()
         await self._global.acquire()
+
+
+class CircuitBreaker:
+    """Per channel: after ``threshold`` consecutive transient failures the channel is "open"
+    and no lane calls the platform until a cooldown passed; then ONE probe call decides.
+
+    While a platform is down this stops every conversation's lane from hammering it and, just
+    as important, from spending its retry budget: failures while the circuit is open do not
+    count as attempts, so an outage of any length ends in delivery, not in dead letters.
+    """
+
+    def __init__(
+        self,
+        threshold: int = 5,
+        cooldown_s: float = 1.0,
+        max_cooldown_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_channels: int = 10_000,
+    ) -> None:
+        self._threshold = threshold
+        self._base = cooldown_s
+        self._max = max_cooldown_s
+        self._sleep = sleep
+        self._max_channels = max_channels
+        self._state: dict[str, _Circuit] = {}
+
+    def is_open(self, channel_id: str) -> bool:
+        c = self._state.get(channel_id)
+        return c is not None and (c.open_until > 0 or c.probing)
+
+    async def before_call(self, channel_id: str) -> None:
+        while True:
+            c = self._state.get(channel_id)
+            if c is None or (c.open_until == 0 and not c.probing):
+                return
+            now = time.monotonic()
+            if c.open_until > now:
+                await self._sleep(c.open_until - now)
+                continue
+            if not c.probing:
+                c.probing = True  # half-open: this caller is the probe
+                return
+            await self._sleep(min(0.2, self._base))
+
+    def success(self, channel_id: str) -> None:
+        self._state.pop(channel_id, None)
+
+    def failure(self, channel_id: str) -> bool:
+        """Record a transient failure; True when the channel is (now) open."""
+        c = self._state.get(channel_id)
+        if c is None:
+            if len(self._state) >= self._max_channels:
+                self._state.pop(next(iter(self._state)))
+            c = self._state[channel_id] = _Circuit(cooldown=self._base)
+        c.failures += 1
+        if c.probing or c.failures >= self._threshold:
+            if c.probing or c.open_until == 0:
+                c.open_until = time.monotonic() + c.cooldown
+                c.cooldown = min(c.cooldown * 2, self._max)
+                log.warning(
+                    "circuit open", extra={"channel_id": channel_id, "cooldown_s": c.cooldown}
+                )
+            c.probing = False
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class _Circuit:
+    cooldown: float
+    failures: int = 0
+    open_until: float = 0.0
+    probing: bool = False
 
 
 def backoff_s(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -88,6 +171,7 @@ class _Lane:
 
 
 DeliveredHook = Callable[[OutboundReply, str, int], None]
+UnreachableHook = Callable[[OutboundReply, str], None]
 
 
 class DeliveryWorker:
@@ -96,12 +180,13 @@ class DeliveryWorker:
         consumer: StreamConsumer,
         outbox: Outbox,
         sender: Sender,
-        limits: RateLimits | None,
+        limits: Limiter | None,
         *,
         max_attempts: int = 8,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_delivered: DeliveredHook | None = None,
         on_dead_letter: Callable[[OutboundReply, str], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._consumer = consumer
         self._outbox = outbox
@@ -111,6 +196,7 @@ class DeliveryWorker:
         self._sleep = sleep
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
+        self._breaker = breaker or CircuitBreaker(sleep=sleep)
         self._lanes: dict[str, _Lane] = {}
         self._stopping = asyncio.Event()
         self.delivered = 0
@@ -170,7 +256,26 @@ class DeliveryWorker:
             del self._lanes[key]
 
     async def _deliver(self, reply: OutboundReply) -> None:
+        with tracing.span(
+            "delivery",
+            parent=reply.trace,
+            kind=tracing.CONSUMER,
+            merchant_id=reply.merchant_id,
+            attributes={
+                "kaleem.channel_kind": reply.channel_kind,
+                "kaleem.outbox_id": reply.outbox_id,
+            },
+        ):
+            await self._deliver_traced(reply)
+
+    async def _deliver_traced(self, reply: OutboundReply) -> None:
         if await self._outbox.already_sent(reply):
+            tracing.annotate(outcome="already_sent")
+            return
+        blocked_at = await self._outbox.unreachable_since(reply)
+        if blocked_at is not None and blocked_at >= reply.received_at:
+            # They blocked us after their last message: sending would only earn another 403.
+            await self._dead(reply, "customer unreachable (blocked the bot)", 0)
             return
         built = await self._sender.calls_for(reply)
         if isinstance(built, PermanentFailure):
@@ -180,30 +285,46 @@ class DeliveryWorker:
         attempts = 0
         for call in built:
             while True:
-                attempts += 1
+                await self._breaker.before_call(reply.channel_id)
                 if self._limits is not None and call.recipient:
-                    await self._limits.acquire(call.recipient)
-                outcome = await self._sender.send(call)
+                    await self._limits.acquire(reply.channel_id, call.recipient)
+                with tracing.span("provider.call", kind=tracing.CLIENT):
+                    outcome = await self._sender.send(call)
+                    tracing.annotate(outcome=type(outcome).__name__)
                 if isinstance(outcome, Delivered):
+                    self._breaker.success(reply.channel_id)
+                    metrics.PROVIDER_CIRCUIT_OPEN.labels(reply.channel_kind).set(0)
                     provider_ids.append(outcome.provider_message_id)
                     break
                 if isinstance(outcome, PermanentFailure):
-                    await self._dead(reply, outcome.reason, attempts)
+                    if outcome.unreachable:
+                        await self._outbox.mark_unreachable(reply, outcome.reason)
+                    await self._dead(reply, outcome.reason, attempts + 1)
                     return
                 assert isinstance(outcome, RetryLater)
+                was_open = self._breaker.is_open(reply.channel_id)
+                now_open = self._breaker.failure(reply.channel_id)
+                metrics.PROVIDER_CIRCUIT_OPEN.labels(reply.channel_kind).set(int(now_open))
+                metrics.DELIVERY_RETRIES.labels(reply.channel_kind).inc()
+                if not (was_open or now_open):
+                    attempts += 1  # only failures of a healthy-looking channel spend budget
                 if attempts >= self._max_attempts:
                     await self._dead(reply, f"gave up: {outcome.reason}", attempts)
                     return
-                wait = max(outcome.after_s or 0.0, backoff_s(attempts))
+                wait = max(outcome.after_s or 0.0, backoff_s(max(attempts, 1)))
                 log.warning(
                     "delivery retry",
                     extra={"outbox_id": reply.outbox_id, "reason": outcome.reason, "wait_s": wait},
                 )
                 await self._sleep(wait)
+        metrics.TTFR.labels(reply.channel_kind).observe(max(0.0, time.time() - reply.received_at))
+        metrics.DELIVERIES.labels(reply.channel_kind, "delivered").inc()
         await self._outbox.mark_sent(reply, ",".join(provider_ids))
+        tracing.annotate(outcome="delivered", attempts=attempts + 1, parts=len(provider_ids))
         self.delivered += 1
         if self._on_delivered is not None:
-            self._on_delivered(reply, ",".join(provider_ids), attempts)
+            with contextlib.suppress(Exception):
+                self._on_delivered(reply, ",".join(provider_ids), attempts + 1)
 
     async def _dead(self, reply: OutboundReply, reason: str, attempts: int) -> None:
         log.error(
@@ -211,6 +332,9 @@ class DeliveryWorker:
             extra={"outbox_id": reply.outbox_id, "reason": reason, "attempts": attempts},
         )
         await self._outbox.dead_letter(reply, reason, attempts)
+        tracing.annotate(outcome="dead_letter", attempts=attempts)
+        metrics.DEAD_LETTERS.labels(reply.channel_kind).inc()
+        metrics.DELIVERIES.labels(reply.channel_kind, "dead_letter").inc()
         self.dead += 1
         if self._on_dead_letter is not None:
             with contextlib.suppress(Exception):

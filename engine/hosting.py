@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from engine.conversation import ConversationState, MerchantProfile, TurnResult, TurnService
 from engine.messages import InboundMessage, OutboundReply
 from engine.queues import StreamEntry
+from observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,21 @@ class ConversationHostCore:
     async def _turn(
         self, conv: _Conversation, batch: list[tuple[StreamEntry, InboundMessage]]
     ) -> None:
+        """One traced turn: continues the first message's trace, links the coalesced ones."""
+        first = batch[0][1]
+        with tracing.span(
+            "turn",
+            parent=first.trace,
+            kind=tracing.CONSUMER,
+            merchant_id=first.merchant_id,
+            attributes={"kaleem.channel_kind": first.channel_kind, "kaleem.messages": len(batch)},
+            links=[m.trace for _, m in batch[1:]],
+        ):
+            await self._run_turn(conv, batch)
+
+    async def _run_turn(
+        self, conv: _Conversation, batch: list[tuple[StreamEntry, InboundMessage]]
+    ) -> None:
         started = time.perf_counter()
         first = batch[0][1]
         if conv.state is None:
@@ -211,9 +227,12 @@ class ConversationHostCore:
         working = ConversationState.from_dict(conv.state.to_dict())
         result = await self._turns.run_turn(working, messages, merchant, self._clock())
         if result.reply is not None:
-            await self._committer.commit(
-                first.merchant_id, conv.key, result.state.to_dict(), result.reply
-            )
+            tracing.annotate(intent=result.reply.intent, handoff=result.reply.handoff)
+            reply = tracing.carry(result.reply)  # the delivery continues this turn's trace
+            with tracing.span("outbox.write"):
+                await self._committer.commit(
+                    first.merchant_id, conv.key, result.state.to_dict(), reply
+                )
             self.turns_done += 1
         conv.state = result.state
         await self._consumer.ack([e for e, _ in batch])

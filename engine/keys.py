@@ -36,3 +36,12 @@ def dead_letters() -> str:
 
 def replies_channel() -> str:
     return f"{PREFIX}:replies"
+
+
+def rate_bucket(kind: str, scope: str, subject: str) -> str:
+    return f"{PREFIX}:rate:{kind}:{scope}:{subject}"
+
+
+def unreachable(merchant_id: str, channel_id: str, customer_id: str) -> str:
+    """Set when the platform said the customer can never be reached (blocked the bot)."""
+    return f"{PREFIX}:{merchant_id}:unreachable:{channel_id}:{customer_id}"

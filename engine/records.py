@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.conversation import MerchantProfile
 from engine.ports import Document, DocumentStore
-from engine.secrets import SecretBox, hash_api_key, new_api_key
+from engine.secrets import SecretBox, hash_api_key, mask, new_api_key
 
 MERCHANTS = "merchants"
 CHANNELS = "channels"
@@ -22,20 +22,43 @@ PRODUCTS = "products"
 KNOWLEDGE = "knowledge"
 JOBS = "jobs"
 MESSAGES = "messages"
+DELIVERIES = "deliveries"
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+# Secret fields per channel kind: encrypted at rest, masked in listings, never logged.
+CHANNEL_SECRETS = {
+    "telegram": ("bot_token", "secret_token"),
+    "whatsapp": ("access_token", "app_secret", "verify_token"),
+    "messenger": ("access_token", "app_secret", "verify_token"),
+    "instagram": ("access_token", "app_secret", "verify_token"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
+    """A connected channel with its secrets decrypted (lives only in process memory).
+
+    ``account_id`` is the platform-side id the channel sends as: the WhatsApp phone number id,
+    the Facebook page id or the Instagram account id (empty for Telegram).
+    """
+
     id: str
     merchant_id: str
     kind: str
     api_base: str
-    bot_token: str
-    secret_token: str
+    bot_token: str = field(default="", repr=False)
+    secret_token: str = field(default="", repr=False)
+    access_token: str = field(default="", repr=False)
+    app_secret: str = field(default="", repr=False)
+    verify_token: str = field(default="", repr=False)
+    account_id: str = ""
+    api_version: str = ""
+    template_name: str = ""
+    template_language: str = ""
 
 
 class Records:
@@ -86,17 +109,35 @@ class Records:
 
     # -- channels ----------------------------------------------------------------------------
     async def create_channel(
-        self, merchant_id: str, kind: str, api_base: str, bot_token: str, secret_token: str
+        self,
+        merchant_id: str,
+        kind: str,
+        api_base: str,
+        bot_token: str = "",
+        secret_token: str = "",
+        *,
+        secrets_: dict[str, str] | None = None,
+        config: dict[str, str] | None = None,
     ) -> str:
+        """Store a channel; every secret is encrypted with the SecretBox before it is written.
+
+        The Telegram positional form (``bot_token``, ``secret_token``) is kept for callers of
+        the spine; other kinds pass ``secrets_`` and non-secret ``config``.
+        """
         channel_id = new_id("ch")
+        values = dict(secrets_ or {})
+        if bot_token:
+            values["bot_token"] = bot_token
+        if secret_token:
+            values["secret_token"] = secret_token
         await self._store.collection(CHANNELS).insert_one(
             {
                 "_id": channel_id,
                 "merchant_id": merchant_id,
                 "kind": kind,
                 "api_base": api_base,
-                "bot_token_enc": self._box.encrypt(bot_token),
-                "secret_token_enc": self._box.encrypt(secret_token),
+                "config": dict(config or {}),
+                "secrets_enc": {k: self._box.encrypt(v) for k, v in values.items() if v},
                 "created_at": time.time(),
             }
         )
@@ -104,15 +145,116 @@ class Records:
 
     async def channel(self, channel_id: str) -> Channel | None:
         doc = await self._store.collection(CHANNELS).find_one({"_id": channel_id})
-        if doc is None:
+        if doc is None or doc.get("deleted_at"):
             return None
+        return self._channel_from(doc)
+
+    def _channel_from(self, doc: Document) -> Channel:
+        enc: dict[str, str] = dict(doc.get("secrets_enc") or {})
+        for legacy in ("bot_token", "secret_token"):  # documents written by the spine
+            if f"{legacy}_enc" in doc and legacy not in enc:
+                enc[legacy] = str(doc[f"{legacy}_enc"])
+        plain = {k: self._box.decrypt(str(v)) for k, v in enc.items()}
+        config: dict[str, str] = {k: str(v) for k, v in (doc.get("config") or {}).items()}
         return Channel(
             id=str(doc["_id"]),
             merchant_id=str(doc["merchant_id"]),
             kind=str(doc["kind"]),
             api_base=str(doc["api_base"]),
-            bot_token=self._box.decrypt(str(doc["bot_token_enc"])),
-            secret_token=self._box.decrypt(str(doc["secret_token_enc"])),
+            bot_token=plain.get("bot_token", ""),
+            secret_token=plain.get("secret_token", ""),
+            access_token=plain.get("access_token", ""),
+            app_secret=plain.get("app_secret", ""),
+            verify_token=plain.get("verify_token", ""),
+            account_id=config.get("account_id", ""),
+            api_version=config.get("api_version", ""),
+            template_name=config.get("template_name", ""),
+            template_language=config.get("template_language", ""),
+        )
+
+    async def list_channels(self, merchant_id: str) -> list[Document]:
+        """The merchant's channels with every secret masked (never the full value)."""
+        docs = await self._store.collection(CHANNELS).find(
+            {"merchant_id": merchant_id}, sort=[("created_at", 1)], limit=1000
+        )
+        out: list[Document] = []
+        for doc in docs:
+            if doc.get("deleted_at"):
+                continue
+            channel = self._channel_from(doc)
+            secrets_shown = {
+                name: mask(getattr(channel, name))
+                for name in CHANNEL_SECRETS.get(channel.kind, ())
+                if getattr(channel, name)
+            }
+            out.append(
+                {
+                    "id": channel.id,
+                    "kind": channel.kind,
+                    "api_base": channel.api_base,
+                    **{k: v for k, v in (doc.get("config") or {}).items()},
+                    "secrets": secrets_shown,
+                    "created_at": doc.get("created_at"),
+                }
+            )
+        return out
+
+    async def delete_channel(self, merchant_id: str, channel_id: str) -> Channel | None:
+        """Disconnect: the secrets are erased, the id stays (so old outbox entries resolve to
+        "channel no longer exists" instead of a stranger's channel)."""
+        doc = await self._store.collection(CHANNELS).find_one(
+            {"_id": channel_id, "merchant_id": merchant_id}
+        )
+        if doc is None or doc.get("deleted_at"):
+            return None
+        channel = self._channel_from(doc)
+        await self._store.collection(CHANNELS).update_one(
+            {"_id": channel_id, "merchant_id": merchant_id},
+            {
+                "$set": {
+                    "deleted_at": time.time(),
+                    "secrets_enc": {},
+                    "bot_token_enc": "",
+                    "secret_token_enc": "",
+                }
+            },
+        )
+        return channel
+
+    # -- delivery records (keyed by the provider's message id) -----------------------------
+    async def record_delivery(
+        self,
+        merchant_id: str,
+        channel_id: str,
+        provider_message_id: str,
+        fields: dict[str, Any],
+    ) -> None:
+        """Upsert what we know about one provider message (sent, delivered, read, reaction...).
+
+        Status webhooks can arrive before the send call returned, so this is an upsert from
+        either side; later facts are ``$set`` on top, never a second record.
+        """
+        if not provider_message_id:
+            return
+        await self._store.collection(DELIVERIES).update_one(
+            {"_id": f"{channel_id}:{provider_message_id}"},
+            {
+                "$set": {
+                    **fields,
+                    "merchant_id": merchant_id,
+                    "channel_id": channel_id,
+                    "provider_message_id": provider_message_id,
+                    "updated_at": time.time(),
+                }
+            },
+            upsert=True,
+        )
+
+    async def delivery(
+        self, merchant_id: str, channel_id: str, provider_message_id: str
+    ) -> Document | None:
+        return await self._store.collection(DELIVERIES).find_one(
+            {"_id": f"{channel_id}:{provider_message_id}", "merchant_id": merchant_id}
         )
 
     # -- catalog and knowledge ---------------------------------------------------------------
@@ -193,3 +335,61 @@ class Records:
         await self._store.collection(MESSAGES).replace_one(
             {"_id": doc["_id"]}, {**doc, "merchant_id": merchant_id}, upsert=True
         )
+        await self.touch_conversation(merchant_id, doc)
+
+    # -- admin API (issue 4) -----------------------------------------------------------------
+    @property
+    def documents(self) -> DocumentStore:
+        """The store itself, for the admin API's own repositories (same port, same scoping)."""
+        return self._store
+
+    async def touch_conversation(self, merchant_id: str, message: Document) -> None:
+        """Keep the conversation summary the agents' inbox lists, next to each message.
+
+        A replayed message only moves ``last_message_at``; counters are bounded by the replay
+        rate, so the summary stays correct enough for an inbox without a second write path.
+        """
+        key = str(message.get("conversation_key") or "")
+        if not key:
+            return
+        at = float(message.get("at") or time.time())
+        _, channel_id, customer_id = [*key.split(":", 2), "", ""][:3]
+        inbound = message.get("direction") == "in"
+        sets: dict[str, Any] = {
+            "last_message_at": at,
+            "last_text": str(message.get("text") or "")[:200],
+            "updated_at": time.time(),
+        }
+        if message.get("handoff"):
+            sets["status"] = "pending"
+            sets["handoff"] = True
+        mins = {"first_in_at": at} if inbound else {"first_reply_at": at}
+        await self._store.collection(CONVERSATIONS).update_one(
+            {"_id": conversation_id(key), "merchant_id": merchant_id},
+            {
+                "$set": sets,
+                "$min": mins,
+                "$inc": {"message_count": 1, "inbound_count" if inbound else "outbound_count": 1},
+                "$setOnInsert": {
+                    "conversation_key": key,
+                    "channel_id": channel_id,
+                    "customer_id": customer_id,
+                    "created_at": at,
+                    "labels": [],
+                    "assignee": None,
+                    "paused": False,
+                    **({} if message.get("handoff") else {"status": "open"}),
+                },
+            },
+            upsert=True,
+        )
+
+
+CONVERSATIONS = "conversations"
+
+
+def conversation_id(conversation_key: str) -> str:
+    """Opaque, URL-safe id of a conversation (keys hold channel and customer ids)."""
+    import hashlib
+
+    return "cv_" + hashlib.blake2b(conversation_key.encode(), digest_size=10).hexdigest()

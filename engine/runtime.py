@@ -23,7 +23,7 @@ from aiohttp import web
 from ray import serve
 
 from actors.conversation_host import ConversationHostActor
-from actors.delivery import TelegramDeliveryActor
+from actors.delivery import DELIVERY_KINDS, DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.stores import EmbeddedStoresActor
 from actors.wiring import document_store, vector_store
@@ -32,10 +32,12 @@ from engine.gateway.app import create_app
 from engine.gateway.deps import GatewayDeps
 from engine.queues import Inbox
 from engine.records import Records
-from engine.retrieval import KNOWLEDGE, PRODUCTS
+from engine.retrieval import KNOWLEDGE, PRODUCTS, Retriever
 from engine.secrets import SecretBox, load_or_create_key
 from engine.storage.redis_server import EmbeddedRedis, redis_client
 from models.registry import ensure_models
+from observability import tracing
+from serve_apps.clients import ServeEmbedder, ServeReranker
 from serve_apps.embedder import build_embedder
 from serve_apps.reranker import build_reranker
 
@@ -51,7 +53,8 @@ class Runtime:
     embedded_redis: EmbeddedRedis | None = None
     stores_actor: Any | None = None
     hosts: list[Any] = field(default_factory=list)
-    delivery: Any | None = None
+    delivery: Any | None = None  # the Telegram actor (kept for callers of the spine)
+    deliveries: dict[str, Any] = field(default_factory=dict)
     indexer: Any | None = None
     embedder: Any | None = None
     reranker: Any | None = None
@@ -106,14 +109,19 @@ class Runtime:
             ).remote(s, i, self.stores_actor, self.embedder, self.reranker)
             for i in range(s.host_actors)
         ]
-        self.delivery = TelegramDeliveryActor.options(  # type: ignore[attr-defined]
-            name="kaleem-telegram"
-        ).remote(s, self.stores_actor)
+        self.deliveries = {
+            kind: DeliveryActor.options(  # type: ignore[attr-defined]
+                name=f"kaleem-delivery-{kind}"
+            ).remote(s, self.stores_actor, kind)
+            for kind in DELIVERY_KINDS
+        }
+        self.delivery = self.deliveries["telegram"]
 
     # -- async part: wait for readiness, start the gateway ------------------------------------
     async def start_gateway(self) -> int:
         s = self.settings
         assert self.indexer is not None
+        tracing.configure_tracing(s, "kaleem-gateway")
         await self._wait_ready()
         vectors = vector_store(s, self.stores_actor)
         await vectors.ensure_collection(PRODUCTS, EMBED_DIM)
@@ -129,6 +137,9 @@ class Runtime:
             redis=redis,
             indexer=IndexerClient(self.indexer),
             readiness=self.readiness,
+            retriever=Retriever(
+                ServeEmbedder(self.embedder), vectors, ServeReranker(self.reranker)
+            ),
         )
         self.runner = web.AppRunner(create_app(deps), access_log=None, shutdown_timeout=5)
         await self.runner.setup()
@@ -140,7 +151,8 @@ class Runtime:
     async def _wait_ready(self) -> None:
         refs = [h.ready.remote() for h in self.hosts]
         assert self.delivery is not None and self.indexer is not None
-        refs += [self.delivery.ready.remote(), self.indexer.ready.remote()]
+        refs += [d.ready.remote() for d in self.deliveries.values()]
+        refs.append(self.indexer.ready.remote())
         if self.stores_actor is not None:
             refs.append(self.stores_actor.ready.remote())
         await asyncio.gather(*refs)
@@ -176,7 +188,7 @@ class Runtime:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        for actor in [*self.hosts, self.delivery]:
+        for actor in [*self.hosts, *self.deliveries.values()]:
             if actor is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(actor.shutdown.remote(), timeout=10)
@@ -185,7 +197,7 @@ class Runtime:
                 await asyncio.wait_for(self.stores_actor.close.remote(), timeout=10)
 
     def stop_backends(self) -> None:
-        for actor in [*self.hosts, self.delivery, self.indexer, self.stores_actor]:
+        for actor in [*self.hosts, *self.deliveries.values(), self.indexer, self.stores_actor]:
             if actor is not None:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
-from connectors import telegram
+from connectors import instagram, messenger, meta, telegram, whatsapp
 from connectors.base import Delivered, PermanentFailure, ProviderCall, RetryLater, SendOutcome
 from engine import keys
 from engine.messages import OutboundReply
@@ -43,30 +44,136 @@ class CachedChannels:
         self._items[channel_id] = (now, value)
         return value
 
+    def forget(self, channel_id: str) -> None:
+        """Drop a cached entry at once (this process just changed or deleted the channel)."""
+        self._items.pop(channel_id, None)
 
-class TelegramSender:
+
+WINDOW_S = 24 * 3600
+HUMAN_AGENT_WINDOW_S = 7 * 24 * 3600
+
+
+def is_human_agent_reply(reply: OutboundReply) -> bool:
+    """Replies typed by a person (an agent console writes ``trace.author = "human"``)."""
+    return reply.trace.get("author") == "human" or reply.intent == "human_agent"
+
+
+class ChannelSender:
+    """The I/O half of delivery for one channel kind: resolve the channel, apply the
+    messaging-window policy, build the calls with the pure connector, make one HTTP call.
+
+    The 24-hour window is measured from ``reply.received_at`` (the customer's message the
+    reply answers, carried in the outbox entry), so no extra lookup is needed: a reply that
+    sat out an outage or a dead-letter replay past the window is caught here, before sending.
+    """
+
     def __init__(
-        self, session: aiohttp.ClientSession, channels: ChannelLookup, timeout_s: float = 10.0
+        self,
+        kind: str,
+        session: aiohttp.ClientSession,
+        channels: ChannelLookup,
+        timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._kind = kind
         self._session = session
         self._channels = channels
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._clock = clock
 
     async def calls_for(self, reply: OutboundReply) -> list[ProviderCall] | PermanentFailure:
         channel = await self._channels.channel(reply.channel_id)
         if channel is None:
             return PermanentFailure("channel no longer exists")
-        return telegram.build_send_message(channel.api_base, channel.bot_token, reply)
+        if channel.kind != self._kind:
+            return PermanentFailure(f"channel is {channel.kind}, not {self._kind}")
+        try:
+            return self._build(channel, reply)
+        except ValueError as exc:  # a misconfigured channel (bad id/token shape)
+            return PermanentFailure(f"channel misconfigured: {exc}")
+
+    def _build(
+        self, channel: Channel, reply: OutboundReply
+    ) -> list[ProviderCall] | PermanentFailure:
+        age = self._clock() - reply.received_at
+        if channel.kind == "telegram":
+            return telegram.build_send_message(channel.api_base, channel.bot_token, reply)
+        if channel.kind == "whatsapp":
+            if age > WINDOW_S:
+                if channel.template_name:
+                    return [
+                        whatsapp.build_template(
+                            channel.api_base,
+                            channel.api_version,
+                            channel.account_id,
+                            channel.access_token,
+                            reply.customer_id,
+                            channel.template_name,
+                            channel.template_language
+                            or ("ar" if reply.language.startswith("ar") else "en"),
+                        )
+                    ]
+                return PermanentFailure(
+                    "parked: outside the WhatsApp 24-hour window and no template is configured"
+                )
+            return whatsapp.build_messages(
+                channel.api_base,
+                channel.api_version,
+                channel.account_id,
+                channel.access_token,
+                reply,
+            )
+        if channel.kind in ("messenger", "instagram"):
+            tag: str | None = None
+            if age > WINDOW_S:
+                if is_human_agent_reply(reply) and age <= HUMAN_AGENT_WINDOW_S:
+                    tag = messenger.HUMAN_AGENT
+                else:
+                    return PermanentFailure(
+                        f"parked: outside the {channel.kind} 24-hour window"
+                        + (
+                            " (and past the 7-day human-agent window)"
+                            if is_human_agent_reply(reply)
+                            else ""
+                        )
+                    )
+            build = (
+                instagram.build_messages
+                if channel.kind == "instagram"
+                else messenger.build_messages
+            )
+            return build(
+                channel.api_base,
+                channel.api_version,
+                channel.account_id,
+                channel.access_token,
+                reply,
+                tag=tag,
+            )
+        return PermanentFailure(f"unsupported channel kind {channel.kind}")
 
     async def send(self, call: ProviderCall) -> SendOutcome:
         try:
             async with self._session.request(
-                call.method, call.url, json=call.json, timeout=self._timeout
+                call.method, call.url, json=call.json, headers=call.headers, timeout=self._timeout
             ) as resp:
                 body = await resp.read()
-                return telegram.interpret_response(resp.status, body)
+                if self._kind == "telegram":
+                    return telegram.interpret_response(resp.status, body)
+                return meta.interpret_response(
+                    resp.status, body, resp.headers.get("Retry-After"), product=self._kind
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             return RetryLater(f"network: {type(exc).__name__}")
+
+
+class TelegramSender(ChannelSender):
+    """Kept for callers of the spine: the Telegram flavour of :class:`ChannelSender`."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, channels: ChannelLookup, timeout_s: float = 10.0
+    ) -> None:
+        super().__init__("telegram", session, channels, timeout_s)
 
 
 class LocalSender:

@@ -42,6 +42,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         inbox_partitions=4,
         log_json=False,
         playground_timeout_s=60.0,
+        trace_file=str(data_dir / "spans.jsonl"),  # every process appends its finished spans
     )
     rt = Runtime(settings)
     rt.start_backends()

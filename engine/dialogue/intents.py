@@ -124,6 +124,7 @@ _POLICY_RX: Final = _rx(
     r"(?:working|opening|business|store) hours|hours|open|opening|closed",
     r"track|tracking|order status|where is my order|my order",
     r"policy|policies|terms",
+    r"gift ?wrap|gift ?wrapping|wrapping|wrap it",
     r"how (?:many|long) (?:days|does|will|to|until)",
     r"arrive|arrives|arrival|fees?",
     # Arabic (MSA + Gulf)
@@ -136,6 +137,7 @@ _POLICY_RX: Final = _rx(
     r"ساعات (?:العمل|الدوام)|الدوام|دوامكم|تفتحون|تسكرون|مفتوح|مفتوحين|تقفلون",
     r"تتبع\w*|اتتبع|أتتبع|رقم التتبع|طلبي|طلبيتي|وين طلبي|الغاء|إلغاء",
     r"سياسة|سياسات|شروط",
+    r"تغليف|تغليف الهدايا|بطاقة اهداء|بطاقة إهداء",
     r"كم يوم|كم ايام|كم أيام|متى يوصل|متى توصل|متى يوصلني",
 )
 
@@ -279,3 +281,139 @@ def classify(text: str) -> Intent:
     # Nothing recognised: most unknown words in a store chat are product names or brands.
     # Search both indexes and let retrieval (or the honest no-match reply) decide.
     return Intent(PRODUCT_SEARCH, 0.4, product_hint=True, policy_hint=True)
+
+
+# --- commerce and follow-up intents -------------------------------------------------------------
+# Checked by the turn service before ``classify`` (they need the conversation's context to mean
+# anything: "add it" with nothing shown is just a product search).
+
+PRODUCT_DETAIL: Final = "product_detail"
+
+_ORDER_STATUS_RX: Final = _rx(
+    r"order status|status of (?:my|the) order|where(?:'s| is) my order|track (?:my|the) order|"
+    r"has my order (?:shipped|arrived)|my order status",
+    r"وين طلبي|وين الطلب|حالة (?:ال)?طلب\w*|حاله (?:ال)?طلب\w*|تتبع (?:ال)?طلب\w*|"
+    r"طلبي وين|متى يوصل طلبي|وش صار على طلبي|ايش صار على طلبي|رقم الطلب",
+)
+_CHECKOUT_RX: Final = _rx(
+    r"check ?out|place (?:an |the |my )?order|complete (?:my |the )?order|confirm (?:my |the )?"
+    r"order|i(?:'d| would)? (?:like|want) to order|order (?:it|this|them|now)|buy (?:it )?now|"
+    r"i(?:'ll| will) (?:take|buy) (?:it|this|them)|proceed to (?:payment|checkout)",
+    r"ابي اطلب|ابغى اطلب|ابغي اطلب|اريد (?:ان )?اطلب|ودي اطلب|اطلبه|اطلبها|اكمل الطلب|"
+    r"اتمام الطلب|تاكيد الطلب|اكد الطلب|ثبت الطلب|ابي اشتري|ابغى اشتريه|بشتري|الدفع الحين|"
+    r"اطلب الحين|خلصني الطلب",
+)
+_ADD_RX: Final = _rx(
+    r"add (?:it|this|that|them|the \w+(?: one)?|one|two|\d+)?"
+    r"\s*(?:to (?:my |the )?(?:cart|bag|basket))?",
+    r"(?:put|throw) (?:it|this|that) in (?:my |the )?(?:cart|bag|basket)",
+    r"i(?:'ll| will) take (?:it|this|one)",
+    r"ضيفه|ضيفها|اضيفه|اضفه|اضفها|ضيف|اضف|حطه في السله|حطها في السله|حطه بالسله|"
+    r"ابيه|ابيها|ابغاه|ابغاها|ابغيه|اخذه|اخذها|باخذه|باخذها|خذ لي|اضافه للسله|اضافة للسله",
+)
+_VIEW_CART_RX: Final = _rx(
+    r"(?:my|the|show|view|see) (?:cart|basket|bag)|what(?:'s| is) in my (?:cart|basket|bag)|cart",
+    r"سلتي|السله|سله المشتريات|سلة المشتريات|وش في السله|ايش في السله|عربتي|عربه التسوق",
+)
+_CANCEL_RX: Final = _rx(
+    r"cancel|never ?mind|forget it|stop|no thanks",
+    r"الغاء|الغي|لا خلاص|خلاص لا|بطلت|ما ابي|ما ابغى|لا شكرا|وقف",
+)
+_ORDINALS: Final[dict[str, int]] = {
+    **{
+        fold_arabic(k): v
+        for k, v in {
+            "first": 1,
+            "1st": 1,
+            "second": 2,
+            "2nd": 2,
+            "third": 3,
+            "3rd": 3,
+            "last": -1,
+            "الاول": 1,
+            "الأول": 1,
+            "الأولى": 1,
+            "الاولى": 1,
+            "اول": 1,
+            "أول": 1,
+            "الثاني": 2,
+            "الثانية": 2,
+            "الثانيه": 2,
+            "ثاني": 2,
+            "الثالث": 3,
+            "الثالثة": 3,
+            "الثالثه": 3,
+            "ثالث": 3,
+            "الاخير": -1,
+            "الأخير": -1,
+            "الاخيرة": -1,
+            "الأخيرة": -1,
+            "الاخيره": -1,
+        }.items()
+    },
+}
+_ORDINAL_RE: Final = re.compile(
+    r"(?<!\w)("
+    + "|".join(sorted((re.escape(normalize_arabic(k)) for k in _ORDINALS), key=len, reverse=True))
+    + r")(?!\w)"
+    r"|(?:number|no\.?|#|رقم)\s*(\d)"
+)
+_PRONOUN_DETAIL_RX: Final = _rx(
+    r"how much is (?:it|this|that|the \w+ one)|what(?:'s| is) (?:the |its )?price|"
+    r"price of (?:it|this|that)|"
+    r"tell me more|more (?:details|info)|details|is it (?:available|in stock)|what sizes?|"
+    r"(?:the|that) one",
+    r"كم سعره|كم سعرها|بكم هذا|بكم هذي|بكم هو|بكم هي|سعره|سعرها|تفاصيل\w*|متوفر\w*|"
+    r"كم حقه|كم حقها|وش مقاساته|عطني تفاصيل",
+)
+# Follow-ups that only make sense about something already shown.
+_FOLLOWUP_CHEAPER_RX: Final = _rx(
+    r"cheaper|cheaper one|anything cheaper|something cheaper|less expensive",
+    r"ارخص|ارخص منه|ارخص منها|اقل سعر|شي ارخص|فيه ارخص|في ارخص",
+)
+
+
+def ordinal(text: str) -> int | None:
+    """1-based position ("the second one", "الثاني", "رقم 2"), -1 for "last", else None."""
+    match = _ORDINAL_RE.search(normalize_arabic(text))
+    if not match:
+        return None
+    if match.group(2):
+        return int(match.group(2))
+    return _ORDINALS.get(match.group(1))
+
+
+def commerce_intent(text: str, *, has_context: bool, has_cart: bool) -> str | None:
+    """Order status / checkout / add to cart / view cart / product detail, or None.
+
+    ``has_context``: products were shown earlier in this conversation (so "add it" and "the
+    second one" refer to something). Handoff is still decided by :func:`classify` first.
+    """
+    norm = normalize_arabic(text)
+    if _HANDOFF_RX.search(norm):
+        return None
+    if _ORDER_STATUS_RX.search(norm):
+        return ORDER_STATUS
+    if _CHECKOUT_RX.search(norm) and (has_context or has_cart):
+        return CHECKOUT
+    if _VIEW_CART_RX.search(norm) and not _ADD_RX.search(norm):
+        return VIEW_CART
+    if has_context and _ADD_RX.search(norm):
+        return ADD_TO_CART
+    referenced = ordinal(text) is not None or _PRONOUN_DETAIL_RX.search(norm)
+    if has_context and referenced and not _POLICY_RX.search(norm):
+        return PRODUCT_DETAIL
+    return None
+
+
+def is_cancel(text: str) -> bool:
+    return bool(_CANCEL_RX.search(normalize_arabic(text)))
+
+
+def is_cheaper_followup(text: str) -> bool:
+    return bool(_FOLLOWUP_CHEAPER_RX.search(normalize_arabic(text)))
+
+
+def has_product_noun(text: str) -> bool:
+    """Whether the message names a kind of product ("shoes", "شنطة"), i.e. is a new search."""
+    return bool(_PRODUCT_NOUN_RX.search(normalize_arabic(text)))

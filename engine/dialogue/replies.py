@@ -22,6 +22,7 @@ _SENTENCE_SPLIT_RE: Final = re.compile(r"(?<=[.!?؟؛])\s+|\s*\n+\s*")
 _MAX_SENTENCES: Final = 3
 # A lone sentence shorter than this ("Yes, we do.") reads as a non-answer: add the next one.
 _MIN_CONTEXT_CHARS: Final = 60
+WHOLE_PASSAGE_CHARS: Final = 420
 
 
 def split_sentences(text: str) -> list[str]:
@@ -123,8 +124,14 @@ def policy_answer(
     """Quote the merchant's policy: the title, then the best sentences of the passage.
 
     ``language`` picks the framing line; the quote stays in the words the merchant wrote.
+    A short passage is quoted whole: a fee question is often answered by two sentences that
+    share no words with it ("Other cities ... 25 SAR"), and cutting them loses the numbers.
     """
-    passage = best_passage(query, body, max_chars=max_chars)
+    text = " ".join(body.split())
+    if len(text) <= WHOLE_PASSAGE_CHARS:
+        passage = text
+    else:
+        passage = best_passage(query, body, max_chars=max_chars)
     if language == "ar":
         return f"{title}:\n{passage}\n\nهل تحتاج أي مساعدة ثانية؟"
     return f"{title}:\n{passage}\n\nAnything else I can help with?"
@@ -177,4 +184,168 @@ def technical_fallback(language: Language) -> str:
     return (
         "Sorry, we hit a technical problem. I've passed your message to a team member, "
         "who will reply here shortly."
+    )
+
+
+# --- commerce and follow-ups --------------------------------------------------------------------
+# Prices in these replies always come from catalogue records passed in by the caller (never
+# from the customer's text), formatted without rounding surprises.
+
+
+def money(amount: float | None, currency: str | None, language: Language) -> str:
+    if amount is None:
+        return "السعر غير متوفر" if language == "ar" else "price not listed"
+    value = f"{amount:,.2f}".rstrip("0").rstrip(".")
+    cur = currency or ""
+    if language == "ar" and cur.upper() == "SAR":
+        cur = "ريال"
+    return f"{value} {cur}".strip()
+
+
+def product_detail(
+    language: Language, title: str, price: float | None, currency: str | None, in_stock: bool
+) -> str:
+    stock_ar = "متوفر" if in_stock else "غير متوفر حالياً"
+    stock_en = "in stock" if in_stock else "currently out of stock"
+    if language == "ar":
+        return f"{title}: سعره {money(price, currency, language)} ({stock_ar}). تبي أضيفه للسلة؟"
+    return f"{title}: {money(price, currency, language)} ({stock_en}). Shall I add it to your cart?"
+
+
+def cheaper_found(language: Language) -> str:
+    if language == "ar":
+        return "هذه خيارات أرخص:"
+    return "Here are cheaper options:"
+
+
+def nothing_cheaper(language: Language) -> str:
+    if language == "ar":
+        return "ما لقيت خيار أرخص من هذا في متجرنا. تحب أحوّلك لأحد من فريقنا؟"
+    return "I couldn't find a cheaper option in our store. Would you like me to ask a team member?"
+
+
+def clarify(language: Language, options: list[str]) -> str:
+    """A short question instead of a guess when matches are close to but under the bar."""
+    shown = " / ".join(options[:2])
+    if language == "ar":
+        return f"تقصد {shown}؟ وضّح لي أكثر (النوع، اللون، الميزانية) وأساعدك."
+    return f"Do you mean {shown}? Tell me a bit more (type, colour, budget) and I'll find it."
+
+
+def which_product(language: Language) -> str:
+    if language == "ar":
+        return "أي منتج تقصد؟ اكتب اسمه أو رقمه من القائمة."
+    return "Which product do you mean? Tell me its name or its number in the list."
+
+
+def added_to_cart(
+    language: Language, title: str, qty: int, count: int, total: float, currency: str | None
+) -> str:
+    if language == "ar":
+        return (
+            f"تمت إضافة {title} (×{qty}) للسلة. في سلتك {count} منتج، "
+            f"الإجمالي {money(total, currency, language)}. تبي تكمل الطلب؟"
+        )
+    return (
+        f"Added {title} (×{qty}) to your cart. You have {count} item(s), total "
+        f"{money(total, currency, language)}. Would you like to check out?"
+    )
+
+
+def cart_view(
+    language: Language, lines: list[tuple[str, int, float]], total: float, currency: str | None
+) -> str:
+    if not lines:
+        if language == "ar":
+            return "سلتك فاضية. وش تدوّر عليه؟"
+        return "Your cart is empty. What are you looking for?"
+    rows = "\n".join(
+        f"- {title} ×{qty}: {money(amount, currency, language)}" for title, qty, amount in lines
+    )
+    if language == "ar":
+        return f"سلتك:\n{rows}\nالإجمالي: {money(total, currency, language)}. تبي تكمل الطلب؟"
+    return f"Your cart:\n{rows}\nTotal: {money(total, currency, language)}. Ready to check out?"
+
+
+def ask_field(language: Language, name: str) -> str:
+    ar = {
+        "name": "تمام! عشان نكمل الطلب، وش اسمك الكريم؟",
+        "phone": "وش رقم جوالك؟ (مثال: 0551234567)",
+        "city": "في أي مدينة التوصيل؟",
+    }
+    en = {
+        "name": "Great! To place your order, what's your name?",
+        "phone": "What's your phone number? (e.g. 0551234567)",
+        "city": "Which city should we deliver to?",
+    }
+    return (ar if language == "ar" else en)[name]
+
+
+def bad_phone(language: Language) -> str:
+    if language == "ar":
+        return "الرقم ما يبدو صحيح. اكتب رقم الجوال بالأرقام فقط (مثال: 0551234567)."
+    return "That phone number doesn't look right. Please send digits only (e.g. 0551234567)."
+
+
+def order_created(
+    language: Language, order_id: str, total: float, currency: str | None, name: str, city: str
+) -> str:
+    if language == "ar":
+        return (
+            f"تم تسجيل طلبك يا {name}! رقم الطلب: {order_id}. "
+            f"الإجمالي {money(total, currency, language)}، والتوصيل إلى {city}. "
+            "بيتواصل معك فريقنا لتأكيد الدفع والتوصيل."
+        )
+    return (
+        f"Thanks {name}, your order is placed! Order number: {order_id}. "
+        f"Total {money(total, currency, language)}, delivering to {city}. "
+        "Our team will contact you to confirm payment and delivery."
+    )
+
+
+def order_failed(language: Language) -> str:
+    if language == "ar":
+        return "ما قدرت أسجل الطلب لأن أحد المنتجات غير متوفر الآن. أحوّلك لأحد من فريقنا؟"
+    return (
+        "I couldn't place the order because an item is no longer available. "
+        "Shall I connect you with a team member?"
+    )
+
+
+def checkout_empty(language: Language) -> str:
+    if language == "ar":
+        return "سلتك فاضية. قول لي وش تبي تطلب وأضيفه لك."
+    return "Your cart is empty. Tell me what you'd like to order and I'll add it."
+
+
+def checkout_cancelled(language: Language) -> str:
+    if language == "ar":
+        return "تم إلغاء إتمام الطلب، وسلتك محفوظة. أقدر أساعدك بشي ثاني؟"
+    return "Checkout cancelled; your cart is kept. Anything else I can help with?"
+
+
+def order_status(
+    language: Language, order_id: str, status: str, total: float, cur: str | None
+) -> str:
+    ar_status = {
+        "new": "جديد، قيد المراجعة",
+        "confirmed": "مؤكد",
+        "shipped": "تم الشحن",
+        "delivered": "تم التوصيل",
+        "cancelled": "ملغي",
+    }
+    if language == "ar":
+        return (
+            f"طلبك رقم {order_id}: الحالة {ar_status.get(status, status)}، "
+            f"الإجمالي {money(total, cur, language)}."
+        )
+    return f"Your order {order_id} is {status}; total {money(total, cur, language)}."
+
+
+def no_orders(language: Language) -> str:
+    if language == "ar":
+        return "ما لقيت طلبات مسجلة من هذي المحادثة. تحب أحوّلك لأحد من فريقنا يتابع معك؟"
+    return (
+        "I can't find an order from this conversation. "
+        "Would you like a team member to look into it?"
     )

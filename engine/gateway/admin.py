@@ -25,12 +25,11 @@ from engine.hub_format import public_reply
 from engine.indexing import IndexItem
 from engine.messages import InboundMessage
 from engine.retrieval import KNOWLEDGE, PRODUCTS
-from observability import metrics
+from observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
 LANGUAGES = frozenset({"ar", "en"})
-_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 MAX_TEXT = 4096
 T = TypeVar("T")
@@ -152,51 +151,6 @@ async def get_job(request: web.Request) -> web.Response:
     )
 
 
-async def create_channel(request: web.Request) -> web.Response:
-    caller = await request.app[AUTH].require_merchant(request)
-    deps = request.app[DEPS]
-    data = await read_json_object(request, 16 * 1024)
-    kind = require_str(data, "kind", max_len=32)
-    if kind != "telegram":
-        raise ProblemError(
-            422,
-            "Validation failed",
-            f"unsupported channel kind {kind!r}",
-            errors=[{"field": "kind", "message": "supported: telegram"}],
-        )
-    bot_token = require_str(data, "bot_token", max_len=256)
-    secret_token = require_str(data, "secret_token", max_len=256)
-    if not _SECRET_TOKEN.match(secret_token):
-        raise ProblemError(
-            422,
-            "Validation failed",
-            "secret_token: 1-256 characters of A-Z a-z 0-9 _ -",
-            errors=[{"field": "secret_token", "message": "1-256 of A-Z a-z 0-9 _ -"}],
-        )
-    api_base = (
-        require_str(data, "api_base", max_len=512, required=False)
-        or deps.settings.telegram_api_base
-    ).rstrip("/")
-    if not api_base.startswith(("http://", "https://")):
-        raise ProblemError(
-            422,
-            "Validation failed",
-            "api_base must be an http(s) URL",
-            errors=[{"field": "api_base", "message": "http(s) URL"}],
-        )
-    channel_id = await deps.records.create_channel(
-        caller.merchant_id, kind, api_base, bot_token, secret_token
-    )
-    return json_response(
-        {
-            "id": channel_id,
-            "kind": kind,
-            "webhook_url": f"{deps.settings.base_url}/webhooks/telegram/{channel_id}",
-        },
-        status=201,
-    )
-
-
 async def playground_message(request: web.Request) -> web.Response:
     caller = await request.app[AUTH].require_merchant(request)
     deps = request.app[DEPS]
@@ -230,7 +184,13 @@ async def playground_message(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     waiter = hub.expect(message.message_id)
     try:
-        await deps.inbox.append(message)
+        with tracing.span(
+            "inbox.append",
+            kind=tracing.SERVER,
+            merchant_id=message.merchant_id,
+            attributes={"kaleem.channel_kind": "playground"},
+        ):
+            await deps.inbox.append(tracing.carry(message))
         reply = await asyncio.wait_for(waiter, timeout=deps.settings.playground_timeout_s)
     except TimeoutError as exc:
         raise ProblemError(

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from engine.api import register_api_routes
 from engine.delivery import DeliveryWorker
-from engine.gateway import admin, webchat, webhooks
+from engine.gateway import admin, analytics, channels, webchat, webhooks
 from engine.gateway.auth import MerchantAuth
 from engine.gateway.deps import GatewayDeps
 from engine.gateway.hub import ReplyHub
@@ -25,7 +26,7 @@ from engine.gateway.problems import Handler, json_response, problem_middleware
 from engine.keys import OUTBOX_GROUP, outbox_stream
 from engine.queues import Outbox, StreamConsumer
 from engine.senders import CachedChannels, LocalSender
-from observability import metrics
+from observability import metrics, queue_probe
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    with contextlib.suppress(Exception):
-        metrics.INBOX_BACKLOG.set(await request.app[DEPS].inbox.backlog())
+    deps = request.app[DEPS]
+    metrics.watch_data_dir(deps.settings.data_dir)
+    with contextlib.suppress(Exception):  # a scrape must answer even when Redis does not
+        await asyncio.wait_for(queue_probe.sample(deps.redis, deps.settings.inbox_partitions), 2)
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
@@ -114,9 +117,19 @@ def create_app(deps: GatewayDeps) -> web.Application:
     app.router.add_post("/api/v1/catalog/import", admin.import_catalog)
     app.router.add_post("/api/v1/knowledge/import", admin.import_knowledge)
     app.router.add_get("/api/v1/jobs/{job_id}", admin.get_job)
-    app.router.add_post("/api/v1/channels", admin.create_channel)
+    app.router.add_post("/api/v1/channels", channels.create_channel)
+    app.router.add_get("/api/v1/channels", channels.list_channels)
+    app.router.add_delete("/api/v1/channels/{channel_id}", channels.delete_channel)
+    app.router.add_get("/api/v1/outbox/dead-letters", channels.list_dead_letters)
+    app.router.add_post(
+        "/api/v1/outbox/dead-letters/{entry_id}/replay", channels.replay_dead_letter
+    )
     app.router.add_post("/api/v1/playground/messages", admin.playground_message)
     app.router.add_post("/webhooks/telegram/{channel_id}", webhooks.telegram_webhook)
+    app.router.add_get("/webhooks/{kind}/{channel_id}", webhooks.meta_verify)
+    app.router.add_post("/webhooks/{kind}/{channel_id}", webhooks.meta_webhook)
     app.router.add_get("/webchat/{merchant_id}", webchat.webchat_page)
     app.router.add_get("/ws/webchat/{merchant_id}", webchat.webchat_socket)
+    register_api_routes(app)
+    analytics.register(app)
     return app

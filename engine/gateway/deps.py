@@ -37,3 +37,4 @@ class GatewayDeps:
     indexer: Indexer
     readiness: Readiness
     instance: str = "gateway-0"
+    retriever: Any = None  # engine.conversation.RetrievalPort: the bot's retrieval (admin search)

@@ -286,8 +286,15 @@ def test_send_renders_products_in_english() -> None:
     )
     assert call.json["reply_markup"] == {
         "inline_keyboard": [
-            [{"text": "View: Running shoes", "url": "https://s/1"}],
-            [{"text": "View: حقيبة جلد", "url": "https://s/2"}],
+            [
+                {"text": "Running shoes", "callback_data": "Running shoes"},
+                {"text": "View: Running shoes", "url": "https://s/1"},
+            ],
+            [
+                {"text": "حقيبة جلد", "callback_data": "حقيبة جلد"},
+                {"text": "View: حقيبة جلد", "url": "https://s/2"},
+            ],
+            [{"text": "Gift card", "callback_data": "Gift card"}],
         ]
     }
 
@@ -303,7 +310,11 @@ def test_send_renders_products_in_arabic() -> None:
         "2. Gift card — السعر عند الطلب"
     )
     assert call.json["reply_markup"]["inline_keyboard"] == [
-        [{"text": "عرض: حقيبة جلد", "url": "https://s/2"}]
+        [
+            {"text": "حقيبة جلد", "callback_data": "حقيبة جلد"},
+            {"text": "عرض: حقيبة جلد", "url": "https://s/2"},
+        ],
+        [{"text": "Gift card", "callback_data": "Gift card"}],
     ]
 
 
@@ -315,15 +326,24 @@ def test_send_only_web_urls_become_buttons_and_labels_are_bounded() -> None:
     )
     [call] = build_send_message(API, TOKEN, _reply("", products=products))
     keyboard = call.json["reply_markup"]["inline_keyboard"]
-    assert len(keyboard) == 1
-    assert len(keyboard[0][0]["text"]) == 64
-    assert keyboard[0][0]["text"].endswith("…")
+    assert len(keyboard) == 3
+    assert [b.get("url") for row in keyboard for b in row if "url" in b] == ["https://x/a"]
+    assert len(keyboard[0][1]["text"]) == 64
+    assert keyboard[0][1]["text"].endswith("…")
+    assert len(keyboard[0][0]["callback_data"].encode()) <= 64
     assert "3. c — 1" in call.json["text"]  # untitled product falls back to its sku
     assert call.json["text"].startswith("Products:")
 
 
-def test_send_without_usable_urls_has_no_keyboard() -> None:
+def test_send_without_usable_urls_still_offers_a_choice_button() -> None:
     [call] = build_send_message(API, TOKEN, _reply("x", products=(NO_URL,)))
+    assert call.json["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Gift card", "callback_data": "Gift card"}]]
+    }
+
+
+def test_send_without_products_has_no_keyboard() -> None:
+    [call] = build_send_message(API, TOKEN, _reply("x"))
     assert "reply_markup" not in call.json
 
 

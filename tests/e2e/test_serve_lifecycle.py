@@ -25,19 +25,18 @@ import pytest
 pytestmark = pytest.mark.integration
 
 KALEEM = str(Path(sys.executable).with_name("kaleem"))
-ENGINE_PROCESS_NAMES = ("raylet", "gcs_server", "redis-server", "dashboard", "ray::")
 
 
-def _engine_pids() -> set[int]:
-    pids = set()
-    for proc in psutil.process_iter(["name", "cmdline"]):
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    """Processes of the list still running (a zombie awaiting its reaper counts as gone)."""
+    out = []
+    for p in procs:
         try:
-            text = " ".join([proc.info["name"] or "", *(proc.info["cmdline"] or [])])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+        except psutil.NoSuchProcess:
             continue
-        if any(n in text for n in ENGINE_PROCESS_NAMES):
-            pids.add(proc.pid)
-    return pids
+    return out
 
 
 def _free_port() -> int:
@@ -70,9 +69,7 @@ class Served:
     def __init__(self, data_dir: Path, models_dir: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")
-        } | {
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")} | {
             "KALEEM_MODELS_DIR": str(models_dir),
             "KALEEM_RAY_DASHBOARD": "0",
             "KALEEM_LOG_LEVEL": "WARNING",
@@ -109,6 +106,11 @@ class Served:
             timeout=120,
         )
 
+    def descendants(self) -> list[psutil.Process]:
+        """Everything the engine started: Ray's GCS, raylet, workers, Redis."""
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -125,8 +127,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def test_serve_stops_cleanly_and_keeps_records_across_restart(served: Served) -> None:
-    before = _engine_pids()
     served.start()
+    started = served.descendants()
+    names = " ".join(p.name() for p in started)
+    assert "redis-server" in names and "raylet" in names and "gcs_server" in names
     token = (served.data_dir / "admin.token").read_text().strip()
 
     created = served.cli("merchant", "create", "--name", "Lifecycle Shop", "--language", "en")
@@ -142,10 +146,11 @@ def test_serve_stops_cleanly_and_keeps_records_across_restart(served: Served) ->
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
     assert served.stop() == 0
-    assert _engine_pids() - before == set(), "orphaned Ray or Redis processes"
+    assert _alive(started) == [], "orphaned Ray or Redis processes"
 
     served.start()
-    status, job_view = _get(f"{served.url}/api/v1/jobs/nope", merchant["api_key"])
+    started = served.descendants()
+    status, _ = _get(f"{served.url}/api/v1/jobs/nope", merchant["api_key"])
     assert status == 404  # the API key (and so the merchant) survived the restart
     status, _ = _get(f"{served.url}/api/v1/jobs/nope", "kal_wrong")
     assert status == 401
@@ -159,4 +164,4 @@ def test_serve_stops_cleanly_and_keeps_records_across_restart(served: Served) ->
     assert [p["sku"] for p in reply["products"]] == ["L-1"]  # vectors survived too
     assert token == (served.data_dir / "admin.token").read_text().strip()
     assert served.stop() == 0
-    assert _engine_pids() - before == set()
+    assert _alive(started) == []

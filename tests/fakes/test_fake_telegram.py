@@ -90,7 +90,7 @@ async def test_send_message_roundtrip_through_connector(
     assert await _send(session, call) == Delivered("1")
     assert await _send(session, call) == Delivered("2")  # per-chat increasing ids
     assert [m["text"] for m in fake.sent_to(42)] == [call.json["text"]] * 2
-    assert fake.sent_to("42")[0]["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://x/s"
+    assert fake.sent_to("42")[0]["reply_markup"]["inline_keyboard"][0][1]["url"] == "https://x/s"
     recorded = fake.calls[0]
     assert (recorded.token, recorded.method, recorded.status) == (TOKEN, "sendMessage", 200)
     assert recorded.json == call.json

@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# Shared by deploy.sh, backup.sh and restore.sh: one way to call compose, log and fail.
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+COMPOSE_FILE="${COMPOSE_FILE:-$DEPLOY_DIR/docker-compose.yml}"
+GATEWAYS="${GATEWAYS:-gateway-1 gateway-2}"
+
+compose() {
+  docker compose -f "$COMPOSE_FILE" "$@"
+}
+
+log() {
+  printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+}
+
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# Runs stdlib Python in a one-off container of the gateway service: it has QDRANT_URL and the
+# compose network, and works while the gateways themselves are stopped (restore).
+qdrant_tool() {
+  compose run --rm --no-deps -T --entrypoint python gateway-1 - "$@" \
+    < "$DEPLOY_DIR/qdrant_snapshots.py"
+}

@@ -1,0 +1,495 @@
+"""Products and knowledge: CRUD, categories, export and search with the bot's own retrieval.
+
+The record is written first (the source of truth, so a 201 is readable at once), then the
+indexer actor embeds and upserts the vector; deletes remove the vector through the same actor,
+behind the same lock, so a delete never overtakes an earlier index of the same id.
+A product's API id is its SKU (unique per merchant, stable across catalog re-imports).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol, cast
+
+import orjson
+from aiohttp import web
+
+from engine import catalog
+from engine.api import schemas as s
+from engine.api.context import API, Api, client_ip
+from engine.api.paging import page
+from engine.api.routing import Ctx, Reply, Route
+from engine.gateway.problems import ProblemError
+from engine.indexing import IndexItem
+from engine.ports import Document, DuplicateKey
+from engine.retrieval import KNOWLEDGE, PRODUCTS
+
+log = logging.getLogger(__name__)
+EXPORT_PAGE = 500
+MAX_CATEGORIES = 200
+
+
+class VectorRemover(Protocol):
+    def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any: ...
+
+
+def _api(ctx: Ctx) -> Api:
+    return ctx.request.app[API]
+
+
+def _remove_vectors(api: Api, merchant_id: str, collection: str, ids: list[str]) -> None:
+    remover = getattr(api.deps.indexer, "remove", None)
+    if remover is None:
+        log.warning("indexer cannot remove vectors", extra={"collection": collection})
+        return
+    cast(VectorRemover, api.deps.indexer).remove(merchant_id, collection, ids)
+
+
+def product_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["sku"],
+        "sku": doc["sku"],
+        "title": doc.get("title") or "",
+        "description": doc.get("description") or "",
+        "price": doc.get("price"),
+        "currency": doc.get("currency"),
+        "category": doc.get("category"),
+        "url": doc.get("url"),
+        "image_url": doc.get("image_url"),
+        "in_stock": bool(doc.get("in_stock", True)),
+        "attributes": doc.get("attributes") or {},
+        "updated_at": doc.get("updated_at"),
+    }
+
+
+def _index_product(api: Api, merchant_id: str, doc: Document) -> None:
+    p = catalog.Product.from_doc(doc)
+    item = IndexItem(
+        id=p.sku,
+        text=p.embedding_text(),
+        payload={
+            "sku": p.sku,
+            "title": p.title,
+            "price": p.price,
+            "currency": p.currency,
+            "url": p.url,
+            "in_stock": p.in_stock,
+            "category": p.category,
+            "kind": "product",
+        },
+    )
+    api.deps.indexer.submit(None, merchant_id, PRODUCTS, [item])
+
+
+def _pid(ctx: Ctx) -> str:
+    return catalog.product_doc_id(ctx.merchant_id, ctx.path["product_id"])
+
+
+async def product_exists(ctx: Ctx) -> bool:
+    found = (
+        await _api(ctx)
+        .store.collection(PRODUCTS)
+        .find_one({"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1})
+    )
+    return found is not None
+
+
+async def create_product(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.ProductIn = ctx.body
+    doc = catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id)
+    doc["updated_at"] = doc["created_at"] = time.time()
+    try:
+        await api.store.collection(PRODUCTS).insert_one(doc)
+    except DuplicateKey as exc:
+        raise ProblemError(
+            409, "Conflict", f"sku {body.sku!r} exists; PATCH /api/v1/products/{body.sku}"
+        ) from exc
+    _index_product(api, ctx.merchant_id, doc)
+    return Reply(201, product_out(doc), {"Location": f"/api/v1/products/{body.sku}"})
+
+
+async def get_product(ctx: Ctx) -> dict[str, Any]:
+    doc = (
+        await _api(ctx)
+        .store.collection(PRODUCTS)
+        .find_one({"_id": _pid(ctx), "merchant_id": ctx.merchant_id})
+    )
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such product")
+    return product_out(doc)
+
+
+async def patch_product(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.ProductPatchIn = ctx.body
+    sets = body.model_dump(exclude_unset=True)
+    sets["updated_at"] = time.time()
+    doc = await api.store.collection(PRODUCTS).find_one_and_update(
+        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
+    )
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such product")
+    _index_product(api, ctx.merchant_id, doc)
+    return product_out(doc)
+
+
+async def delete_product(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    deleted = await api.store.collection(PRODUCTS).delete_one(
+        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}
+    )
+    if not deleted:
+        raise ProblemError(404, "Not found", "no such product")
+    _remove_vectors(api, ctx.merchant_id, PRODUCTS, [ctx.path["product_id"]])
+    return Reply(204, None)
+
+
+async def list_products(ctx: Ctx) -> dict[str, Any]:
+    q: s.ProductQuery = ctx.query
+    filter: Document = {"merchant_id": ctx.merchant_id}
+    if q.category is not None:
+        filter["category"] = q.category
+    if q.in_stock is not None:
+        filter["in_stock"] = q.in_stock
+    docs, nxt = await page(
+        _api(ctx).store.collection(PRODUCTS),
+        filter,
+        limit=q.limit,
+        cursor=q.cursor,
+        field="_id",
+        descending=False,
+    )
+    return {"items": [product_out(d) for d in docs], "next_cursor": nxt}
+
+
+async def export_products(ctx: Ctx) -> web.StreamResponse:
+    """NDJSON, streamed page by page: memory stays bounded whatever the catalog size."""
+    api = _api(ctx)
+    await api.audit(ctx.merchant_id, ctx.actor, "products.export", None, client_ip(ctx.request))
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Disposition": 'attachment; filename="products.jsonl"',
+        }
+    )
+    await response.prepare(ctx.request)
+    cursor: str | None = None
+    coll = api.store.collection(PRODUCTS)
+    while True:
+        docs, cursor = await page(
+            coll,
+            {"merchant_id": ctx.merchant_id},
+            limit=EXPORT_PAGE,
+            cursor=cursor,
+            field="_id",
+            descending=False,
+        )
+        chunk = b"".join(
+            orjson.dumps({k: v for k, v in product_out(d).items() if k != "id"}) + b"\n"
+            for d in docs
+        )
+        if chunk:
+            await response.write(chunk)
+        if cursor is None:
+            break
+    await response.write_eof()
+    return response
+
+
+async def categories(ctx: Ctx) -> dict[str, Any]:
+    docs = (
+        await _api(ctx)
+        .store.collection(PRODUCTS)
+        .find({"merchant_id": ctx.merchant_id}, projection={"category": 1})
+    )
+    counts: dict[str, int] = {}
+    for d in docs:
+        name = d.get("category")
+        if name:
+            counts[str(name)] = counts.get(str(name), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CATEGORIES]
+    return {"items": [{"name": n, "count": c} for n, c in top]}
+
+
+async def search_products(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    q: s.SearchQuery = ctx.query
+    if api.retriever is None:
+        raise ProblemError(503, "Search unavailable", "no retriever is configured")
+    result = await api.retriever.retrieve(
+        ctx.merchant_id, q.q, product_limit=q.limit, knowledge_limit=1, max_price=q.max_price
+    )
+    items = [
+        {
+            "sku": h.card.sku,
+            "title": h.card.title,
+            "price": h.card.price,
+            "currency": h.card.currency,
+            "url": h.card.url,
+            "score": round(float(h.score), 4),
+        }
+        for h in result.products[: q.limit]
+    ]
+    return {"items": items}
+
+
+# -- knowledge ------------------------------------------------------------------------------
+def knowledge_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["doc_id"],
+        "title": doc.get("title") or "",
+        "body": doc.get("body") or "",
+        "language": doc.get("language"),
+        "chunks": int(doc.get("chunks") or 0),
+        "updated_at": doc.get("updated_at"),
+    }
+
+
+def _kid(ctx: Ctx) -> str:
+    return f"{ctx.merchant_id}:{ctx.path['doc_id']}"
+
+
+async def knowledge_exists(ctx: Ctx) -> bool:
+    found = (
+        await _api(ctx)
+        .store.collection(KNOWLEDGE)
+        .find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1})
+    )
+    return found is not None
+
+
+def _index_knowledge(api: Api, merchant_id: str, doc: Document, old_chunks: int) -> int:
+    kd = catalog.KnowledgeDoc(
+        id=str(doc["doc_id"]),
+        title=str(doc["title"]),
+        body=str(doc["body"]),
+        language=doc.get("language"),
+    )
+    chunks = catalog.chunk_knowledge(kd)
+    items = [
+        IndexItem(
+            id=c.id,
+            text=c.embedding_text(),
+            payload={
+                "doc_id": c.doc_id,
+                "title": c.title,
+                "body": c.text,
+                "language": kd.language,
+                "kind": "knowledge",
+            },
+        )
+        for c in chunks
+    ]
+    api.deps.indexer.submit(None, merchant_id, KNOWLEDGE, items)
+    stale = [f"{kd.id}#{n}" for n in range(len(chunks), old_chunks)]
+    if stale:
+        _remove_vectors(api, merchant_id, KNOWLEDGE, stale)
+    return len(chunks)
+
+
+async def create_knowledge(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.KnowledgeIn = ctx.body
+    doc = {
+        **catalog.KnowledgeDoc(body.id, body.title, body.body, body.language).to_doc(
+            ctx.merchant_id
+        ),
+        "created_at": time.time(),
+        "updated_at": time.time(),
+    }
+    doc["chunks"] = len(
+        catalog.chunk_knowledge(catalog.KnowledgeDoc(body.id, body.title, body.body))
+    )
+    try:
+        await api.store.collection(KNOWLEDGE).insert_one(doc)
+    except DuplicateKey as exc:
+        raise ProblemError(409, "Conflict", f"document {body.id!r} exists") from exc
+    _index_knowledge(api, ctx.merchant_id, doc, 0)
+    return Reply(201, knowledge_out(doc))
+
+
+async def get_knowledge(ctx: Ctx) -> dict[str, Any]:
+    doc = (
+        await _api(ctx)
+        .store.collection(KNOWLEDGE)
+        .find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
+    )
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such document")
+    return knowledge_out(doc)
+
+
+async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.KnowledgePatchIn = ctx.body
+    coll = api.store.collection(KNOWLEDGE)
+    before = await coll.find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
+    if before is None:
+        raise ProblemError(404, "Not found", "no such document")
+    merged = {**before, **body.model_dump(exclude_unset=True)}
+    count = len(
+        catalog.chunk_knowledge(
+            catalog.KnowledgeDoc(str(merged["doc_id"]), str(merged["title"]), str(merged["body"]))
+        )
+    )
+    sets = {**body.model_dump(exclude_unset=True), "chunks": count, "updated_at": time.time()}
+    doc = await coll.find_one_and_update(
+        {"_id": _kid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
+    )
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such document")
+    _index_knowledge(api, ctx.merchant_id, doc, int(before.get("chunks") or 0))
+    return knowledge_out(doc)
+
+
+async def delete_knowledge(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    coll = api.store.collection(KNOWLEDGE)
+    doc = await coll.find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
+    if doc is None or not await coll.delete_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id}):
+        raise ProblemError(404, "Not found", "no such document")
+    # Imports never stored a chunk count: remove a generous range of positional chunk ids.
+    count = int(doc.get("chunks") or 200)
+    ids = [f"{doc['doc_id']}#{n}" for n in range(count)]
+    _remove_vectors(api, ctx.merchant_id, KNOWLEDGE, ids)
+    return Reply(204, None)
+
+
+async def list_knowledge(ctx: Ctx) -> dict[str, Any]:
+    q: s.PageQuery = ctx.query
+    docs, nxt = await page(
+        _api(ctx).store.collection(KNOWLEDGE),
+        {"merchant_id": ctx.merchant_id},
+        limit=q.limit,
+        cursor=q.cursor,
+        field="_id",
+        descending=False,
+    )
+    return {"items": [knowledge_out(d) for d in docs], "next_cursor": nxt}
+
+
+P = "/api/v1/products"
+K = "/api/v1/knowledge"
+ROUTES = [
+    Route(
+        "GET",
+        P,
+        list_products,
+        "List products",
+        "products",
+        query=s.ProductQuery,
+        response=s.ProductPage,
+    ),
+    Route(
+        "POST",
+        P,
+        create_product,
+        "Create a product (indexed for the bot)",
+        "products",
+        perm="write",
+        body=s.ProductIn,
+        response=s.ProductOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{P}/export",
+        export_products,
+        "Export the catalog as NDJSON",
+        "products",
+        perm="manage",
+        raw_body="application/x-ndjson",
+    ),
+    Route(
+        "GET",
+        f"{P}/categories",
+        categories,
+        "Categories with product counts",
+        "products",
+        response=s.CategoryList,
+    ),
+    Route(
+        "GET",
+        f"{P}/search",
+        search_products,
+        "Search with the bot's retrieval",
+        "products",
+        query=s.SearchQuery,
+        response=s.SearchOut,
+    ),
+    Route(
+        "GET", P + "/{product_id}", get_product, "Get a product", "products", response=s.ProductOut
+    ),
+    Route(
+        "PATCH",
+        P + "/{product_id}",
+        patch_product,
+        "Update a product (re-indexed)",
+        "products",
+        perm="write",
+        body=s.ProductPatchIn,
+        response=s.ProductOut,
+        exists=product_exists,
+    ),
+    Route(
+        "DELETE",
+        P + "/{product_id}",
+        delete_product,
+        "Delete a product and its vector",
+        "products",
+        perm="write",
+        status=204,
+        exists=product_exists,
+    ),
+    Route(
+        "GET",
+        K,
+        list_knowledge,
+        "List knowledge documents",
+        "knowledge",
+        query=s.PageQuery,
+        response=s.KnowledgePage,
+    ),
+    Route(
+        "POST",
+        K,
+        create_knowledge,
+        "Create a knowledge document",
+        "knowledge",
+        perm="write",
+        body=s.KnowledgeIn,
+        response=s.KnowledgeOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        K + "/{doc_id}",
+        get_knowledge,
+        "Get a knowledge document",
+        "knowledge",
+        response=s.KnowledgeOut,
+    ),
+    Route(
+        "PATCH",
+        K + "/{doc_id}",
+        patch_knowledge,
+        "Update a document (re-indexed)",
+        "knowledge",
+        perm="write",
+        body=s.KnowledgePatchIn,
+        response=s.KnowledgeOut,
+        exists=knowledge_exists,
+    ),
+    Route(
+        "DELETE",
+        K + "/{doc_id}",
+        delete_knowledge,
+        "Delete a document and its vectors",
+        "knowledge",
+        perm="write",
+        status=204,
+        exists=knowledge_exists,
+    ),
+]

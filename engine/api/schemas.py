@@ -1,0 +1,522 @@
+"""Request and response schemas: they validate requests AND generate the OpenAPI document.
+
+Request models forbid unknown fields (a typo is a 422, not silently ignored); every string and
+list is bounded (invariant: bounded everything).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Str = Annotated[str, Field(min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$",
+    ),
+]
+Password = Annotated[str, Field(min_length=8, max_length=256)]
+RoleName = Literal["owner", "admin", "agent", "viewer"]
+Limit = Annotated[int, Field(ge=1, le=100)]
+Cursor = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")]
+Money = Annotated[float, Field(ge=0, le=1e9)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Problem(Response):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class PageQuery(Request):
+    limit: Limit = 20
+    cursor: Cursor | None = None
+
+
+# -- identity ----------------------------------------------------------------------------------
+class SignupIn(Request):
+    merchant_name: Str
+    email: Email
+    password: Password
+    default_language: Literal["ar", "en"] = "ar"
+
+
+class SignupOut(Response):
+    merchant_id: str
+    user_id: str
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class LoginIn(Request):
+    email: Email
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TokensOut(Response):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class RefreshIn(Request):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class AcceptInviteIn(Request):
+    invite_token: Annotated[str, Field(min_length=1, max_length=512)]
+    password: Password
+
+
+class LogoutIn(Request):
+    refresh_token: Annotated[str, Field(max_length=512)] | None = None
+
+
+class UserOut(Response):
+    id: str
+    email: str
+    role: RoleName
+    status: Literal["active", "invited"]
+    created_at: float
+
+
+class UserInviteIn(Request):
+    email: Email
+    role: Literal["admin", "agent", "viewer", "owner"]
+
+
+class UserInviteOut(UserOut):
+    invite_token: str
+
+
+class UserPatchIn(Request):
+    role: RoleName
+
+
+class UserPage(Response):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class ApiKeyIn(Request):
+    name: Str
+    role: Literal["admin", "agent", "viewer"] = "admin"
+
+
+class ApiKeyOut(Response):
+    id: str
+    name: str
+    role: str
+    masked: str
+    created_at: float
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyOut):
+    api_key: str
+
+
+class ApiKeyPage(Response):
+    items: list[ApiKeyOut]
+    next_cursor: str | None
+
+
+class AuditOut(Response):
+    id: str
+    actor: str
+    action: str
+    target: str | None
+    at: float
+    ip: str | None
+
+
+class AuditPage(Response):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+# -- merchant profile ------------------------------------------------------------------------
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Interval(Request):
+    start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class BusinessHours(Request):
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "Asia/Riyadh"
+    days: dict[Day, Annotated[list[Interval], Field(max_length=4)]] = Field(default_factory=dict)
+
+
+class HandoffSettings(Request):
+    enabled: bool = True
+    keywords: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=20)] = Field(
+        default_factory=list
+    )
+    outside_hours_message: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class MerchantPatchIn(Request):
+    name: Str | None = None
+    default_language: Literal["ar", "en"] | None = None
+    languages: Annotated[list[Literal["ar", "en"]], Field(min_length=1, max_length=2)] | None = None
+    business_hours: BusinessHours | None = None
+    handoff: HandoffSettings | None = None
+
+
+class MerchantOut(Response):
+    id: str
+    name: str
+    default_language: str
+    languages: list[str]
+    business_hours: dict[str, Any] | None
+    handoff: dict[str, Any] | None
+    created_at: float | None
+
+
+# -- products ----------------------------------------------------------------------------------
+Sku = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://[!-~]+$")]
+
+
+class ProductIn(Request):
+    sku: Sku
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    price: Money | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    category: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    url: Url | None = None
+    image_url: Url | None = None
+    in_stock: bool = True
+    attributes: Annotated[dict[str, str | int | float | bool], Field(max_length=50)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _short_values(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if len(key) > 64 or (isinstance(value, str) and len(value) > 500):
+                raise ValueError("attribute names at most 64, values at most 500 characters")
+        return v
+
+
+class ProductPatchIn(Request):
+    title: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    price: Money | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    category: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    url: Url | None = None
+    image_url: Url | None = None
+    in_stock: bool | None = None
+    attributes: Annotated[dict[str, str | int | float | bool], Field(max_length=50)] | None = None
+
+
+class ProductOut(Response):
+    id: str
+    sku: str
+    title: str
+    description: str = ""
+    price: float | None = None
+    currency: str | None = None
+    category: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+    in_stock: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    updated_at: float | None = None
+
+
+class ProductQuery(PageQuery):
+    category: Annotated[str, Field(max_length=200)] | None = None
+    in_stock: bool | None = None
+
+
+class ProductPage(Response):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+class SearchQuery(Request):
+    q: Annotated[str, Field(min_length=1, max_length=500)]
+    limit: Annotated[int, Field(ge=1, le=20)] = 10
+    max_price: Money | None = None
+
+
+class SearchHit(Response):
+    sku: str
+    title: str
+    price: float | None
+    currency: str | None
+    url: str | None
+    score: float
+
+
+class SearchOut(Response):
+    items: list[SearchHit]
+
+
+class CategoryOut(Response):
+    name: str
+    count: int
+
+
+class CategoryList(Response):
+    items: list[CategoryOut]
+
+
+# -- knowledge --------------------------------------------------------------------------------
+DocId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class KnowledgeIn(Request):
+    id: DocId
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    body: Annotated[str, Field(min_length=1, max_length=100_000)]
+    language: Literal["ar", "en"] | None = None
+
+
+class KnowledgePatchIn(Request):
+    title: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    body: Annotated[str, Field(min_length=1, max_length=100_000)] | None = None
+    language: Literal["ar", "en"] | None = None
+
+
+class KnowledgeOut(Response):
+    id: str
+    title: str
+    body: str
+    language: str | None = None
+    chunks: int = 0
+    updated_at: float | None = None
+
+
+class KnowledgePage(Response):
+    items: list[KnowledgeOut]
+    next_cursor: str | None
+
+
+# -- conversations ------------------------------------------------------------------------------
+ConvStatus = Literal["open", "pending", "resolved"]
+
+
+class ConversationQuery(PageQuery):
+    channel: Annotated[str, Field(max_length=128)] | None = None
+    status: ConvStatus | None = None
+    assignee: Annotated[str, Field(max_length=64)] | None = None
+    label: Annotated[str, Field(max_length=64)] | None = None
+    q: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ConversationOut(Response):
+    id: str
+    channel_id: str
+    customer_id: str
+    status: ConvStatus
+    assignee: str | None
+    labels: list[str]
+    paused: bool
+    last_message_at: float | None
+    last_text: str | None
+    message_count: int
+    created_at: float | None
+
+
+class ConversationPage(Response):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessageOut(Response):
+    id: str
+    direction: Literal["in", "out"]
+    text: str
+    at: float
+    intent: str | None = None
+    author: str | None = None
+    handoff: bool | None = None
+
+
+class MessagePage(Response):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class AgentReplyIn(Request):
+    text: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class ConversationPatchIn(Request):
+    status: ConvStatus | None = None
+    assignee: Annotated[str, Field(max_length=64)] | None = None
+    labels: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)]
+        | None
+    ) = None
+
+
+class NoteIn(Request):
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class NoteOut(Response):
+    id: str
+    author: str
+    text: str
+    at: float
+
+
+class NoteList(Response):
+    items: list[NoteOut]
+
+
+# -- orders and leads -----------------------------------------------------------------------
+Phone = Annotated[str, Field(min_length=7, max_length=32)]
+
+
+class CustomerIn(Request):
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    phone: Phone
+    city: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class OrderItemIn(Request):
+    sku: Annotated[str, Field(min_length=1, max_length=128)]
+    qty: Annotated[int, Field(ge=1, le=99)] = 1
+
+
+class OrderIn(Request):
+    customer: CustomerIn
+    items: Annotated[list[OrderItemIn], Field(min_length=1, max_length=50)]
+
+
+OrderStatus = Literal["new", "confirmed", "shipped", "delivered", "cancelled"]
+
+
+class OrderLineOut(Response):
+    sku: str
+    title: str
+    qty: int
+    unit_price: float
+    currency: str | None
+    line_total: float
+
+
+class OrderOut(Response):
+    id: str
+    status: OrderStatus
+    customer: dict[str, str]
+    items: list[OrderLineOut]
+    total: float
+    currency: str | None
+    source: str
+    conversation_key: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class OrderPatchIn(Request):
+    status: OrderStatus
+
+
+class OrderQuery(PageQuery):
+    status: OrderStatus | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+
+
+class OrderPage(Response):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+LeadStatus = Literal["new", "contacted", "won", "lost"]
+
+
+class LeadIn(Request):
+    name: Annotated[str, Field(max_length=120)] = ""
+    phone: Annotated[str, Field(max_length=32)] = ""
+    city: Annotated[str, Field(max_length=80)] = ""
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class LeadPatchIn(Request):
+    status: LeadStatus | None = None
+    note: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class LeadOut(Response):
+    id: str
+    name: str
+    phone: str
+    city: str
+    source: str
+    status: str
+    note: str
+    order_id: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class LeadQuery(PageQuery):
+    status: LeadStatus | None = None
+
+
+class LeadPage(Response):
+    items: list[LeadOut]
+    next_cursor: str | None
+
+
+# -- analytics ----------------------------------------------------------------------------
+class AnalyticsQuery(Request):
+    days: Annotated[int, Field(ge=1, le=90)] = 7
+    channel: Annotated[str, Field(max_length=128)] | None = None
+
+
+class AnalyticsBucket(Response):
+    conversations: int
+    messages_in: int
+    first_reply_p50_s: float | None
+    first_reply_p95_s: float | None
+    answer_coverage: float | None
+    handoff_rate: float | None
+    orders: int
+    conversion: float | None
+
+
+class TopQuestion(Response):
+    text: str
+    count: int
+
+
+class AnalyticsOut(Response):
+    since: float
+    total: AnalyticsBucket
+    per_channel: dict[str, AnalyticsBucket]
+    per_day: dict[str, AnalyticsBucket]
+    top_questions: list[TopQuestion]
+
+
+class Empty(Response):
+    ok: bool = True

@@ -1,0 +1,1 @@
+"""Offline and end-to-end evaluation of answer quality (``kaleem eval``)."""

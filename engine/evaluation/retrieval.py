@@ -1,0 +1,203 @@
+"""Retrieval quality on a BEIR-layout dataset (ARCD): nDCG@10, Recall@1/10, MRR.
+
+Runs the bot's own ranking code in-process: :class:`engine.ranking.Bm25Index` for the lexical
+signal, the same encoder (via :class:`models.encoder.OnnxEncoder`, no Ray) for the dense one,
+and :func:`engine.ranking.hybrid_rank` to fuse them, each signal contributing its top
+``HYBRID_DEPTH`` like the engine does. Passage embeddings are cached on disk by content hash,
+so re-running or tuning costs only the queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.ranking import (
+    HYBRID_DEPTH,
+    HYBRID_WEIGHTS,
+    Bm25Index,
+    candidate_signals,
+    hybrid_rank,
+)
+from engine.text import expand_for_embedding
+from models.encoder import Embeddings
+
+EncodeFn = Callable[[Sequence[str], str], Embeddings]
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    corpus_ids: list[str]
+    corpus_texts: list[str]
+    query_ids: list[str]
+    query_texts: list[str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_split(path: Path) -> Split:
+    """BEIR layout: corpus.jsonl, queries.jsonl, qrels.tsv (header line, tab-separated)."""
+    corpus_ids, corpus_texts = [], []
+    with (path / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                doc = json.loads(line)
+                corpus_ids.append(str(doc["_id"]))
+                title = str(doc.get("title") or "")
+                text = str(doc.get("text") or "")
+                corpus_texts.append(f"{title}\n{text}" if title else text)
+    qrels: dict[str, dict[str, int]] = {}
+    with (path / "qrels.tsv").open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            parts = line.rstrip("\n").split("\t")
+            if n == 0 and parts[0] == "query-id":
+                continue
+            if len(parts) >= 3 and int(parts[2]) > 0:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    query_ids, query_texts = [], []
+    with (path / "queries.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                q = json.loads(line)
+                if str(q["_id"]) in qrels:
+                    query_ids.append(str(q["_id"]))
+                    query_texts.append(str(q["text"]))
+    return Split(corpus_ids, corpus_texts, query_ids, query_texts, qrels)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def ndcg_at(ranked: Sequence[str], rel: dict[str, int], k: int = 10) -> float:
+    dcg = sum((2 ** rel.get(d, 0) - 1) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(rel.values(), reverse=True)[:k]
+    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: Sequence[str], rel: dict[str, int], k: int) -> float:
+    return len(set(ranked[:k]) & set(rel)) / len(rel) if rel else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[str], rel: dict[str, int]) -> float:
+    for i, d in enumerate(ranked):
+        if d in rel:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def metrics(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    qids = [q for q in runs if q in qrels]
+    n = len(qids) or 1
+    return {
+        "ndcg@10": round(sum(ndcg_at(runs[q], qrels[q]) for q in qids) / n, 4),
+        "recall@1": round(sum(recall_at(runs[q], qrels[q], 1) for q in qids) / n, 4),
+        "recall@10": round(sum(recall_at(runs[q], qrels[q], 10) for q in qids) / n, 4),
+        "mrr": round(sum(reciprocal_rank(runs[q], qrels[q]) for q in qids) / n, 4),
+        "queries": len(qids),
+    }
+
+
+# --- signals -----------------------------------------------------------------------------------
+
+
+def cached_encode(
+    encode: EncodeFn, texts: Sequence[str], kind: str, cache_dir: Path | None, tag: str
+) -> Embeddings:
+    """Encode ``texts``; with ``cache_dir`` the matrix is kept keyed by model + content hash."""
+    if cache_dir is None:
+        return encode(texts, kind)
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{tag}|{kind}|".encode())
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\x00")
+    path = cache_dir / f"{tag}-{kind}-{h.hexdigest()}.npy"
+    if path.exists():
+        return np.load(path)  # type: ignore[no-any-return]
+    vectors = encode(texts, kind)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+@dataclass(slots=True)
+class Signals:
+    """Per query: each signal's top-``depth`` candidates as id -> raw score."""
+
+    per_query: dict[str, dict[str, dict[str, float]]]
+
+
+def compute_signals(
+    split: Split,
+    encode: EncodeFn,
+    *,
+    tag: str = "e5",
+    depth: int = HYBRID_DEPTH,
+    cache_dir: Path | None = None,
+) -> Signals:
+    """Per query, exactly what the bot computes: dense top-``depth`` (cosine), corpus BM25
+    top-``depth``, and :func:`engine.ranking.candidate_signals` over their union."""
+    bm25 = Bm25Index(split.corpus_ids, split.corpus_texts)
+    texts = dict(zip(split.corpus_ids, split.corpus_texts, strict=True))
+    docs = cached_encode(encode, split.corpus_texts, "passage", cache_dir, tag)
+    queries = cached_encode(
+        encode, [expand_for_embedding(q) for q in split.query_texts], "query", cache_dir, tag
+    )
+    sims = queries @ docs.T
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for qi, qid in enumerate(split.query_ids):
+        query = split.query_texts[qi]
+        lex = bm25.scores(query)
+        top_l = np.argsort(-lex, kind="stable")[:depth]
+        top_d = np.argsort(-sims[qi], kind="stable")[:depth]
+        dense = {split.corpus_ids[i]: float(sims[qi, i]) for i in top_d}
+        lexical = {split.corpus_ids[i]: float(lex[i]) for i in top_l if lex[i] > 0}
+        per_query[qid] = candidate_signals(query, dense, lexical, texts)
+    return Signals(per_query)
+
+
+def run_fusion(signals: Signals, weights: dict[str, float]) -> dict[str, list[str]]:
+    return {
+        qid: [d for d, _ in hybrid_rank(sig, weights)[:10]]
+        for qid, sig in signals.per_query.items()
+    }
+
+
+def evaluate(
+    signals: Signals, qrels: dict[str, dict[str, int]], weights: dict[str, float]
+) -> dict[str, float]:
+    return metrics(run_fusion(signals, weights), qrels)
+
+
+def tune(
+    signals: Signals, qrels: dict[str, dict[str, int]], names: Sequence[str], step: float = 0.05
+) -> tuple[dict[str, float], float]:
+    """Grid search of convex weights (sum 1) maximising nDCG@10; use on train/ only."""
+    grid = [round(i * step, 4) for i in range(round(1 / step) + 1)]
+    best: tuple[dict[str, float], float] = ({}, -1.0)
+    for combo in itertools.product(grid, repeat=len(names) - 1):
+        rest = round(1.0 - sum(combo), 4)
+        if rest < -1e-9:
+            continue
+        weights = dict(zip(names, [*combo, max(rest, 0.0)], strict=True))
+        score = evaluate(signals, qrels, weights)["ndcg@10"]
+        if score > best[1]:
+            best = (weights, score)
+    return best
+
+
+def default_weights() -> dict[str, float]:
+    return dict(HYBRID_WEIGHTS)
+
+
+def report(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,94 @@
+"""Delivery against Telegram's real error answers, through the whole engine."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+
+from engine import keys
+from engine.storage.redis_server import redis_client
+from tests.conftest import DEFAULT_TOKEN, Engine, Store, new_secret
+from tests.fakes.fake_telegram import FakeTelegram, make_update
+
+pytestmark = pytest.mark.integration
+
+_ids = itertools.count(900_000)
+_chats = itertools.count(7_000_000)
+
+
+async def _setup(engine: Engine, store: Store, fake: FakeTelegram) -> tuple[str, str]:
+    secret = new_secret()
+    async with engine.session.post(
+        f"{engine.base_url}/api/v1/channels",
+        json={
+            "kind": "telegram",
+            "bot_token": DEFAULT_TOKEN,
+            "secret_token": secret,
+            "api_base": fake.base_url,
+        },
+        headers={"Authorization": f"Bearer {store.api_key}"},
+    ) as resp:
+        assert resp.status == 201
+        return str((await resp.json())["id"]), secret
+
+
+async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
+    async with engine.session.post(
+        f"{engine.base_url}/webhooks/telegram/{channel[0]}",
+        data=orjson.dumps(make_update(next(_ids), chat, text)),
+        headers={"X-Telegram-Bot-Api-Secret-Token": channel[1], "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 200
+
+
+async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(
+    engine: Engine, demo_store: Store, fake_telegram: FakeTelegram
+) -> None:
+    channel = await _setup(engine, demo_store, fake_telegram)
+    chat = next(_chats)
+    fake_telegram.fail_next(1, 429, retry_after=1, description="Too Many Requests: retry after 1")
+    await _send(engine, channel, chat, "do you have oud perfume?")
+    sent = await fake_telegram.wait_for_messages(chat, 1, timeout=60)
+    assert len(sent) == 1
+    attempts = [
+        c
+        for c in fake_telegram.calls
+        if c.method.lower() == "sendmessage" and str(c.json.get("chat_id")) == str(chat)
+    ]
+    assert [c.status for c in attempts] == [429, 200]  # retried once, delivered once
+
+
+async def test_blocked_chat_is_dead_lettered_and_other_chats_still_served(
+    engine: Engine, demo_store: Store, fake_telegram: FakeTelegram
+) -> None:
+    channel = await _setup(engine, demo_store, fake_telegram)
+    blocked, fine = next(_chats), next(_chats)
+    fake_telegram.block_chat(blocked)
+    await _send(engine, channel, blocked, "hello there, any watches?")
+    await _send(engine, channel, fine, "any watches?")
+    assert len(await fake_telegram.wait_for_messages(fine, 1, timeout=60)) == 1
+    redis = redis_client(engine.runtime.settings.redis_url)
+    try:
+        reasons = []
+        for _ in range(200):
+            entries = await redis.xrange(keys.dead_letters())
+            reasons = [
+                orjson.loads(f[b"m"])
+                for _, f in entries
+                if orjson.loads(f[b"m"])["reply"]["customer_id"] == str(blocked)
+            ]
+            if reasons:
+                break
+            import asyncio
+
+            await asyncio.sleep(0.05)
+        assert reasons, "the blocked chat's reply was not dead-lettered"
+        assert (
+            "blocked" in reasons[0]["reason"].lower() or "forbidden" in reasons[0]["reason"].lower()
+        )
+        assert DEFAULT_TOKEN not in orjson.dumps(reasons[0]).decode()
+    finally:
+        await redis.aclose()
+    assert fake_telegram.sent_to(blocked) == []
