@@ -30,7 +30,7 @@ tools:
 
 setup: $(STAMP) $(MODELS)/.verified tools  ## venv + project + verified ONNX models + SRE tools
 
-run: setup  ## start the engine on embedded defaults with the demo store
+run: $(STAMP) $(MODELS)/.verified  ## start the engine on embedded defaults with the demo store
 	KALEEM_MODELS_DIR=$(MODELS) $(BIN)/kaleem serve --demo --data-dir $(DATA)
 
 test: setup  ## the whole suite (unit, integration on real Redis/Ray/Serve/models, end-to-end)

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -218,6 +219,7 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--drain-timeout", type=float, default=60.0)
+    p.add_argument("--out", help="also write the JSON here (Ray may print to stdout)")
     args = p.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="kaleem-bench-"))
     base = Settings.from_env()
@@ -229,13 +231,20 @@ def main() -> None:
         log_level="WARNING",
         models_dir=base.models_dir.resolve(),
     )
+    # Ray forwards worker logs to the driver's stdout unless told not to: keep stdout for JSON.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(include_dashboard=False, log_to_driver=False, namespace="kaleem")
     runtime = Runtime(settings)
     runtime.start_backends()
     try:
         out = asyncio.run(run(args, runtime))
     finally:
         runtime.stop_backends()
-    print(json.dumps(out, indent=2))
+        ray.shutdown()
+    text = json.dumps(out, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

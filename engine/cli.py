@@ -30,6 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if getattr(args, "role", None):
+        overrides["role"] = args.role
     if getattr(args, "data_dir", None):
         data_dir = Path(args.data_dir).expanduser()
         overrides["data_dir"] = data_dir
@@ -71,6 +73,12 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if runtime.settings.role == "workers":
+            await runtime.run_workers()
+            print("Kaleem workers are running (actors and Serve; no gateway)", flush=True)
+            await stop.wait()
+            print("shutting down …", flush=True)
+            return 0
         await runtime.start_gateway()
         s = runtime.settings
         base = s.base_url
@@ -239,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
     serve.add_argument("--demo", action="store_true", help="seed a bilingual demo store")
+    serve.add_argument(
+        "--role",
+        choices=["all", "workers", "gateway"],
+        help="all (default): everything in one process; workers: Ray actors + Serve only; "
+        "gateway: an extra gateway replica attaching to running workers (needs RAY_ADDRESS)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     def admin(parser: argparse.ArgumentParser) -> None:

@@ -46,12 +46,24 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+ROLES = ("all", "workers", "gateway")
+
+
+def _role(value: str) -> str:
+    if value not in ROLES:
+        raise ConfigError(f"KALEEM_ROLE must be one of {', '.join(ROLES)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Process configuration. Frozen and picklable: it travels to Ray actors as-is."""
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # "all": one process runs everything; "workers": Ray actors + Serve only (the owner);
+    # "gateway": an extra gateway replica attaching to a running workers process via Ray.
+    role: str = "all"
     data_dir: Path = field(default_factory=lambda: Path(".kaleem"))
     public_base_url: str = ""
     admin_token: str = ""
@@ -63,6 +75,7 @@ class Settings:
     models_dir: Path = field(default_factory=lambda: Path(".kaleem/models"))
     telegram_api_base: str = "https://api.telegram.org"
     host_actors: int = 2
+    embedder_threads: int = 1
     inbox_partitions: int = 8
     max_body_bytes: int = 256 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
@@ -113,6 +126,7 @@ class Settings:
         models_dir = Path(env.get("KALEEM_MODELS_DIR") or data_dir / "models").expanduser()
         return cls(
             host=env.get("KALEEM_HOST") or "127.0.0.1",
+            role=_role(env.get("KALEEM_ROLE") or "all"),
             port=_int(env, "KALEEM_PORT", 8080, minimum=0),
             data_dir=data_dir,
             public_base_url=(env.get("KALEEM_PUBLIC_URL") or "").rstrip("/"),
@@ -127,6 +141,7 @@ class Settings:
                 "/"
             ),
             host_actors=_int(env, "KALEEM_HOST_ACTORS", 2, minimum=1),
+            embedder_threads=_int(env, "KALEEM_EMBEDDER_THREADS", 1, minimum=1),
             inbox_partitions=_int(env, "KALEEM_INBOX_PARTITIONS", 8, minimum=1),
             max_body_bytes=_int(env, "KALEEM_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             max_import_bytes=_int(env, "KALEEM_MAX_IMPORT_BYTES", 50 * 1024 * 1024, minimum=1024),

@@ -72,6 +72,11 @@ class Records:
         await self._store.collection(PRODUCTS).create_index(
             [("merchant_id", 1), ("sku", 1)], unique=True
         )
+        # Keyset pages of the admin API's product list (sort _id; optional category filter).
+        await self._store.collection(PRODUCTS).create_index([("merchant_id", 1), ("_id", 1)])
+        await self._store.collection(PRODUCTS).create_index(
+            [("merchant_id", 1), ("category", 1), ("_id", 1)]
+        )
         await self._store.collection(KNOWLEDGE).create_index([("merchant_id", 1), ("doc_id", 1)])
         await self._store.collection(JOBS).create_index([("merchant_id", 1)])
         await self._store.collection(MESSAGES).create_index(

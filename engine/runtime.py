@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ from typing import Any
 import ray
 from aiohttp import web
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from actors.conversation_host import ConversationHostActor
 from actors.delivery import DELIVERY_KINDS, DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.stores import EmbeddedStoresActor
 from actors.wiring import document_store, vector_store
-from engine.config import Settings
+from engine.config import ConfigError, Settings
 from engine.gateway.app import create_app
 from engine.gateway.deps import GatewayDeps
 from engine.queues import Inbox
@@ -43,6 +45,8 @@ from serve_apps.reranker import build_reranker
 
 log = logging.getLogger(__name__)
 
+RAY_NAMESPACE = "kaleem"
+ATTACH_TIMEOUT_S = 300.0
 EMBED_MODEL = "e5"
 EMBED_DIM = 384
 
@@ -62,6 +66,7 @@ class Runtime:
     port: int = 0
     records: Records | None = None
     _owns_ray: bool = False
+    _owns_actors: bool = True
 
     # -- synchronous start (before the event loop serves anything) ---------------------------
     def start_backends(self, *, ray_init: bool = True) -> None:
@@ -69,6 +74,10 @@ class Runtime:
         if s.port == 0:
             self.settings = s = s.with_overrides(port=free_port(s.host))
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.role == "gateway":
+            self.settings = s = _shared_from_data_dir(s)
+            self._attach(ray_init=ray_init)
+            return
         ensure_models(s.models_dir, names=(EMBED_MODEL,))
         if not s.redis_url:
             self.embedded_redis = EmbeddedRedis(s.data_dir / "redis")
@@ -87,11 +96,15 @@ class Runtime:
                 kwargs["dashboard_port"] = s.ray_dashboard_port
             if s.ray_address:
                 kwargs["address"] = s.ray_address
-            ray.init(**kwargs)
+            ray.init(namespace=RAY_NAMESPACE, **kwargs)
             self._owns_ray = True
+            # Gateway replicas on this machine find the cluster and Redis through the data dir.
+            (s.data_dir / "ray.address").write_text(ray.get_runtime_context().gcs_address)
+            (s.data_dir / "redis.url").write_text(s.redis_url)
+        self._owns_actors = True
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
         self.embedder = serve.run(
-            build_embedder(str(s.models_dir.resolve()), EMBED_MODEL),
+            build_embedder(str(s.models_dir.resolve()), EMBED_MODEL, threads=s.embedder_threads),
             name="embedder",
             route_prefix=None,
         )
@@ -116,6 +129,49 @@ class Runtime:
             for kind in DELIVERY_KINDS
         }
         self.delivery = self.deliveries["telegram"]
+
+    def _attach(self, *, ray_init: bool) -> None:
+        """A gateway replica: join the cluster and find the actors a workers process owns."""
+        s = self.settings
+        if not (s.ray_address and s.redis_url and s.secret_key):
+            raise ConfigError(
+                "KALEEM_ROLE=gateway needs RAY_ADDRESS, REDIS_URL and KALEEM_SECRET_KEY "
+                "shared with the workers process"
+            )
+        if ray_init and not ray.is_initialized():
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(address=s.ray_address, namespace=RAY_NAMESPACE, logging_level=logging.WARNING)
+            self._owns_ray = True
+        deadline = time.monotonic() + ATTACH_TIMEOUT_S
+        while True:
+            try:
+                self.embedder = serve.get_app_handle("embedder")
+                self.reranker = serve.get_app_handle("reranker")
+                if not (s.mongo_url and s.qdrant_url):
+                    self.stores_actor = ray.get_actor("kaleem-stores")
+                self.indexer = ray.get_actor("kaleem-indexer")
+                self.hosts = [ray.get_actor(f"kaleem-host-{i}") for i in range(s.host_actors)]
+                self.deliveries = {
+                    kind: ray.get_actor(f"kaleem-delivery-{kind}") for kind in DELIVERY_KINDS
+                }
+                break
+            except (ValueError, RayServeException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)  # the workers process is still starting: not on an event loop
+        self.delivery = self.deliveries["telegram"]
+        self._owns_actors = False
+
+    async def run_workers(self) -> None:
+        """The workers role: wait until every actor answers; the caller then idles."""
+        tracing.configure_tracing(self.settings, "kaleem-workers")
+        await self._wait_ready()
+        vectors = vector_store(self.settings, self.stores_actor)
+        await vectors.ensure_collection(PRODUCTS, EMBED_DIM)
+        await vectors.ensure_collection(KNOWLEDGE, EMBED_DIM)
+        await Records(
+            document_store(self.settings, self.stores_actor), SecretBox(self.settings.secret_key)
+        ).ensure_indexes()
 
     # -- async part: wait for readiness, start the gateway ------------------------------------
     async def start_gateway(self) -> int:
@@ -188,6 +244,8 @@ class Runtime:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if not self._owns_actors:
+            return  # a gateway replica leaves the shared actors to their owner
         for actor in [*self.hosts, *self.deliveries.values()]:
             if actor is not None:
                 with contextlib.suppress(Exception):
@@ -197,6 +255,12 @@ class Runtime:
                 await asyncio.wait_for(self.stores_actor.close.remote(), timeout=10)
 
     def stop_backends(self) -> None:
+        if not self._owns_actors:
+            self.hosts = []
+            if self._owns_ray:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()  # disconnects this driver; the cluster keeps running
+            return
         for actor in [*self.hosts, *self.deliveries.values(), self.indexer, self.stores_actor]:
             if actor is not None:
                 with contextlib.suppress(Exception):
@@ -210,6 +274,20 @@ class Runtime:
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
             self.embedded_redis = None
+
+
+def _shared_from_data_dir(s: Settings) -> Settings:
+    """For a gateway replica beside a workers process on one machine (same data dir): the Ray
+    address, the Redis URL and the at-rest key the workers process wrote there. In a cluster,
+    set RAY_ADDRESS, REDIS_URL and KALEEM_SECRET_KEY instead."""
+    changes: dict[str, object] = {}
+    for field_name, file_name in (("ray_address", "ray.address"), ("redis_url", "redis.url")):
+        path = s.data_dir / file_name
+        if not getattr(s, field_name) and path.exists():
+            changes[field_name] = path.read_text().strip()
+    if not s.secret_key and (s.data_dir / "secret.key").exists():
+        changes["secret_key"] = load_or_create_key("", s.data_dir)
+    return s.with_overrides(**changes) if changes else s
 
 
 def free_port(host: str) -> int:

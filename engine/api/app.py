@@ -149,6 +149,10 @@ async def _ensure_indexes(app: web.Application) -> None:
     await store.collection(AUDIT).create_index([("merchant_id", 1)])
     await store.collection(NOTES).create_index([("merchant_id", 1), ("conversation_id", 1)])
     await store.collection(CONVERSATIONS).create_index([("merchant_id", 1)])
+    # Keyset pages of the conversation list: newest first, unfiltered or by one filter field.
+    for field in (None, "status", "channel_id", "assignee", "labels"):
+        prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
+        await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
     await app[API].commerce.ensure_indexes()
 
 
