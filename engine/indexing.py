@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from engine.catalog import KnowledgeDoc, Product, chunk_knowledge
 from engine.ports import Embedder, VectorPoint, VectorStore
 from engine.records import Records
 
@@ -24,6 +25,42 @@ class IndexItem:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexItem:
         return cls(str(d["id"]), str(d["text"]), dict(d["payload"]))
+
+
+def product_index_item(p: Product) -> IndexItem:
+    """What the vector index keeps of a product: every writer (import, CRUD, eval) uses this."""
+    return IndexItem(
+        id=p.sku,
+        text=p.embedding_text(),
+        payload={
+            "sku": p.sku,
+            "title": p.title,
+            "price": p.price,
+            "currency": p.currency,
+            "url": p.url,
+            "in_stock": p.in_stock,
+            "category": p.category,
+            "kind": "product",
+        },
+    )
+
+
+def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
+    """A knowledge document as indexed chunks (ids ``{doc_id}#{n}``)."""
+    return [
+        IndexItem(
+            id=c.id,
+            text=c.embedding_text(),
+            payload={
+                "doc_id": c.doc_id,
+                "title": c.title,
+                "body": c.text,
+                "language": doc.language,
+                "kind": "knowledge",
+            },
+        )
+        for c in chunk_knowledge(doc)
+    ]
 
 
 class IndexService:

@@ -21,7 +21,7 @@ from engine.api.context import API, Api, client_ip
 from engine.api.paging import page
 from engine.api.routing import Ctx, Reply, Route
 from engine.gateway.problems import ProblemError
-from engine.indexing import IndexItem
+from engine.indexing import knowledge_index_items, product_index_item
 from engine.ports import Document, DuplicateKey
 from engine.retrieval import KNOWLEDGE, PRODUCTS
 
@@ -65,20 +65,7 @@ def product_out(doc: Document) -> dict[str, Any]:
 
 def _index_product(api: Api, merchant_id: str, doc: Document) -> None:
     p = catalog.Product.from_doc(doc)
-    item = IndexItem(
-        id=p.sku,
-        text=p.embedding_text(),
-        payload={
-            "sku": p.sku,
-            "title": p.title,
-            "price": p.price,
-            "currency": p.currency,
-            "url": p.url,
-            "in_stock": p.in_stock,
-            "category": p.category,
-            "kind": "product",
-        },
-    )
+    item = product_index_item(p)
     api.deps.indexer.submit(None, merchant_id, PRODUCTS, [item])
 
 
@@ -267,26 +254,12 @@ def _index_knowledge(api: Api, merchant_id: str, doc: Document, old_chunks: int)
         body=str(doc["body"]),
         language=doc.get("language"),
     )
-    chunks = catalog.chunk_knowledge(kd)
-    items = [
-        IndexItem(
-            id=c.id,
-            text=c.embedding_text(),
-            payload={
-                "doc_id": c.doc_id,
-                "title": c.title,
-                "body": c.text,
-                "language": kd.language,
-                "kind": "knowledge",
-            },
-        )
-        for c in chunks
-    ]
+    items = knowledge_index_items(kd)
     api.deps.indexer.submit(None, merchant_id, KNOWLEDGE, items)
-    stale = [f"{kd.id}#{n}" for n in range(len(chunks), old_chunks)]
+    stale = [f"{kd.id}#{n}" for n in range(len(items), old_chunks)]
     if stale:
         _remove_vectors(api, merchant_id, KNOWLEDGE, stale)
-    return len(chunks)
+    return len(items)
 
 
 async def create_knowledge(ctx: Ctx) -> Reply:

@@ -167,43 +167,16 @@ class LocalEngine:
 
 
 def product_item(p: Any) -> tuple[str, Any]:
-    """The same index item the admin import builds (engine/gateway/admin.py)."""
-    from engine.indexing import IndexItem
+    """The same index item every writer builds (engine.indexing.product_index_item)."""
+    from engine.indexing import product_index_item
 
-    payload = {
-        "sku": p.sku,
-        "title": p.title,
-        "price": p.price,
-        "currency": p.currency,
-        "url": p.url,
-        "in_stock": p.in_stock,
-        "category": p.category,
-        "kind": "product",
-    }
-    return "products", IndexItem(id=p.sku, text=p.embedding_text(), payload=payload)
+    return "products", product_index_item(p)
 
 
 def knowledge_items(d: Any) -> list[tuple[str, Any]]:
-    from engine import catalog
-    from engine.indexing import IndexItem
+    from engine.indexing import knowledge_index_items
 
-    return [
-        (
-            "knowledge",
-            IndexItem(
-                id=c.id,
-                text=c.embedding_text(),
-                payload={
-                    "doc_id": c.doc_id,
-                    "title": c.title,
-                    "body": c.text,
-                    "language": d.language,
-                    "kind": "knowledge",
-                },
-            ),
-        )
-        for c in catalog.chunk_knowledge(d)
-    ]
+    return [("knowledge", item) for item in knowledge_index_items(d)]
 
 
 # --- over HTTP (a running engine, or the Runtime started here) ------------------------------------

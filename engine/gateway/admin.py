@@ -22,7 +22,7 @@ from engine.gateway.problems import (
     require_str,
 )
 from engine.hub_format import public_reply
-from engine.indexing import IndexItem
+from engine.indexing import IndexItem, knowledge_index_items, product_index_item
 from engine.messages import InboundMessage
 from engine.retrieval import KNOWLEDGE, PRODUCTS
 from observability import metrics, tracing
@@ -62,23 +62,7 @@ async def import_catalog(request: web.Request) -> web.Response:
     parsed = await _parse(catalog.parse_products, body, _content_type(request))
     errors = [{"line": e.line, "message": e.message} for e in parsed.errors]
     docs = [p.to_doc(caller.merchant_id) for p in parsed.rows]
-    items = [
-        IndexItem(
-            id=p.sku,
-            text=p.embedding_text(),
-            payload={
-                "sku": p.sku,
-                "title": p.title,
-                "price": p.price,
-                "currency": p.currency,
-                "url": p.url,
-                "in_stock": p.in_stock,
-                "category": p.category,
-                "kind": "product",
-            },
-        )
-        for p in parsed.rows
-    ]
+    items = [product_index_item(p) for p in parsed.rows]
     return await _start_job(request, caller.merchant_id, PRODUCTS, items, docs, errors)
 
 
@@ -89,21 +73,7 @@ async def import_knowledge(request: web.Request) -> web.Response:
     parsed = await _parse(catalog.parse_knowledge, body, _content_type(request))
     errors = [{"line": e.line, "message": e.message} for e in parsed.errors]
     docs = [{**d.to_doc(caller.merchant_id), "doc_id": d.id} for d in parsed.rows]
-    items = [
-        IndexItem(
-            id=chunk.id,
-            text=chunk.embedding_text(),
-            payload={
-                "doc_id": chunk.doc_id,
-                "title": chunk.title,
-                "body": chunk.text,
-                "language": d.language,
-                "kind": "knowledge",
-            },
-        )
-        for d in parsed.rows
-        for chunk in catalog.chunk_knowledge(d)
-    ]
+    items = [item for d in parsed.rows for item in knowledge_index_items(d)]
     return await _start_job(request, caller.merchant_id, KNOWLEDGE, items, docs, errors)
 
 
