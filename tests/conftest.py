@@ -90,6 +90,26 @@ class Engine:
                 return job
             await asyncio.sleep(0.1)
 
+    async def connect_telegram(
+        self, api_key: str, api_base: str, token: str = DEFAULT_TOKEN
+    ) -> tuple[str, str]:
+        """A Telegram channel pointed at a fake server; returns (channel id, webhook secret)."""
+        secret = new_secret()
+        async with self.session.post(
+            f"{self.base_url}/api/v1/channels",
+            json={
+                "kind": "telegram",
+                "bot_token": token,
+                "secret_token": secret,
+                "api_base": api_base,
+            },
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            body = await resp.json()
+        assert body["webhook_url"].endswith(f"/webhooks/telegram/{body['id']}")
+        return str(body["id"]), secret
+
     async def ask(self, api_key: str, text: str, customer: str = "c1") -> dict[str, Any]:
         async with self.session.post(
             f"{self.base_url}/api/v1/playground/messages",

@@ -10,13 +10,13 @@ from typing import Any
 import orjson
 import pytest
 import ray
-from engine.storage.redis_server import redis_client
 
 from engine.keys import conversation_state
 from engine.messages import conversation_key
 from engine.queues import TurnCommitter
 from engine.sharding import partition_of
-from tests.conftest import DEFAULT_TOKEN, Engine, Store, new_secret
+from engine.storage.redis_server import redis_client
+from tests.conftest import Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
 
 pytestmark = pytest.mark.integration
@@ -25,24 +25,6 @@ _update_ids = itertools.count(1000)
 _chat_ids = itertools.count(5_000_000)
 
 DEMO_SKUS = {"KD-SHOE-001", "KD-SHOE-002", "KD-SHOE-003"}
-
-
-async def _channel(engine: Engine, store: Store, fake: FakeTelegram) -> tuple[str, str]:
-    secret = new_secret()
-    async with engine.session.post(
-        f"{engine.base_url}/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "bot_token": DEFAULT_TOKEN,
-            "secret_token": secret,
-            "api_base": fake.base_url,
-        },
-        headers={"Authorization": f"Bearer {store.api_key}"},
-    ) as resp:
-        assert resp.status == 201, await resp.text()
-        body = await resp.json()
-    assert body["webhook_url"].endswith(f"/webhooks/telegram/{body['id']}")
-    return str(body["id"]), secret
 
 
 async def _post_update(
@@ -61,7 +43,7 @@ async def _post_update(
 
 @pytest.fixture(scope="module")
 async def tg(engine: Engine, demo_store: Store, fake_telegram: FakeTelegram) -> tuple[str, str]:
-    return await _channel(engine, demo_store, fake_telegram)
+    return await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
 
 
 async def test_signed_update_gets_a_relevant_product_reply(

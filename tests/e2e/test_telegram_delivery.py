@@ -9,29 +9,13 @@ import pytest
 
 from engine import keys
 from engine.storage.redis_server import redis_client
-from tests.conftest import DEFAULT_TOKEN, Engine, Store, new_secret
+from tests.conftest import DEFAULT_TOKEN, Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
 
 pytestmark = pytest.mark.integration
 
 _ids = itertools.count(900_000)
 _chats = itertools.count(7_000_000)
-
-
-async def _setup(engine: Engine, store: Store, fake: FakeTelegram) -> tuple[str, str]:
-    secret = new_secret()
-    async with engine.session.post(
-        f"{engine.base_url}/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "bot_token": DEFAULT_TOKEN,
-            "secret_token": secret,
-            "api_base": fake.base_url,
-        },
-        headers={"Authorization": f"Bearer {store.api_key}"},
-    ) as resp:
-        assert resp.status == 201
-        return str((await resp.json())["id"]), secret
 
 
 async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
@@ -46,7 +30,7 @@ async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) 
 async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(
     engine: Engine, demo_store: Store, fake_telegram: FakeTelegram
 ) -> None:
-    channel = await _setup(engine, demo_store, fake_telegram)
+    channel = await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
     chat = next(_chats)
     fake_telegram.fail_next(1, 429, retry_after=1, description="Too Many Requests: retry after 1")
     await _send(engine, channel, chat, "do you have oud perfume?")
@@ -63,7 +47,7 @@ async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(
 async def test_blocked_chat_is_dead_lettered_and_other_chats_still_served(
     engine: Engine, demo_store: Store, fake_telegram: FakeTelegram
 ) -> None:
-    channel = await _setup(engine, demo_store, fake_telegram)
+    channel = await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
     blocked, fine = next(_chats), next(_chats)
     fake_telegram.block_chat(blocked)
     await _send(engine, channel, blocked, "hello there, any watches?")

@@ -40,7 +40,7 @@ from engine.queues import StreamEntry
 from engine.retrieval import Retriever
 from observability import tracing
 from observability.logging_setup import JsonFormatter
-from tests.conftest import Engine, Store, new_secret
+from tests.conftest import Engine, Store
 from tests.engine.test_hosting import FakeCheckpoints, FakeInbox, Merchants, settle
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
 
@@ -372,19 +372,7 @@ async def read_trace(path: Path, message_id: str, want: set[str]) -> list[dict[s
 async def connect_telegram(
     engine: Engine, api_key: str, fake: FakeTelegram, token: str = DEFAULT_TOKEN
 ) -> tuple[str, str]:
-    secret = new_secret()
-    async with engine.session.post(
-        f"{engine.base_url}/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "bot_token": token,
-            "secret_token": secret,
-            "api_base": fake.base_url,
-        },
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as resp:
-        assert resp.status == 201, await resp.text()
-        return str((await resp.json())["id"]), secret
+    return await engine.connect_telegram(api_key, fake.base_url, token)
 
 
 async def post_update(engine: Engine, channel_id: str, secret: str, update: dict[str, Any]) -> int:
