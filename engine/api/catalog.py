@@ -74,12 +74,7 @@ def _pid(ctx: Ctx) -> str:
 
 
 async def product_exists(ctx: Ctx) -> bool:
-    found = (
-        await _api(ctx)
-        .store.collection(PRODUCTS)
-        .find_one({"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1})
-    )
-    return found is not None
+    return await _api(ctx).owns(ctx.merchant_id, PRODUCTS, _pid(ctx))
 
 
 async def create_product(ctx: Ctx) -> Reply:
@@ -98,14 +93,7 @@ async def create_product(ctx: Ctx) -> Reply:
 
 
 async def get_product(ctx: Ctx) -> dict[str, Any]:
-    doc = (
-        await _api(ctx)
-        .store.collection(PRODUCTS)
-        .find_one({"_id": _pid(ctx), "merchant_id": ctx.merchant_id})
-    )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such product")
-    return product_out(doc)
+    return product_out(await _api(ctx).owned(ctx.merchant_id, PRODUCTS, _pid(ctx), "product"))
 
 
 async def patch_product(ctx: Ctx) -> dict[str, Any]:
@@ -239,12 +227,7 @@ def _kid(ctx: Ctx) -> str:
 
 
 async def knowledge_exists(ctx: Ctx) -> bool:
-    found = (
-        await _api(ctx)
-        .store.collection(KNOWLEDGE)
-        .find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1})
-    )
-    return found is not None
+    return await _api(ctx).owns(ctx.merchant_id, KNOWLEDGE, _kid(ctx))
 
 
 def _index_knowledge(api: Api, merchant_id: str, doc: Document, old_chunks: int) -> int:
@@ -284,13 +267,7 @@ async def create_knowledge(ctx: Ctx) -> Reply:
 
 
 async def get_knowledge(ctx: Ctx) -> dict[str, Any]:
-    doc = (
-        await _api(ctx)
-        .store.collection(KNOWLEDGE)
-        .find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
-    )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such document")
+    doc = await _api(ctx).owned(ctx.merchant_id, KNOWLEDGE, _kid(ctx), "document")
     return knowledge_out(doc)
 
 

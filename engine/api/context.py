@@ -17,8 +17,9 @@ from engine.config import Settings
 from engine.conversation import RetrievalPort
 from engine.gateway.auth import Caller, MerchantAuth
 from engine.gateway.deps import GatewayDeps
+from engine.gateway.problems import ProblemError
 from engine.indexing import IndexItem
-from engine.ports import DocumentStore
+from engine.ports import Document, DocumentStore
 from engine.records import Records, new_id
 
 USERS = "users"
@@ -60,6 +61,32 @@ class Api:
     @property
     def settings(self) -> Settings:
         return self.deps.settings
+
+    async def owned(self, merchant_id: str, collection: str, record_id: str, what: str) -> Document:
+        """This merchant's record, or 404 — never 403, so other tenants' ids are not revealed."""
+        doc = await self.store.collection(collection).find_one(
+            {"_id": record_id, "merchant_id": merchant_id}
+        )
+        if doc is None:
+            raise ProblemError(404, "Not found", f"no such {what}")
+        return doc
+
+    async def owns(self, merchant_id: str, collection: str, record_id: str) -> bool:
+        found = await self.store.collection(collection).find_one(
+            {"_id": record_id, "merchant_id": merchant_id}, {"_id": 1}
+        )
+        return found is not None
+
+    async def update_owned(
+        self, merchant_id: str, collection: str, record_id: str, sets: Document, what: str
+    ) -> Document:
+        """``$set`` on this merchant's record and return it, or 404 (same rule as ``owned``)."""
+        doc = await self.store.collection(collection).find_one_and_update(
+            {"_id": record_id, "merchant_id": merchant_id}, {"$set": sets}
+        )
+        if doc is None:
+            raise ProblemError(404, "Not found", f"no such {what}")
+        return doc
 
     async def audit(
         self, merchant_id: str, actor: str, action: str, target: str | None, ip: str | None

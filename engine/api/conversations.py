@@ -50,23 +50,13 @@ def conversation_out(doc: Document) -> dict[str, Any]:
 
 
 async def _conversation(ctx: Ctx) -> Document:
-    doc = (
-        await _api(ctx)
-        .store.collection(CONVERSATIONS)
-        .find_one({"_id": ctx.path["conversation_id"], "merchant_id": ctx.merchant_id})
+    return await _api(ctx).owned(
+        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], "conversation"
     )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such conversation")
-    return doc
 
 
 async def conversation_exists(ctx: Ctx) -> bool:
-    found = (
-        await _api(ctx)
-        .store.collection(CONVERSATIONS)
-        .find_one({"_id": ctx.path["conversation_id"], "merchant_id": ctx.merchant_id}, {"_id": 1})
-    )
-    return found is not None
+    return await _api(ctx).owns(ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"])
 
 
 async def list_conversations(ctx: Ctx) -> dict[str, Any]:
@@ -130,31 +120,22 @@ async def patch_conversation(ctx: Ctx) -> dict[str, Any]:
     sets: Document = {**body.model_dump(exclude_unset=True), "updated_at": time.time()}
     if "labels" in sets and sets["labels"] is not None:
         sets["labels"] = sorted(set(sets["labels"]))
-    doc = (
-        await _api(ctx)
-        .store.collection(CONVERSATIONS)
-        .find_one_and_update(
-            {"_id": ctx.path["conversation_id"], "merchant_id": ctx.merchant_id}, {"$set": sets}
-        )
+    doc = await _api(ctx).update_owned(
+        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], sets, "conversation"
     )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such conversation")
     out = conversation_out(doc)
     await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
     return out
 
 
 async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
-    doc = (
-        await _api(ctx)
-        .store.collection(CONVERSATIONS)
-        .find_one_and_update(
-            {"_id": ctx.path["conversation_id"], "merchant_id": ctx.merchant_id},
-            {"$set": {**sets, "updated_at": time.time()}},
-        )
+    doc = await _api(ctx).update_owned(
+        ctx.merchant_id,
+        CONVERSATIONS,
+        ctx.path["conversation_id"],
+        {**sets, "updated_at": time.time()},
+        "conversation",
     )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such conversation")
     out = conversation_out(doc)
     await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
     return out

@@ -138,35 +138,16 @@ async def me(ctx: Ctx) -> dict[str, Any]:
     assert ctx.caller is not None
     if ctx.caller.user_id is None:
         raise ProblemError(404, "Not found", "API keys and operators have no user profile")
-    user = (
-        await _api(ctx)
-        .store.collection(USERS)
-        .find_one({"_id": ctx.caller.user_id, "merchant_id": ctx.merchant_id})
-    )
-    if user is None:
-        raise ProblemError(404, "Not found", "no such user")
-    return _user_out(user)
+    return _user_out(await _api(ctx).owned(ctx.merchant_id, USERS, ctx.caller.user_id, "user"))
 
 
 # -- users ----------------------------------------------------------------------------------
 async def _user(ctx: Ctx) -> Document:
-    doc = (
-        await _api(ctx)
-        .store.collection(USERS)
-        .find_one({"_id": ctx.path["user_id"], "merchant_id": ctx.merchant_id})
-    )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such user")
-    return doc
+    return await _api(ctx).owned(ctx.merchant_id, USERS, ctx.path["user_id"], "user")
 
 
 async def user_exists(ctx: Ctx) -> bool:
-    return (
-        await _api(ctx)
-        .store.collection(USERS)
-        .find_one({"_id": ctx.path["user_id"], "merchant_id": ctx.merchant_id}, {"_id": 1})
-        is not None
-    )
+    return await _api(ctx).owns(ctx.merchant_id, USERS, ctx.path["user_id"])
 
 
 def _may_grant(ctx: Ctx, role: str) -> None:
@@ -315,12 +296,7 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
 
 
 async def key_exists(ctx: Ctx) -> bool:
-    return (
-        await _api(ctx)
-        .store.collection(API_KEYS)
-        .find_one({"_id": ctx.path["key_id"], "merchant_id": ctx.merchant_id}, {"_id": 1})
-        is not None
-    )
+    return await _api(ctx).owns(ctx.merchant_id, API_KEYS, ctx.path["key_id"])
 
 
 async def revoke_key(ctx: Ctx) -> Reply:

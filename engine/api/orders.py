@@ -245,16 +245,9 @@ async def get_lead(ctx: Ctx) -> dict[str, Any]:
 async def patch_lead(ctx: Ctx) -> dict[str, Any]:
     body: s.LeadPatchIn = ctx.body
     sets = {**body.model_dump(exclude_unset=True, exclude_none=True), "updated_at": time.time()}
-    doc = (
-        await _api(ctx)
-        .store.collection(LEADS)
-        .find_one_and_update(
-            {"_id": ctx.path["lead_id"], "merchant_id": ctx.merchant_id}, {"$set": sets}
-        )
+    return lead_out(
+        await _api(ctx).update_owned(ctx.merchant_id, LEADS, ctx.path["lead_id"], sets, "lead")
     )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such lead")
-    return lead_out(doc)
 
 
 async def list_leads(ctx: Ctx) -> dict[str, Any]:
