@@ -17,12 +17,12 @@ import ray
 from actors.wiring import document_store, vector_store
 from engine.commerce import Commerce
 from engine.config import Settings
-from engine.conversation import MerchantProfile, TurnResult, TurnService
+from engine.conversation import MerchantProfile, TurnService
 from engine.dialogue import replies
 from engine.dialogue.gaps import KnowledgeGaps
-from engine.hosting import ConversationHostCore
+from engine.hosting import CommittedTurn, ConversationHostCore
 from engine.keys import INBOX_GROUP, inbox_stream
-from engine.messages import InboundMessage
+from engine.projections import TurnProjector
 from engine.queues import StreamConsumer, TurnCommitter
 from engine.records import Records
 from engine.retrieval import LexicalIndexes, Retriever
@@ -100,6 +100,9 @@ class ConversationHostActor:
             LexicalIndexes(documents),
         )
         self._merchants = CachedMerchants(self._records)
+        # Message records, the carts list and agents' live events, off the reply path.
+        self._projector = TurnProjector(self._records, redis)
+        self._projector.start()
         self._core = ConversationHostCore(
             consumer,
             TurnCommitter(redis),
@@ -111,54 +114,25 @@ class ConversationHostActor:
         self._task = asyncio.get_running_loop().create_task(self._core.run())
         self._started = time.time()
 
-    def _observe(self, message: InboundMessage, result: TurnResult, turn_s: float) -> None:
-        self._turns += 1
-        self._inference_s += result.inference_s
-        self._turn_s += turn_s
+    async def _observe(self, turn: CommittedTurn) -> None:
+        result, turn_s = turn.result, turn.turn_s
         reply = result.reply
         stats, host = self._core.stats(), str(self._index)
         metrics.CONVERSATIONS_ACTIVE.labels(host).set(stats["active"])
         passivated = stats["passivated"]
         metrics.CONVERSATIONS_PASSIVATED.labels(host).inc(passivated - self._passivated_seen)
         self._passivated_seen = passivated
-        if reply is None:
-            return
-        metrics.TURN_LATENCY.labels(reply.channel_kind).observe(turn_s)
-        metrics.REPLIES.labels(reply.channel_kind, metrics.bounded_intent(reply.intent)).inc()
-        if reply.handoff:
-            metrics.HANDOFFS.labels(reply.channel_kind).inc()
-        if reply.text in _NO_MATCH:
-            metrics.UNANSWERED.labels(reply.channel_kind).inc()
-        asyncio.get_running_loop().create_task(self._record(message, reply.to_dict()))
-
-    async def _record(self, message: InboundMessage, reply: dict[str, Any]) -> None:
-        """Conversation records for the admin API; off the reply path, idempotent by id."""
-        try:
-            await self._records.record_message(
-                message.merchant_id,
-                {
-                    "_id": f"in:{message.channel_id}:{message.message_id}",
-                    "conversation_key": message.conversation_key,
-                    "direction": "in",
-                    "text": message.text,
-                    "at": message.received_at,
-                },
-            )
-            await self._records.record_message(
-                message.merchant_id,
-                {
-                    "_id": f"out:{reply['outbox_id']}",
-                    "conversation_key": message.conversation_key,
-                    "direction": "out",
-                    "text": reply["text"],
-                    "intent": reply["intent"],
-                    "products": reply["products"],
-                    "handoff": reply["handoff"],
-                    "at": time.time(),
-                },
-            )
-        except Exception:
-            log.exception("recording messages failed")
+        if reply is not None:
+            self._turns += 1
+            self._inference_s += result.inference_s
+            self._turn_s += turn_s
+            metrics.TURN_LATENCY.labels(reply.channel_kind).observe(turn_s)
+            metrics.REPLIES.labels(reply.channel_kind, metrics.bounded_intent(reply.intent)).inc()
+            if reply.handoff:
+                metrics.HANDOFFS.labels(reply.channel_kind).inc()
+            if reply.text in _NO_MATCH:
+                metrics.UNANSWERED.labels(reply.channel_kind).inc()
+        await self._projector(turn)
 
     async def ready(self) -> bool:
         return not self._task.done()
@@ -173,6 +147,9 @@ class ConversationHostActor:
             observed_turns=self._turns,
             merchant_cache_hits=self._merchants.hits,
             merchant_cache_misses=self._merchants.misses,
+            projected_turns=self._projector.projected,
+            live_published=self._projector.live_published,
+            live_dropped=self._projector.live_dropped,
         )
         return s
 
@@ -182,4 +159,5 @@ class ConversationHostActor:
     async def shutdown(self) -> None:
         await self._core.stop()
         self._task.cancel()
+        await self._projector.stop()
         await asyncio.to_thread(tracing.force_flush, 2000)

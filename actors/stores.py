@@ -31,6 +31,7 @@ _DOC_OPS = frozenset(
         "find_one",
         "find",
         "update_one",
+        "bulk_upsert",
         "find_one_and_update",
         "replace_one",
         "delete_one",
@@ -45,9 +46,8 @@ _VEC_OPS = frozenset({"ensure_collection", "upsert", "search", "delete", "count"
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class EmbeddedStoresActor:
     def __init__(self, data_dir: str, flush_interval_s: float = 1.0) -> None:
-        from engine.storage.vectors import EdgeVectorStore
-
         from engine.storage.documents import EmbeddedDocumentStore
+        from engine.storage.vectors import EdgeVectorStore
 
         root = Path(data_dir)
         self._docs = EmbeddedDocumentStore(root / "documents")
@@ -119,6 +119,9 @@ class _ActorCollection:
 
     async def update_one(self, filter: Document, update: Document, *, upsert: bool = False) -> int:
         return int(await self._call("update_one", filter, update, upsert=upsert))
+
+    async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
+        return int(await self._call("bulk_upsert", ops))
 
     async def find_one_and_update(
         self, filter: Document, update: Document, *, upsert: bool = False

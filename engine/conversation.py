@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from engine.carts import CART_CONTROL, decode_control
 from engine.dialogue import intents, replies
 from engine.dialogue.flow import CommercePort, DialogueFlow
 from engine.messages import InboundMessage, OutboundReply, ProductCard
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 HANDLED_KEEP = 256
 # Agent takeover travels through the conversation's own inbox as a control message (trace key
-# below, value "pause" or "resume"), so it is ordered with the customer's messages.
+# below, value "pause" or "resume"), so it is ordered with the customer's messages. A staff cart
+# edit is the control "cart" with the new lines as the message text (engine.carts).
 CONTROL = "kaleem.control"
 HISTORY_KEEP = 20
 ORDERS_KEEP = 20
@@ -128,6 +130,10 @@ class TurnResult:
     state: ConversationState
     reply: OutboundReply | None
     inference_s: float = 0.0
+    # What the customer said this turn (answered or not: during a takeover the bot is silent
+    # but the record must still show it), and whether staff edited the cart.
+    heard: tuple[InboundMessage, ...] = ()
+    cart_edited: bool = False
 
 
 def as_language(value: str) -> Language:
@@ -186,9 +192,19 @@ class TurnService:
         fresh = [m for m in messages if not state.has_handled(m.message_id)]
         if not fresh:
             return TurnResult(state, None)
-        fresh = self._unless_agent_has_it(state, fresh)
+        fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
         if not fresh:
-            return TurnResult(state, None)
+            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
+        result = await self._answer(state, fresh, merchant, now)
+        return replace(result, heard=heard, cart_edited=cart_edited)
+
+    async def _answer(
+        self,
+        state: ConversationState,
+        fresh: list[InboundMessage],
+        merchant: MerchantProfile,
+        now: float,
+    ) -> TurnResult:
         text = "\n".join(m.text for m in fresh).strip()
         language = (
             detect_language(text)
@@ -226,25 +242,40 @@ class TurnService:
 
     @staticmethod
     def _unless_agent_has_it(
-        state: ConversationState, fresh: list[InboundMessage]
-    ) -> list[InboundMessage]:
-        """Apply takeover/hand-back controls in arrival order; return what the bot answers.
+        state: ConversationState, fresh: list[InboundMessage], now: float
+    ) -> tuple[list[InboundMessage], tuple[InboundMessage, ...], bool]:
+        """Apply controls in arrival order; return (what the bot answers, what the customer
+        said, whether staff edited the cart).
 
         Messages that arrived while an agent had the conversation are marked handled and
-        never answered, even when they are coalesced with a later hand-back.
+        never answered, even when they are coalesced with a later hand-back. A staff cart edit
+        replaces the cart before the bot answers anything coalesced with it, so the bot's reply
+        always describes the cart the customer really has.
         """
         answer: list[InboundMessage] = []
+        heard: list[InboundMessage] = []
+        cart_edited = False
         for m in fresh:
             control = m.trace.get(CONTROL)
-            if control is not None:
+            if control == CART_CONTROL:
+                lines = decode_control(m.text)
+                if lines is not None:
+                    state.cart = lines
+                    if not lines:
+                        state.checkout = {}  # nothing left to check out
+                    cart_edited = True
+            elif control is not None:
                 state.paused = control == "pause"
-            elif not state.paused:
-                answer.append(m)
+            else:
+                heard.append(m)
+                if not state.paused:
+                    answer.append(m)
         if len(answer) < len(fresh):
             kept = {m.message_id for m in answer}
             silent = [m.message_id for m in fresh if m.message_id not in kept]
             state.handled = (state.handled + silent)[-HANDLED_KEEP:]
-        return answer
+            state.updated_at = now
+        return answer, tuple(heard), cart_edited
 
     def fallback_turn(
         self, state: ConversationState, messages: list[InboundMessage], now: float
@@ -253,10 +284,14 @@ class TurnService:
         fresh = [m for m in messages if not state.has_handled(m.message_id)]
         if not fresh:
             return TurnResult(state, None)
+        fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
+        if not fresh:
+            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
         language = detect_language(" ".join(m.text for m in fresh))
-        return self._finish(
+        result = self._finish(
             state, fresh, replies.technical_fallback(language), [], True, "fallback", language, now
         )
+        return replace(result, heard=heard, cart_edited=cart_edited)
 
     def _finish(
         self,

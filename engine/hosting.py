@@ -58,8 +58,29 @@ class MerchantDirectory(Protocol):
     async def profile(self, merchant_id: str) -> MerchantProfile | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CommittedTurn:
+    """A turn whose checkpoint (and reply) are in Redis: what staff-facing views need of it."""
+
+    message: InboundMessage  # the batch's first message (channel, customer, trace)
+    result: TurnResult
+    cart_before: list[dict[str, Any]]
+    turn_s: float
+    committed_at: float
+
+    @property
+    def cart_changed(self) -> bool:
+        return self.result.cart_edited or self.result.state.cart != self.cart_before
+
+
 class TurnObserver(Protocol):
-    def __call__(self, message: InboundMessage, result: TurnResult, turn_s: float) -> None: ...
+    """Called after each commit that matters to staff (a reply, a message, a cart change).
+
+    Awaited before the inbox entries are acknowledged; implementations must return quickly
+    (hand the work to a bounded queue) and never raise.
+    """
+
+    async def __call__(self, turn: CommittedTurn) -> None: ...
 
 
 @dataclass(slots=True)
@@ -224,20 +245,38 @@ class ConversationHostCore:
             return
         messages = [m for _, m in batch]
         # Work on a copy: a failed commit must not leave the in-memory state ahead of Redis.
-        working = ConversationState.from_dict(conv.state.to_dict())
+        before = conv.state.to_dict()
+        working = ConversationState.from_dict(before)
         result = await self._turns.run_turn(working, messages, merchant, self._clock())
+        after = result.state.to_dict()
         if result.reply is not None:
             tracing.annotate(intent=result.reply.intent, handoff=result.reply.handoff)
             reply = tracing.carry(result.reply)  # the delivery continues this turn's trace
             with tracing.span("outbox.write"):
-                await self._committer.commit(
-                    first.merchant_id, conv.key, result.state.to_dict(), reply
-                )
+                await self._committer.commit(first.merchant_id, conv.key, after, reply)
             self.turns_done += 1
+        elif after != before:
+            # No reply, but a takeover, a staff cart edit or a message heard during a takeover
+            # changed the state: checkpoint it, or a passivation would forget it.
+            await self._committer.commit(first.merchant_id, conv.key, after, None)
         conv.state = result.state
+        await self._observe(first, result, before["cart"], time.perf_counter() - started)
         await self._consumer.ack([e for e, _ in batch])
-        if self._observer is not None and result.reply is not None:
-            self._observer(first, result, time.perf_counter() - started)
+
+    async def _observe(
+        self,
+        first: InboundMessage,
+        result: TurnResult,
+        cart_before: list[dict[str, Any]],
+        turn_s: float,
+    ) -> None:
+        turn = CommittedTurn(first, result, cart_before, turn_s, self._clock())
+        if self._observer is None or not (result.reply or result.heard or turn.cart_changed):
+            return
+        try:
+            await self._observer(turn)
+        except Exception:  # staff views are derived data: never fail a committed turn on them
+            log.exception("turn observer failed", extra={"conversation": first.conversation_key})
 
     async def _fallback(
         self, conv: _Conversation, batch: list[tuple[StreamEntry, InboundMessage]]
@@ -245,13 +284,15 @@ class ConversationHostCore:
         """After repeated failures the customer still gets one honest answer, never silence."""
         messages = [m for _, m in batch]
         try:
+            started = time.perf_counter()
             state = await self._load(messages[0])
+            before = state.to_dict()
             result = self._turns.fallback_turn(state, messages, self._clock())
-            if result.reply is not None:
-                await self._committer.commit(
-                    messages[0].merchant_id, conv.key, result.state.to_dict(), result.reply
-                )
+            after = result.state.to_dict()
+            if result.reply is not None or after != before:
+                await self._committer.commit(messages[0].merchant_id, conv.key, after, result.reply)
             conv.state = result.state
+            await self._observe(messages[0], result, before["cart"], time.perf_counter() - started)
             await self._consumer.ack([e for e, _ in batch])
         except Exception:
             # Leave the entries pending: the next host start re-reads and answers them.

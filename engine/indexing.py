@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +48,18 @@ def product_index_item(p: Product) -> IndexItem:
 
 
 def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
-    """A knowledge document as indexed chunks (ids ``{doc_id}#{n}``)."""
+    """A knowledge document as one vector per window of each chunk (ids ``{doc_id}#{n}.{m}``).
+
+    Every window carries its chunk (``chunk_id``, ``body``) so a window hit is quotable without
+    a second lookup; retrieval scores a chunk by its best window.
+    """
     return [
         IndexItem(
-            id=c.id,
-            text=c.embedding_text(),
+            id=f"{c.id}.{m}",
+            text=text,
             payload={
                 "doc_id": c.doc_id,
+                "chunk_id": c.id,
                 "title": c.title,
                 "body": c.text,
                 "language": doc.language,
@@ -60,13 +67,17 @@ def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
             },
         )
         for c in chunk_knowledge(doc)
+        for m, text in enumerate(c.window_texts())
     ]
 
 
 class IndexService:
     def __init__(
-        self, embedder: Embedder, vectors: VectorStore, records: Records, batch_size: int = 32
+        self, embedder: Embedder, vectors: VectorStore, records: Records, batch_size: int = 512
     ) -> None:
+        # Texts per embed call. Bigger calls amortise the Serve hop and let the encoder sort
+        # more texts by length (less padding): bench/index.py --engine, 10,000 products:
+        # 128 -> 200/s, 256 -> 212-218/s, 512 -> 230/s. Progress is reported per call.
         self._embedder = embedder
         self._vectors = vectors
         self._records = records
@@ -80,13 +91,20 @@ class IndexService:
         items: list[IndexItem],
         docs: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Store the records first (they are the source of truth), then index them."""
+        """Store the records (the source of truth) and index them, as a pipeline.
+
+        Three kinds of work live in three processes (document store, Serve embedder, vector
+        store), so they overlap: the records are written while the first batches embed, and
+        batch k's vectors are upserted while batch k+1 embeds. Order still holds where it
+        matters: no vector is written before every record of the job is stored, and vector
+        upserts run one at a time in batch order. Measured: bench/index.py --engine.
+        """
         done = 0
+        stored: asyncio.Task[None] | None = None
+        upsert: asyncio.Task[None] | None = None
         try:
             if docs:
-                await self._records.upsert_many(collection, merchant_id, docs)
-                if job_id is not None:
-                    await self._records.update_job(job_id, stored=len(docs))
+                stored = asyncio.create_task(self._store(job_id, collection, merchant_id, docs))
             for start in range(0, len(items), self._batch):
                 chunk = items[start : start + self._batch]
                 vectors = await self._embedder.embed_passages([i.text for i in chunk])
@@ -98,11 +116,25 @@ class IndexService:
                     )
                     for n, i in enumerate(chunk)
                 ]
-                await self._vectors.upsert(collection, merchant_id, points)
+                if stored is not None:
+                    await stored
+                if upsert is not None:
+                    await upsert
+                upsert = asyncio.create_task(
+                    self._upsert(job_id, collection, merchant_id, points, done + len(chunk))
+                )
                 done += len(chunk)
-                if job_id is not None:
-                    await self._records.update_job(job_id, indexed=done)
+            if stored is not None:
+                await stored
+            if upsert is not None:
+                await upsert
         except Exception as exc:
+            # Let started writes finish: records already sent are kept (they are the truth and
+            # a re-import is idempotent), and no task outlives the job unobserved.
+            for task in (stored, upsert):
+                if task is not None:
+                    with contextlib.suppress(Exception):
+                        await task
             log.exception("indexing failed", extra={"job": job_id, "merchant": merchant_id})
             if job_id is not None:
                 await self._records.update_job(
@@ -112,3 +144,22 @@ class IndexService:
         if job_id is not None:
             await self._records.update_job(job_id, status="done", indexed=done)
         return done
+
+    async def _store(
+        self, job_id: str | None, collection: str, merchant_id: str, docs: list[dict[str, Any]]
+    ) -> None:
+        await self._records.upsert_many(collection, merchant_id, docs)
+        if job_id is not None:
+            await self._records.update_job(job_id, stored=len(docs))
+
+    async def _upsert(
+        self,
+        job_id: str | None,
+        collection: str,
+        merchant_id: str,
+        points: list[VectorPoint],
+        indexed: int,
+    ) -> None:
+        await self._vectors.upsert(collection, merchant_id, points)
+        if job_id is not None:
+            await self._records.update_job(job_id, indexed=indexed)

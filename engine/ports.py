@@ -52,6 +52,14 @@ class DocumentCollection(Protocol):
         """Returns the document after the update."""
         ...
 
+    async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
+        """``update_one(filter, update, upsert=True)`` for each pair in ONE round trip (unordered).
+
+        Imports write thousands of records: one call per record cost an actor hop (embedded)
+        or a network round trip (MongoDB) each. Returns the number of matched or inserted.
+        """
+        ...
+
     async def replace_one(
         self, filter: Document, doc: Document, *, upsert: bool = False
     ) -> int: ...

@@ -35,6 +35,7 @@ from engine.messages import ProductCard
 from engine.ports import Candidate, DocumentStore, Embedder, Reranker, VectorHit, VectorStore
 from engine.ranking import (
     HYBRID_DEPTH,
+    KNOWLEDGE_WEIGHTS,
     Bm25Index,
     candidate_signals,
     fuse,
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 PRODUCTS = "products"
 KNOWLEDGE = "knowledge"
 KNOWLEDGE_DEPTH = 10
+# Windows, not chunks, come back from the vector store: ~3 windows per chunk keeps about
+# KNOWLEDGE_DEPTH distinct chunks in the dense half.
+KNOWLEDGE_WINDOW_DEPTH = 3 * KNOWLEDGE_DEPTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +329,24 @@ def _mentions(norm_text: str, word: str) -> bool:
     return f" {word} " in f" {norm_text} " or word in norm_text.split()
 
 
+def best_window_per_chunk(
+    hits: list[VectorHit],
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Knowledge vectors are windows of chunks: score each chunk by its best window.
+
+    Returns chunk id -> best cosine and chunk id -> payload (title, body, doc id, language).
+    Vectors indexed before windows existed have no ``chunk_id``; their id is the chunk id.
+    """
+    dense: dict[str, float] = {}
+    payloads: dict[str, dict[str, Any]] = {}
+    for h in hits:
+        chunk = str(h.payload.get("chunk_id") or h.id)
+        if h.score > dense.get(chunk, float("-inf")):
+            dense[chunk] = h.score
+            payloads[chunk] = dict(h.payload)
+    return dense, payloads
+
+
 class Retriever:
     def __init__(
         self,
@@ -365,7 +387,7 @@ class Retriever:
         with tracing.span("vector.search", kind=tracing.CLIENT, attributes={"kaleem.depth": depth}):
             product_hits, knowledge_hits = await asyncio.gather(
                 self._vectors.search(PRODUCTS, merchant_id, vector, limit=depth),
-                self._vectors.search(KNOWLEDGE, merchant_id, vector, limit=KNOWLEDGE_DEPTH),
+                self._vectors.search(KNOWLEDGE, merchant_id, vector, limit=KNOWLEDGE_WINDOW_DEPTH),
             )
             tracing.annotate(product_hits=len(product_hits), knowledge_hits=len(knowledge_hits))
         metrics.VECTOR_SEARCH_LATENCY.labels("products+knowledge").observe(loop.time() - t_search)
@@ -423,13 +445,12 @@ class Retriever:
     def _knowledge(
         self, query: str, hits: list[VectorHit], lexicon: MerchantLexicon | None
     ) -> list[KnowledgeHit]:
-        dense = {h.id: h.score for h in hits}
-        payloads: dict[str, dict[str, Any]] = {h.id: dict(h.payload) for h in hits}
+        dense, payloads = best_window_per_chunk(hits)
         bm25 = lexicon.top_knowledge(query, KNOWLEDGE_DEPTH) if lexicon is not None else {}
         for cid in bm25:
             payloads.setdefault(cid, lexicon.chunks[cid] if lexicon is not None else {})
-        texts = {i: str(p.get("text") or "") for i, p in payloads.items()}
-        ranked = hybrid_rank(candidate_signals(query, dense, bm25, texts))
+        texts = {i: f"{p.get('title') or ''}\n{p.get('body') or ''}" for i, p in payloads.items()}
+        ranked = hybrid_rank(candidate_signals(query, dense, bm25, texts), KNOWLEDGE_WEIGHTS)
         ids = [i for i, _ in ranked if i in payloads]
         if not ids:
             return []

@@ -34,12 +34,12 @@ from engine.gateway.app import create_app
 from engine.gateway.deps import GatewayDeps
 from engine.queues import Inbox
 from engine.records import Records
-from engine.retrieval import KNOWLEDGE, PRODUCTS, Retriever
+from engine.retrieval import KNOWLEDGE, PRODUCTS, LexicalIndexes, Retriever
 from engine.secrets import SecretBox, load_or_create_key
 from engine.storage.redis_server import EmbeddedRedis, redis_client
 from models.registry import ensure_models
 from observability import tracing
-from serve_apps.clients import ServeEmbedder, ServeReranker
+from serve_apps.clients import ServeEmbedder
 from serve_apps.embedder import build_embedder
 from serve_apps.reranker import build_reranker
 
@@ -49,6 +49,9 @@ RAY_NAMESPACE = "kaleem"
 ATTACH_TIMEOUT_S = 300.0
 EMBED_MODEL = "e5"
 EMBED_DIM = 384
+# Per-merchant BM25 indexes a gateway keeps for admin search (LRU); staff search is rarer than
+# customer questions, so fewer than a conversation host keeps.
+GATEWAY_LEXICONS = 32
 
 
 @dataclass
@@ -104,7 +107,12 @@ class Runtime:
         self._owns_actors = True
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
         self.embedder = serve.run(
-            build_embedder(str(s.models_dir.resolve()), EMBED_MODEL, threads=s.embedder_threads),
+            build_embedder(
+                str(s.models_dir.resolve()),
+                EMBED_MODEL,
+                threads=s.embedder_threads,
+                passage_threads=s.embedder_passage_threads,
+            ),
             name="embedder",
             route_prefix=None,
         )
@@ -183,7 +191,8 @@ class Runtime:
         await vectors.ensure_collection(PRODUCTS, EMBED_DIM)
         await vectors.ensure_collection(KNOWLEDGE, EMBED_DIM)
         box = SecretBox(s.secret_key)
-        self.records = Records(document_store(s, self.stores_actor), box)
+        documents = document_store(s, self.stores_actor)
+        self.records = Records(documents, box)
         await self.records.ensure_indexes()
         redis = redis_client(s.redis_url)
         deps = GatewayDeps(
@@ -193,8 +202,13 @@ class Runtime:
             redis=redis,
             indexer=IndexerClient(self.indexer),
             readiness=self.readiness,
+            # The bot's own retrieval (one Serve call + in-process BM25 fusion), so the admin
+            # search shows merchants exactly what their customers get.
             retriever=Retriever(
-                ServeEmbedder(self.embedder), vectors, ServeReranker(self.reranker)
+                ServeEmbedder(self.embedder),
+                vectors,
+                None,
+                LexicalIndexes(documents, max_merchants=GATEWAY_LEXICONS),
             ),
         )
         self.runner = web.AppRunner(create_app(deps), access_log=None, shutdown_timeout=5)

@@ -48,12 +48,25 @@ def source_version() -> str:
 
 
 def _matmul_nbits(g: GraphBuilder, x: str, w: Q4Matrix, name: str, scale: float = 1.0) -> str:
-    """x @ W^T for a Q4_0 matrix W [out, in], reusing its 4-bit codes as they are."""
+    """x @ W^T for a Q4_0 matrix W [out, in], reusing its 4-bit codes as they are.
+
+    ``accuracy_level=4`` lets onnxruntime quantise the activations to int8 per block and use
+    the CPU's int8 dot products (VNNI) instead of dequantising the weights to fp32: measured on
+    this 2-core box, passages +20 % throughput, a single query 12.1 -> 6.9 ms, cosine to the
+    fp32-compute graph >= 0.9999 (the build's verification threshold is 0.999).
+    """
     n_out, n_in = w.shape
     packed = g.const(f"{name}_q4", w.matmul_nbits_packed())
     scales = g.const(f"{name}_scales", (w.scales * np.float32(scale)).reshape(-1), np.float32)
     return g.op(
-        "MatMulNBits", [x, packed, scales], domain=MS_DOMAIN, K=n_in, N=n_out, bits=4, block_size=32
+        "MatMulNBits",
+        [x, packed, scales],
+        domain=MS_DOMAIN,
+        K=n_in,
+        N=n_out,
+        bits=4,
+        block_size=32,
+        accuracy_level=4,
     )
 
 

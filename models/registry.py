@@ -41,7 +41,7 @@ from models.spec import MANIFEST_NAME, MODEL_FILE, SPECS, TOKENIZER_FILE, ModelS
 logger = logging.getLogger(__name__)
 
 # Bump whenever a builder's output changes, so existing builds are redone.
-BUILD_VERSION: Final = "1"
+BUILD_VERSION: Final = "2"
 LOCK_NAME: Final = ".build.lock"
 BUILT_FILES: Final = (MODEL_FILE, TOKENIZER_FILE)
 

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 QUERY_BATCH_SIZE = 32
 QUERY_BATCH_WAIT_S = 0.003
+PASSAGE_BATCH_SIZE = 64
 
 
 @serve.deployment(
@@ -40,13 +41,25 @@ QUERY_BATCH_WAIT_S = 0.003
 class EmbedderDeployment:
     """One model per replica; ``model`` is a name from ``models.spec.SPECS``."""
 
-    def __init__(self, models_dir: str, model: str = "e5", threads: int = 1) -> None:
+    def __init__(
+        self, models_dir: str, model: str = "e5", threads: int = 1, passage_threads: int = 2
+    ) -> None:
         # ensure_models is a hash check when the model is prebuilt, and a locked, verified build
         # when it is not, so replicas starting together never load a half-written model.
         path = ensure_models(Path(models_dir), names=(model,))[model]
         self._encoder = OnnxEncoder(path, threads=threads, batch_size=QUERY_BATCH_SIZE)
+        # Two sessions over one model file: live queries keep their small, latency-tuned pool
+        # (1 thread measured best under concurrent load), while an indexing batch uses more
+        # threads for throughput without resizing the query pool.
+        self._passages = OnnxEncoder(path, threads=passage_threads, batch_size=PASSAGE_BATCH_SIZE)
         self._model = model
-        logger.info("embedder %s ready (dim %d, %d threads)", model, self._encoder.dim, threads)
+        logger.info(
+            "embedder %s ready (dim %d, %d query / %d passage threads)",
+            model,
+            self._encoder.dim,
+            threads,
+            passage_threads,
+        )
 
     @property
     def dim(self) -> int:
@@ -76,12 +89,16 @@ class EmbedderDeployment:
         """(n, dim) unit rows; the encoder sorts and batches the list itself."""
         if not texts:
             return self._empty()
-        return await asyncio.to_thread(self._encoder.encode, texts, "passage")
+        return await asyncio.to_thread(self._passages.encode, texts, "passage")
 
 
-def build_embedder(models_dir: str, model: str = "e5", threads: int = 1) -> serve.Application:
+def build_embedder(
+    models_dir: str, model: str = "e5", threads: int = 1, passage_threads: int = 2
+) -> serve.Application:
     """The application for ``serve.run``; deployment name ``embedder-<model>`` lets e5 and USE
     run side by side in one Serve app tree."""
     # mypy does not apply class decorators, so it still sees the plain class here.
     deployment = cast(Deployment, EmbedderDeployment)
-    return deployment.options(name=f"embedder-{model}").bind(models_dir, model, threads)
+    return deployment.options(name=f"embedder-{model}").bind(
+        models_dir, model, threads, passage_threads
+    )

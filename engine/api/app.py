@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api import analytics, catalog, conversations, identity, openapi, orders
+from engine.api import analytics, carts, catalog, conversations, identity, openapi, orders
 from engine.api.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.api.limits import LoginThrottle, RateLimiter, digest
 from engine.api.routing import Route, add_routes
 from engine.api.tokens import TokenService
+from engine.carts import CARTS
 from engine.commerce import Commerce
 from engine.gateway.keys import AUTH, DEPS
 from engine.gateway.problems import Handler, ProblemError, problem
@@ -19,6 +20,7 @@ ALL_ROUTES: list[Route] = [
     *catalog.ROUTES,
     *orders.ROUTES,
     *conversations.ROUTES,
+    *carts.ROUTES,
     *analytics.ROUTES,
 ]
 UNLIMITED = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
@@ -67,7 +69,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             resp = web.Response(
                 status=204,
                 headers={
-                    "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE",
+                    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
                     "Access-Control-Allow-Headers": CORS_HEADERS,
                     "Access-Control-Max-Age": "600",
                 },
@@ -154,6 +156,8 @@ async def _ensure_indexes(app: web.Application) -> None:
         prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
         await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
     await app[API].commerce.ensure_indexes()
+    for prefix in ([("merchant_id", 1)], [("merchant_id", 1), ("channel_id", 1)]):
+        await store.collection(CARTS).create_index([*prefix, ("updated_at", -1)])
 
 
 __all__ = ["ALL_ROUTES", "Api", "register_api_routes"]

@@ -239,10 +239,16 @@ def _index_knowledge(api: Api, merchant_id: str, doc: Document, old_chunks: int)
     )
     items = knowledge_index_items(kd)
     api.deps.indexer.submit(None, merchant_id, KNOWLEDGE, items)
-    stale = [f"{kd.id}#{n}" for n in range(len(items), old_chunks)]
+    # The indexer runs calls in order, so this removes what the new version no longer has
+    # (fewer chunks, fewer windows per chunk) after the new vectors are in place.
+    chunks = len({i.payload["chunk_id"] for i in items})
+    current = {i.id for i in items}
+    stale = [
+        i for i in catalog.knowledge_vector_ids(kd.id, max(chunks, old_chunks)) if i not in current
+    ]
     if stale:
         _remove_vectors(api, merchant_id, KNOWLEDGE, stale)
-    return len(items)
+    return chunks
 
 
 async def create_knowledge(ctx: Ctx) -> Reply:
@@ -302,7 +308,7 @@ async def delete_knowledge(ctx: Ctx) -> Reply:
         raise ProblemError(404, "Not found", "no such document")
     # Imports never stored a chunk count: remove a generous range of positional chunk ids.
     count = int(doc.get("chunks") or 200)
-    ids = [f"{doc['doc_id']}#{n}" for n in range(count)]
+    ids = catalog.knowledge_vector_ids(str(doc["doc_id"]), count)
     _remove_vectors(api, ctx.merchant_id, KNOWLEDGE, ids)
     return Reply(204, None)
 

@@ -109,6 +109,7 @@ async def list_messages(ctx: Ctx) -> dict[str, Any]:
             "intent": d.get("intent"),
             "author": d.get("author"),
             "handoff": d.get("handoff"),
+            "answered": d.get("answered", True) if d.get("direction", "in") == "in" else None,
         }
         for d in docs
     ]
@@ -151,15 +152,15 @@ async def _channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
     return channel.kind
 
 
-async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
-    """Tell the conversation actor, in order with the customer's messages, and the checkpoint.
+async def edit_checkpoint(
+    api: Api, merchant_id: str, conv: Document, sets: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Set fields of the conversation's checkpoint (optimistic, WATCH); the new state or None.
 
-    The control message reaches a live actor through its inbox; the checkpoint edit covers an
-    actor that is passivated now and will restore from Redis on the next message.
+    Read-your-writes for staff and for an actor that is passivated now: it restores from Redis
+    on its next message. It is not what makes the change stick — ``send_control`` is.
     """
-    api = _api(ctx)
-    key = str(conv["conversation_key"])
-    state_key = keys.conversation_state(ctx.merchant_id, key)
+    state_key = keys.conversation_state(merchant_id, str(conv["conversation_key"]))
     async with api.deps.redis.pipeline(transaction=True) as pipe:
         for _ in range(5):
             try:
@@ -167,28 +168,46 @@ async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
                 raw = await pipe.get(state_key)
                 if raw is None:
                     await pipe.unwatch()  # type: ignore[no-untyped-call]
-                    break
-                state = orjson.loads(raw)
-                state["paused"] = paused
+                    return None
+                state: dict[str, Any] = {**orjson.loads(raw), **sets}
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.set(state_key, orjson.dumps(state))
                 await pipe.execute()
-                break
+                return state
             except WatchError:
                 continue
+    return None
+
+
+async def send_control(
+    api: Api, merchant_id: str, conv: Document, control: str, payload: str = ""
+) -> None:
+    """A control message through the conversation's own durable inbox.
+
+    Ordered with the customer's messages and the bot's turns (one actor, one mailbox), and
+    never lost: a live actor applies it in arrival order and checkpoints it; a passivated one
+    is activated by it; a host that is down finds it when it comes back.
+    """
     channel_id = str(conv.get("channel_id") or "")
     await api.deps.inbox.append(
         InboundMessage(
-            merchant_id=ctx.merchant_id,
+            merchant_id=merchant_id,
             channel_id=channel_id,
-            channel_kind=await _channel_kind(api, ctx.merchant_id, channel_id),
+            channel_kind=await _channel_kind(api, merchant_id, channel_id),
             customer_id=str(conv.get("customer_id") or ""),
             message_id=f"ctl-{secrets.token_hex(10)}",
-            text="",
+            text=payload,
             received_at=time.time(),
-            trace={CONTROL: "pause" if paused else "resume"},
+            trace={CONTROL: control},
         )
     )
+
+
+async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
+    """Tell the conversation actor, in order with the customer's messages, and the checkpoint."""
+    api = _api(ctx)
+    await edit_checkpoint(api, ctx.merchant_id, conv, {"paused": paused})
+    await send_control(api, ctx.merchant_id, conv, "pause" if paused else "resume")
 
 
 async def takeover(ctx: Ctx) -> dict[str, Any]:

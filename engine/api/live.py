@@ -1,7 +1,9 @@
 """Live updates for agents over a WebSocket, fanned out through Redis pub/sub.
 
 Every gateway replica publishes the events of its own API calls on the merchant's channel and
-relays that channel to its sockets, so an agent sees what a colleague did on another replica.
+relays that channel to its sockets, so an agent sees what a colleague did on another replica;
+the conversation hosts publish customer messages, bot replies and cart changes on the same
+channel when a turn commits (``engine.projections``).
 Browsers cannot set headers on a WebSocket, so the socket authenticates with its first frame
 (``{"type": "auth", "token": "<access token or API key>"}``) unless an Authorization header
 was sent; the token never goes in the URL (URLs end up in logs).
@@ -17,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from engine import live_events
 from engine.api.context import API, Api
 from engine.api.routing import Ctx
 from engine.gateway.auth import Caller
@@ -27,18 +30,9 @@ AUTH_TIMEOUT_S = 5.0
 MAX_FRAME = 4096
 
 
-def channel(merchant_id: str) -> str:
-    return f"kaleem:{merchant_id}:agent-events"
-
-
 async def publish(api: Api, merchant_id: str, kind: str, data: dict[str, Any]) -> None:
     """Best effort: a lost live event only delays a screen refresh, never loses data."""
-    try:
-        await api.deps.redis.publish(
-            channel(merchant_id), orjson.dumps({"type": kind, "data": data})
-        )
-    except Exception:
-        log.warning("live event not published", extra={"kind": kind})
+    await live_events.publish(api.deps.redis, merchant_id, kind, data)
 
 
 class _HeaderRequest:
@@ -79,7 +73,7 @@ async def live(ctx: Ctx) -> web.StreamResponse:
         return ws
     await ws.send_json({"type": "ready", "merchant_id": caller.merchant_id})
     pubsub = request.app[API].deps.redis.pubsub()
-    await pubsub.subscribe(channel(caller.merchant_id))
+    await pubsub.subscribe(live_events.channel(caller.merchant_id))
 
     async def relay() -> None:
         async for message in pubsub.listen():

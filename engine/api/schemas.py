@@ -357,6 +357,8 @@ class MessageOut(Response):
     intent: str | None = None
     author: str | None = None
     handoff: bool | None = None
+    # Inbound only: false when the bot stayed silent (an agent had the conversation).
+    answered: bool | None = None
 
 
 class MessagePage(Response):
@@ -390,6 +392,48 @@ class NoteOut(Response):
 
 class NoteList(Response):
     items: list[NoteOut]
+
+
+# -- carts ----------------------------------------------------------------------------------
+class CartLineIn(Request):
+    sku: Annotated[str, Field(min_length=1, max_length=128)]
+    qty: Annotated[int, Field(ge=1, le=99)] = 1
+
+
+class CartIn(Request):
+    """The whole cart (PUT semantics): ``[]`` empties it. Prices come from the catalogue."""
+
+    items: Annotated[list[CartLineIn], Field(max_length=20)]
+
+
+class CartLineOut(Response):
+    sku: str
+    title: str
+    qty: int
+    price: float | None
+    currency: str | None
+    line_total: float
+
+
+class CartOut(Response):
+    conversation_id: str
+    channel_id: str
+    customer_id: str
+    customer_name: str | None = None
+    items: list[CartLineOut]
+    item_count: int
+    total: float
+    currency: str | None
+    updated_at: float | None
+
+
+class CartQuery(PageQuery):
+    channel: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class CartPage(Response):
+    items: list[CartOut]
+    next_cursor: str | None
 
 
 # -- orders and leads -----------------------------------------------------------------------

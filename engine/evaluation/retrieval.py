@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.catalog import KnowledgeChunk
 from engine.ranking import (
     HYBRID_DEPTH,
-    HYBRID_WEIGHTS,
+    KNOWLEDGE_WEIGHTS,
     Bm25Index,
     candidate_signals,
     hybrid_rank,
@@ -37,6 +38,8 @@ EncodeFn = Callable[[Sequence[str], str], Embeddings]
 class Split:
     corpus_ids: list[str]
     corpus_texts: list[str]
+    corpus_titles: list[str]
+    corpus_bodies: list[str]
     query_ids: list[str]
     query_texts: list[str]
     qrels: dict[str, dict[str, int]]
@@ -44,7 +47,7 @@ class Split:
 
 def load_split(path: Path) -> Split:
     """BEIR layout: corpus.jsonl, queries.jsonl, qrels.tsv (header line, tab-separated)."""
-    corpus_ids, corpus_texts = [], []
+    corpus_ids, corpus_texts, titles, bodies = [], [], [], []
     with (path / "corpus.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
@@ -53,6 +56,8 @@ def load_split(path: Path) -> Split:
                 title = str(doc.get("title") or "")
                 text = str(doc.get("text") or "")
                 corpus_texts.append(f"{title}\n{text}" if title else text)
+                titles.append(title)
+                bodies.append(text)
     qrels: dict[str, dict[str, int]] = {}
     with (path / "qrels.tsv").open(encoding="utf-8") as fh:
         for n, line in enumerate(fh):
@@ -69,7 +74,7 @@ def load_split(path: Path) -> Split:
                 if str(q["_id"]) in qrels:
                     query_ids.append(str(q["_id"]))
                     query_texts.append(str(q["text"]))
-    return Split(corpus_ids, corpus_texts, query_ids, query_texts, qrels)
+    return Split(corpus_ids, corpus_texts, titles, bodies, query_ids, query_texts, qrels)
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -143,15 +148,29 @@ def compute_signals(
     depth: int = HYBRID_DEPTH,
     cache_dir: Path | None = None,
 ) -> Signals:
-    """Per query, exactly what the bot computes: dense top-``depth`` (cosine), corpus BM25
-    top-``depth``, and :func:`engine.ranking.candidate_signals` over their union."""
+    """Per query, exactly what the bot computes for knowledge: dense = the best window of each
+    passage (:meth:`engine.catalog.KnowledgeChunk.window_texts`, as indexed), top-``depth``;
+    corpus BM25 top-``depth``; :func:`engine.ranking.candidate_signals` over their union.
+    An ARCD passage plays one knowledge chunk (qrels are per passage)."""
     bm25 = Bm25Index(split.corpus_ids, split.corpus_texts)
     texts = dict(zip(split.corpus_ids, split.corpus_texts, strict=True))
-    docs = cached_encode(encode, split.corpus_texts, "passage", cache_dir, tag)
+    window_texts: list[str] = []
+    owners: list[int] = []
+    for n, (cid, title, body) in enumerate(
+        zip(split.corpus_ids, split.corpus_titles, split.corpus_bodies, strict=True)
+    ):
+        for w in KnowledgeChunk(cid, cid, title, body).window_texts():
+            window_texts.append(w)
+            owners.append(n)
+    windows = cached_encode(encode, window_texts, "passage", cache_dir, tag)
     queries = cached_encode(
         encode, [expand_for_embedding(q) for q in split.query_texts], "query", cache_dir, tag
     )
-    sims = queries @ docs.T
+    window_sims = queries @ windows.T
+    sims = np.full((len(split.query_ids), len(split.corpus_ids)), -1.0, dtype=np.float32)
+    owner = np.asarray(owners, dtype=np.int64)
+    for qi in range(len(split.query_ids)):
+        np.maximum.at(sims[qi], owner, window_sims[qi])
     per_query: dict[str, dict[str, dict[str, float]]] = {}
     for qi, qid in enumerate(split.query_ids):
         query = split.query_texts[qi]
@@ -195,7 +214,7 @@ def tune(
 
 
 def default_weights() -> dict[str, float]:
-    return dict(HYBRID_WEIGHTS)
+    return dict(KNOWLEDGE_WEIGHTS)
 
 
 def report(result: dict[str, Any], path: Path) -> None:

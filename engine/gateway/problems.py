@@ -68,13 +68,22 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
     return data
 
 
+READ_CHUNK_BYTES = 256 * 1024
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
-    return body
+    # StreamReader.read(n) returns what has arrived (at most n), not n bytes: a large upload
+    # must be read to EOF, chunk by chunk, or its tail is silently dropped.
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.content.iter_chunked(READ_CHUNK_BYTES):
+        size += len(part)
+        if size > limit:
+            raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 def require_str(

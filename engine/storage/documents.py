@@ -33,7 +33,7 @@ import mongomock
 import orjson
 from mongomock import filtering as mm_filtering
 from mongomock import helpers as mm_helpers
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 from sortedcontainers import SortedList
 
@@ -169,6 +169,14 @@ class MongoCollection:
         with _duplicates_as_port_error():
             result = await self._c.update_one(filter, update, upsert=upsert)
         return 1 if result.upserted_id is not None else int(result.matched_count)
+
+    async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
+        if not ops:
+            return 0
+        requests = [UpdateOne(f, _with_upsert_id(f, u), upsert=True) for f, u in ops]
+        with _duplicates_as_port_error():
+            result = await self._c.bulk_write(requests, ordered=False)
+        return int(result.matched_count) + int(result.upserted_count)
 
     async def find_one_and_update(
         self, filter: Document, update: Document, *, upsert: bool = False
@@ -983,6 +991,17 @@ class EmbeddedCollection:
         with _duplicates_as_port_error():
             result = self._c.update_one(filter, update, upsert=upsert)
         changed = 1 if result.upserted_id is not None else int(result.matched_count)
+        if changed:
+            self._dirty()
+        return changed
+
+    async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
+        changed = 0
+        for f, u in ops:
+            _check_storable(u, "update")
+            with _duplicates_as_port_error():
+                result = self._c.update_one(f, _with_upsert_id(f, u), upsert=True)
+            changed += 1 if result.upserted_id is not None else int(result.matched_count)
         if changed:
             self._dirty()
         return changed

@@ -444,13 +444,14 @@ async def test_other_merchants_records_are_404_for_every_role(
         "/api/v1/conversations/{conversation_id}": {"labels": ["x"]},
         "/api/v1/conversations/{conversation_id}/messages": {"text": "x"},
         "/api/v1/conversations/{conversation_id}/notes": {"text": "x"},
+        "/api/v1/conversations/{conversation_id}/cart": {"items": []},
     }
     checked = 0
     for route in ALL_ROUTES:
         if not route.path_params:
             continue
         path = route.path.format(**ids)
-        body = bodies.get(route.path) if route.method in {"POST", "PATCH"} else None
+        body = bodies.get(route.path) if route.method in {"POST", "PATCH", "PUT"} else None
         for credential in [*b.tokens.values(), b.api_key]:
             status, problem, _ = await call(engine, route.method, path, credential, body)
             assert status == 404, (route.method, route.path, status, problem)
@@ -459,6 +460,18 @@ async def test_other_merchants_records_are_404_for_every_role(
     # Lists never show A's records to B.
     _, page, _ = await call(engine, "GET", "/api/v1/products?limit=100", b.tokens["owner"])
     assert all(p["sku"] not in {"iso-1", "iso-2"} for p in page["items"])
+    status, _, _ = await call(
+        engine, "PUT", f"/api/v1/conversations/{conv_id}/cart", owner, {"items": [{"sku": "iso-2"}]}
+    )
+    assert status == 200
+    for _ in range(200):  # the carts list is a projection written by the conversation host
+        _, carts, _ = await call(engine, "GET", "/api/v1/carts", owner)
+        if any(c["conversation_id"] == conv_id for c in carts["items"]):
+            break
+        await asyncio.sleep(0.05)
+    assert any(c["conversation_id"] == conv_id for c in carts["items"])
+    _, carts, _ = await call(engine, "GET", "/api/v1/carts?limit=100", b.tokens["owner"])
+    assert all(c["conversation_id"] != conv_id for c in carts["items"])
     # A's records are untouched.
     status, still, _ = await call(engine, "GET", "/api/v1/products/iso-1", owner)
     assert status == 200 and still["title"] == "Iso"

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
@@ -89,3 +90,30 @@ async def test_body_limit_is_a_clear_413(engine: Engine) -> None:
     async with engine.session.post(f"{engine.base_url}/api/v1/auth/signup", json=big) as r:
         assert r.status == 413
         assert (await r.json(content_type=None))["title"] == "Payload too large"
+
+
+async def test_a_multi_megabyte_import_lands_whole(engine: Engine) -> None:
+    """An upload larger than one socket read must arrive whole: every row stored, the last
+    one too (a short read once dropped the tail and reported it as a broken line)."""
+    _, key = await engine.create_merchant("Big catalogue")
+    description = "قطن ناعم مريح للاستخدام اليومي. " * 150  # ~5 KB per row
+    rows = [
+        orjson.dumps(
+            {
+                "sku": f"BIG-{n:04d}",
+                "title": f"Cotton shirt {n}",
+                "price": 50 + n,
+                "description": description,
+            }
+        )
+        for n in range(400)
+    ]
+    body = b"\n".join(rows)
+    assert len(body) > 2 * 1024 * 1024
+    job = await engine.import_and_wait(key, "/api/v1/catalog/import", body)
+    assert job["status"] == "done", job
+    assert job["progress"]["stored"] == 400 and not job.get("errors"), job
+    auth = {"Authorization": f"Bearer {key}"}
+    async with engine.session.get(f"{engine.base_url}/api/v1/products/BIG-0399", headers=auth) as r:
+        assert r.status == 200
+        assert (await r.json())["price"] == 449

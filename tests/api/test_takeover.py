@@ -106,5 +106,6 @@ async def test_takeover_silences_the_bot_until_hand_back(engine: Engine) -> None
             break
         await asyncio.sleep(0.1)
     assert len(bot) == 2
-    texts = {m["text"] for m in page["items"] if m["direction"] == "in"}
-    assert "anyone there?" not in texts
+    # ...but what the customer said meanwhile is in the record, marked as not answered.
+    heard = {m["text"]: m["answered"] for m in page["items"] if m["direction"] == "in"}
+    assert heard == {"hello": True, "anyone there?": False, "thanks": True}

@@ -77,22 +77,24 @@ async def test_embed_queries_keeps_input_order(fake: Any) -> None:
     assert rows[:, 0].tolist() == [4, 1, 3, 2]
 
 
-async def test_embed_passages_is_one_direct_call(fake: Any) -> None:
+async def test_embed_passages_is_one_direct_call_on_the_passage_session(fake: Any) -> None:
     rows = await fake.embed_passages(["p1", "passage 2"])
-    assert fake._encoder.calls == [(["p1", "passage 2"], "passage")]
+    assert fake._passages.calls == [(["p1", "passage 2"], "passage")]
+    assert fake._encoder.calls == []  # the live-query session is never used for indexing
     assert rows[:, 1].tolist() == [2.0, 2.0]
 
 
 async def test_empty_inputs_give_empty_matrices(fake: Any) -> None:
     assert (await fake.embed_queries([])).shape == (0, 3)
     assert (await fake.embed_passages([])).shape == (0, 3)
-    assert fake._encoder.calls == []
+    assert fake._encoder.calls == [] and fake._passages.calls == []
 
 
 def test_ready_and_constructor_arguments(fake: Any, tmp_path: Path) -> None:
     assert fake.ready() is True
     assert fake._encoder.path == tmp_path / "use"
     assert fake._encoder.threads == 2
+    assert fake._passages.threads == 2  # the default indexing pool
     assert fake.dim == 3
 
 

@@ -254,3 +254,20 @@ async def test_mongo_adapter_constructs_without_io() -> None:
     with pytest.raises(Exception):  # noqa: B017 - any driver error: nothing listens there
         await mongo.ping()
     await mongo.close()
+
+
+async def test_bulk_upsert_inserts_and_updates_and_survives_a_restart(tmp_path: Path) -> None:
+    first = EmbeddedDocumentStore(tmp_path)
+    products = first.collection("products")
+    await products.insert_one({"_id": "m1:a", "merchant_id": "m1", "sku": "a", "price": 1.0})
+    ops = [
+        ({"_id": "m1:a", "merchant_id": "m1"}, {"$set": {"price": 2.0}}),
+        ({"_id": "m1:b", "merchant_id": "m1"}, {"$set": {"sku": "b", "price": 3.0}}),
+    ]
+    assert await products.bulk_upsert(ops) == 2
+    assert await products.bulk_upsert([]) == 0
+    await first.close()
+    reopened = EmbeddedDocumentStore(tmp_path).collection("products")
+    found = await reopened.find({"merchant_id": "m1"}, sort=[("_id", 1)])
+    assert [(d["_id"], d["price"]) for d in found] == [("m1:a", 2.0), ("m1:b", 3.0)]
+    assert found[1]["sku"] == "b"
