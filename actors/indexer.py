@@ -10,7 +10,7 @@ import ray
 
 from actors.wiring import document_store, vector_store
 from engine.config import Settings
-from engine.indexing import IndexItem, IndexService
+from engine.indexing import IndexItem, IndexReconciler, IndexService
 from engine.records import Records
 from engine.secrets import SecretBox, load_or_create_key
 from observability import logging_setup, tracing
@@ -25,9 +25,14 @@ class IndexerActor:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-indexer")
         tracing.configure_tracing(settings, "kaleem-indexer")
         box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-        records = Records(document_store(settings, stores_actor), box)
         self._vectors = vector_store(settings, stores_actor)
+        documents = document_store(settings, stores_actor)
+        records = Records(documents, box)
         self._service = IndexService(ServeEmbedder(embedder), self._vectors, records)
+        self._reconciler = IndexReconciler(documents, self._service, self._vectors)
+        self._every = max(0.5, settings.index_reconcile_s)
+        # Also restarts with the actor: records left pending by a crash are picked up here.
+        self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())
         # One job at a time keeps the embedder free for live questions between batches.
         self._lock = asyncio.Lock()
 
@@ -46,6 +51,19 @@ class IndexerActor:
             return await self._service.index(
                 job_id, merchant_id, collection, [IndexItem.from_dict(i) for i in items], docs
             )
+
+    async def reconcile(self, merchant_id: str | None = None) -> int:
+        """Index records whose latest version is pending (the API's nudge after a write)."""
+        async with self._lock:
+            return await self._reconciler.run_once(merchant_id)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:  # an embedder or store outage: the records stay pending
+                log.exception("index reconcile failed; retrying")
+            await asyncio.sleep(self._every)
 
     async def remove(self, merchant_id: str, collection: str, ids: list[str]) -> None:
         """Delete vectors (admin API deletes/shrinks), ordered after earlier index calls."""
@@ -74,6 +92,9 @@ class IndexerClient:
         return self._actor.index.remote(
             job_id, merchant_id, collection, [i.to_dict() for i in items], docs
         )
+
+    def reconcile(self, merchant_id: str) -> Any:
+        return self._actor.reconcile.remote(merchant_id)
 
     def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any:
         return self._actor.remove.remote(merchant_id, collection, ids)

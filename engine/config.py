@@ -79,6 +79,11 @@ class Settings:
     # Indexing batches (not live queries) run on their own ONNX session: 2 threads measured
     # 1.6x the products/s of 1 on this 2-core box (bench/index.py --engine).
     embedder_passage_threads: int = 2
+    # Admin product search embeds its query in the gateway process (see models/threaded.py).
+    gateway_local_embedder: bool = True
+    # How often the indexer sweeps for records whose latest version is not indexed yet (the
+    # API also nudges it after each write; the sweep covers crashes and outages).
+    index_reconcile_s: float = 5.0
     inbox_partitions: int = 8
     max_body_bytes: int = 256 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
@@ -146,6 +151,8 @@ class Settings:
             host_actors=_int(env, "KALEEM_HOST_ACTORS", 2, minimum=1),
             embedder_threads=_int(env, "KALEEM_EMBEDDER_THREADS", 1, minimum=1),
             embedder_passage_threads=_int(env, "KALEEM_EMBEDDER_PASSAGE_THREADS", 2, minimum=1),
+            gateway_local_embedder=_bool(env, "KALEEM_GATEWAY_LOCAL_EMBEDDER", True),
+            index_reconcile_s=_float(env, "KALEEM_INDEX_RECONCILE_S", 5.0),
             inbox_partitions=_int(env, "KALEEM_INBOX_PARTITIONS", 8, minimum=1),
             max_body_bytes=_int(env, "KALEEM_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             max_import_bytes=_int(env, "KALEEM_MAX_IMPORT_BYTES", 50 * 1024 * 1024, minimum=1024),

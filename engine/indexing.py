@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from engine.catalog import KnowledgeDoc, Product, chunk_knowledge
-from engine.ports import Embedder, VectorPoint, VectorStore
-from engine.records import Records
+from engine.catalog import KnowledgeDoc, Product, chunk_knowledge, knowledge_vector_ids
+from engine.ports import DocumentStore, Embedder, VectorPoint, VectorStore
+from engine.records import KNOWLEDGE, PRODUCTS, Records
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +164,101 @@ class IndexService:
         await self._vectors.upsert(collection, merchant_id, points)
         if job_id is not None:
             await self._records.update_job(job_id, indexed=indexed)
+
+
+# --- reconciliation: records are the truth, vectors follow them -------------------------------
+
+INDEX_STATE = "index_state"
+INDEX_REV = "index_rev"
+PENDING = "pending"
+INDEXED = "indexed"
+# Knowledge: the most chunks any indexed version of the document had, so a shrink can name the
+# vector ids it leaves behind (engine.catalog.knowledge_vector_ids).
+VECTOR_CHUNKS = "vector_chunks"
+
+
+def pending_fields() -> dict[str, Any]:
+    """Fields an API write sets in the SAME update as the change it makes.
+
+    This is the outbox: "this version is not in the vector index yet" is part of the record,
+    written atomically with it, so no crash between two writes can lose a re-index. The
+    indexer clears it only for the revision it indexed (a newer edit stays pending).
+    """
+    return {INDEX_STATE: PENDING, INDEX_REV: secrets.token_hex(8)}
+
+
+def _items_for(collection: str, doc: dict[str, Any]) -> tuple[list[IndexItem], list[str]]:
+    """Index items for one record, plus vector ids it no longer owns (knowledge shrinks)."""
+    if collection == PRODUCTS:
+        return [product_index_item(Product.from_doc(doc))], []
+    kd = KnowledgeDoc(
+        id=str(doc["doc_id"]),
+        title=str(doc.get("title") or ""),
+        body=str(doc.get("body") or ""),
+        language=doc.get("language"),
+    )
+    items = knowledge_index_items(kd)
+    current = {i.id for i in items}
+    chunks = len({i.payload["chunk_id"] for i in items})
+    owned = max(chunks, int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 0))
+    return items, [i for i in knowledge_vector_ids(kd.id, owned) if i not in current]
+
+
+class IndexReconciler:
+    """Brings the vector index up to date with records marked :data:`PENDING`.
+
+    Runs in the indexer actor: when the API nudges it after a write (fast path) and on a timer
+    (after a crash, a lost nudge, an embedder outage). Idempotent: indexing a version twice
+    upserts the same points.
+    """
+
+    def __init__(
+        self, store: DocumentStore, service: IndexService, vectors: VectorStore, batch: int = 256
+    ) -> None:
+        self._store = store
+        self._service = service
+        self._vectors = vectors
+        self._batch = batch
+
+    async def run_once(self, merchant_id: str | None = None) -> int:
+        """Index every pending record (of one merchant, or all); returns how many."""
+        done = 0
+        for collection in (PRODUCTS, KNOWLEDGE):
+            flt: dict[str, Any] = {INDEX_STATE: PENDING}
+            if merchant_id is not None:
+                flt["merchant_id"] = merchant_id
+            seen: set[tuple[Any, Any]] = set()
+            while True:
+                docs = [
+                    d
+                    for d in await self._store.collection(collection).find(flt, limit=self._batch)
+                    if (d["_id"], d.get(INDEX_REV)) not in seen
+                ]
+                if not docs:
+                    break
+                seen.update((d["_id"], d.get(INDEX_REV)) for d in docs)
+                done += await self._index(collection, docs)
+        return done
+
+    async def _index(self, collection: str, docs: list[dict[str, Any]]) -> int:
+        by_merchant: dict[str, list[dict[str, Any]]] = {}
+        for d in docs:
+            by_merchant.setdefault(str(d["merchant_id"]), []).append(d)
+        coll = self._store.collection(collection)
+        for merchant, group in by_merchant.items():
+            built = [(d, *_items_for(collection, d)) for d in group]
+            await self._service.index(
+                None, merchant, collection, [i for _, items, _ in built for i in items]
+            )
+            stale = [v for _, _, s in built for v in s]
+            if stale:
+                await self._vectors.delete(collection, merchant, stale)
+            for d, items, _ in built:
+                done: dict[str, Any] = {INDEX_STATE: INDEXED}
+                if collection == KNOWLEDGE:
+                    done[VECTOR_CHUNKS] = len({i.payload["chunk_id"] for i in items})
+                # Only the revision that was indexed: an edit made meanwhile stays pending.
+                await coll.update_one(
+                    {"_id": d["_id"], INDEX_REV: d.get(INDEX_REV)}, {"$set": done}
+                )
+        return len(docs)

@@ -80,6 +80,13 @@ class Records:
             [("merchant_id", 1), ("category", 1), ("_id", 1)]
         )
         await self._store.collection(KNOWLEDGE).create_index([("merchant_id", 1), ("doc_id", 1)])
+        for name in (PRODUCTS, KNOWLEDGE):
+            # The lexical index's freshness check (newest change per merchant) and the
+            # indexer's sweep for records not indexed yet (engine.indexing.IndexReconciler).
+            await self._store.collection(name).create_index(
+                [("merchant_id", 1), ("updated_at", -1)]
+            )
+            await self._store.collection(name).create_index([("index_state", 1)])
         await self._store.collection(JOBS).create_index([("merchant_id", 1)])
         await self._store.collection(MESSAGES).create_index(
             [("merchant_id", 1), ("conversation_key", 1), ("at", 1)]

@@ -38,6 +38,7 @@ from engine.retrieval import KNOWLEDGE, PRODUCTS, LexicalIndexes, Retriever
 from engine.secrets import SecretBox, load_or_create_key
 from engine.storage.redis_server import EmbeddedRedis, redis_client
 from models.registry import ensure_models
+from models.threaded import ThreadedEmbedder
 from observability import tracing
 from serve_apps.clients import ServeEmbedder
 from serve_apps.embedder import build_embedder
@@ -202,10 +203,13 @@ class Runtime:
             redis=redis,
             indexer=IndexerClient(self.indexer),
             readiness=self.readiness,
-            # The bot's own retrieval (one Serve call + in-process BM25 fusion), so the admin
-            # search shows merchants exactly what their customers get.
+            # The bot's own retrieval (same model, same BM25 fusion), so the admin search shows
+            # merchants exactly what their customers get; the query is embedded in a thread
+            # here by default, a Serve hop costing as much as the model (models/threaded.py).
             retriever=Retriever(
-                ServeEmbedder(self.embedder),
+                ThreadedEmbedder(s.models_dir.resolve(), EMBED_MODEL)
+                if s.gateway_local_embedder
+                else ServeEmbedder(self.embedder),
                 vectors,
                 None,
                 LexicalIndexes(documents, max_merchants=GATEWAY_LEXICONS),

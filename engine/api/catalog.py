@@ -21,7 +21,7 @@ from engine.api.context import API, Api, client_ip
 from engine.api.paging import page
 from engine.api.routing import Ctx, Reply, Route
 from engine.gateway.problems import ProblemError
-from engine.indexing import knowledge_index_items, product_index_item
+from engine.indexing import VECTOR_CHUNKS, pending_fields
 from engine.ports import Document, DuplicateKey
 from engine.retrieval import KNOWLEDGE, PRODUCTS
 
@@ -32,6 +32,10 @@ MAX_CATEGORIES = 200
 
 class VectorRemover(Protocol):
     def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any: ...
+
+
+class IndexNudger(Protocol):
+    def reconcile(self, merchant_id: str) -> Any: ...
 
 
 def _api(ctx: Ctx) -> Api:
@@ -63,10 +67,14 @@ def product_out(doc: Document) -> dict[str, Any]:
     }
 
 
-def _index_product(api: Api, merchant_id: str, doc: Document) -> None:
-    p = catalog.Product.from_doc(doc)
-    item = product_index_item(p)
-    api.deps.indexer.submit(None, merchant_id, PRODUCTS, [item])
+def _nudge_indexer(api: Api, merchant_id: str) -> None:
+    """The write already marked the record pending (``pending_fields``); this only asks the
+    indexer to look now rather than at its next sweep, so losing it loses nothing."""
+    nudge = getattr(api.deps.indexer, "reconcile", None)
+    if nudge is None:
+        log.warning("indexer cannot reconcile; the periodic sweep will index the change")
+        return
+    cast(IndexNudger, api.deps.indexer).reconcile(merchant_id)
 
 
 def _pid(ctx: Ctx) -> str:
@@ -80,7 +88,7 @@ async def product_exists(ctx: Ctx) -> bool:
 async def create_product(ctx: Ctx) -> Reply:
     api = _api(ctx)
     body: s.ProductIn = ctx.body
-    doc = catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id)
+    doc = {**catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id), **pending_fields()}
     doc["updated_at"] = doc["created_at"] = time.time()
     try:
         await api.store.collection(PRODUCTS).insert_one(doc)
@@ -88,7 +96,7 @@ async def create_product(ctx: Ctx) -> Reply:
         raise ProblemError(
             409, "Conflict", f"sku {body.sku!r} exists; PATCH /api/v1/products/{body.sku}"
         ) from exc
-    _index_product(api, ctx.merchant_id, doc)
+    _nudge_indexer(api, ctx.merchant_id)
     return Reply(201, product_out(doc), {"Location": f"/api/v1/products/{body.sku}"})
 
 
@@ -99,14 +107,14 @@ async def get_product(ctx: Ctx) -> dict[str, Any]:
 async def patch_product(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     body: s.ProductPatchIn = ctx.body
-    sets = body.model_dump(exclude_unset=True)
+    sets = {**body.model_dump(exclude_unset=True), **pending_fields()}
     sets["updated_at"] = time.time()
     doc = await api.store.collection(PRODUCTS).find_one_and_update(
         {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
     )
     if doc is None:
         raise ProblemError(404, "Not found", "no such product")
-    _index_product(api, ctx.merchant_id, doc)
+    _nudge_indexer(api, ctx.merchant_id)
     return product_out(doc)
 
 
@@ -194,7 +202,7 @@ async def search_products(ctx: Ctx) -> dict[str, Any]:
     if api.retriever is None:
         raise ProblemError(503, "Search unavailable", "no retriever is configured")
     result = await api.retriever.retrieve(
-        ctx.merchant_id, q.q, product_limit=q.limit, knowledge_limit=1, max_price=q.max_price
+        ctx.merchant_id, q.q, product_limit=q.limit, knowledge_limit=0, max_price=q.max_price
     )
     items = [
         {
@@ -230,27 +238,6 @@ async def knowledge_exists(ctx: Ctx) -> bool:
     return await _api(ctx).owns(ctx.merchant_id, KNOWLEDGE, _kid(ctx))
 
 
-def _index_knowledge(api: Api, merchant_id: str, doc: Document, old_chunks: int) -> int:
-    kd = catalog.KnowledgeDoc(
-        id=str(doc["doc_id"]),
-        title=str(doc["title"]),
-        body=str(doc["body"]),
-        language=doc.get("language"),
-    )
-    items = knowledge_index_items(kd)
-    api.deps.indexer.submit(None, merchant_id, KNOWLEDGE, items)
-    # The indexer runs calls in order, so this removes what the new version no longer has
-    # (fewer chunks, fewer windows per chunk) after the new vectors are in place.
-    chunks = len({i.payload["chunk_id"] for i in items})
-    current = {i.id for i in items}
-    stale = [
-        i for i in catalog.knowledge_vector_ids(kd.id, max(chunks, old_chunks)) if i not in current
-    ]
-    if stale:
-        _remove_vectors(api, merchant_id, KNOWLEDGE, stale)
-    return chunks
-
-
 async def create_knowledge(ctx: Ctx) -> Reply:
     api = _api(ctx)
     body: s.KnowledgeIn = ctx.body
@@ -264,11 +251,12 @@ async def create_knowledge(ctx: Ctx) -> Reply:
     doc["chunks"] = len(
         catalog.chunk_knowledge(catalog.KnowledgeDoc(body.id, body.title, body.body))
     )
+    doc.update(pending_fields())
     try:
         await api.store.collection(KNOWLEDGE).insert_one(doc)
     except DuplicateKey as exc:
         raise ProblemError(409, "Conflict", f"document {body.id!r} exists") from exc
-    _index_knowledge(api, ctx.merchant_id, doc, 0)
+    _nudge_indexer(api, ctx.merchant_id)
     return Reply(201, knowledge_out(doc))
 
 
@@ -290,13 +278,21 @@ async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
             catalog.KnowledgeDoc(str(merged["doc_id"]), str(merged["title"]), str(merged["body"]))
         )
     )
-    sets = {**body.model_dump(exclude_unset=True), "chunks": count, "updated_at": time.time()}
+    sets = {
+        **body.model_dump(exclude_unset=True),
+        **pending_fields(),
+        "chunks": count,
+        # Every chunk id an indexed version may own, so the indexer can remove the ones a
+        # shorter version leaves behind (set in this same write: nothing to lose on a crash).
+        VECTOR_CHUNKS: max(count, int(before.get(VECTOR_CHUNKS) or before.get("chunks") or 0)),
+        "updated_at": time.time(),
+    }
     doc = await coll.find_one_and_update(
         {"_id": _kid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
     )
     if doc is None:
         raise ProblemError(404, "Not found", "no such document")
-    _index_knowledge(api, ctx.merchant_id, doc, int(before.get("chunks") or 0))
+    _nudge_indexer(api, ctx.merchant_id)
     return knowledge_out(doc)
 
 
@@ -307,7 +303,7 @@ async def delete_knowledge(ctx: Ctx) -> Reply:
     if doc is None or not await coll.delete_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id}):
         raise ProblemError(404, "Not found", "no such document")
     # Imports never stored a chunk count: remove a generous range of positional chunk ids.
-    count = int(doc.get("chunks") or 200)
+    count = int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 200)
     ids = catalog.knowledge_vector_ids(str(doc["doc_id"]), count)
     _remove_vectors(api, ctx.merchant_id, KNOWLEDGE, ids)
     return Reply(204, None)

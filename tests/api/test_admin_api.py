@@ -295,6 +295,33 @@ async def test_product_changes_reach_the_bot_search(engine: Engine) -> None:
     assert body["items"] == []
 
 
+async def test_a_write_whose_indexer_nudge_was_lost_is_still_indexed(engine: Engine) -> None:
+    """The API process dies right after its write: the record carries "not indexed yet" (the
+    same write), so the indexer's periodic sweep indexes it without any nudge."""
+    import time
+
+    from engine.catalog import Product
+    from engine.indexing import INDEX_STATE, INDEXED, pending_fields
+
+    tenant = await make_tenant(engine, "Crashy shop")
+    tok = tenant.tokens["admin"]
+    doc = Product(sku="oud-9", title="Royal oud perfume", price=300.0).to_doc(tenant.merchant_id)
+    products = engine.runtime.records.documents.collection("products")
+    await products.insert_one({**doc, **pending_fields(), "updated_at": time.time()})
+    stored: dict[str, Any] | None = None
+    for _ in range(300):  # the sweep runs every KALEEM_INDEX_RECONCILE_S (5 s)
+        stored = await products.find_one({"_id": doc["_id"]})
+        if stored is not None and stored[INDEX_STATE] == INDEXED:
+            break
+        await asyncio.sleep(0.1)
+    assert stored is not None and stored[INDEX_STATE] == INDEXED
+    # No word (or synonym) in common with the title: only the product's vector can find it.
+    query = "/api/v1/products/search?q=a%20gift%20for%20my%20wife"
+    status, body, _ = await call(engine, "GET", query, tok)
+    assert status == 200
+    assert [h["sku"] for h in body["items"]] == ["oud-9"]
+
+
 async def test_orders_idempotency(engine: Engine, tenants: tuple[Tenant, Tenant]) -> None:
     a, _ = tenants
     tok = a.tokens["agent"]

@@ -1,0 +1,111 @@
+"""Records are the truth and vectors follow them: a write marks the record pending in the same
+update, and the reconciler indexes exactly the pending versions (no dual write to lose)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.catalog import KnowledgeDoc, Product
+from engine.indexing import (
+    INDEX_STATE,
+    INDEXED,
+    PENDING,
+    VECTOR_CHUNKS,
+    IndexReconciler,
+    IndexService,
+    pending_fields,
+)
+from engine.records import KNOWLEDGE, PRODUCTS, Records
+from engine.secrets import SecretBox, load_or_create_key
+from engine.storage.documents import EmbeddedDocumentStore
+from engine.storage.vectors import EdgeVectorStore
+
+DIM = 8
+
+
+class CountingEmbedder:
+    """Deterministic unit vectors; records which texts were embedded, and can stall once."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.before_return: Any = None
+
+    async def embed_queries(self, texts: list[str]) -> Any:
+        return await self.embed_passages(texts)
+
+    async def embed_passages(self, texts: list[str]) -> Any:
+        self.texts += texts
+        if self.before_return is not None:
+            hook, self.before_return = self.before_return, None
+            await hook()
+        rows = np.ones((len(texts), DIM), dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+async def _setup(tmp_path: Path) -> tuple[EmbeddedDocumentStore, EdgeVectorStore, Any, Any]:
+    store = EmbeddedDocumentStore(None)
+    vectors = EdgeVectorStore(tmp_path / "vectors")
+    for name in (PRODUCTS, KNOWLEDGE):
+        await vectors.ensure_collection(name, DIM)
+    embedder = CountingEmbedder()
+    records = Records(store, SecretBox(load_or_create_key("", tmp_path)))
+    reconciler = IndexReconciler(store, IndexService(embedder, vectors, records), vectors)
+    return store, vectors, embedder, reconciler
+
+
+def _product(sku: str, title: str) -> dict[str, Any]:
+    doc = Product(sku=sku, title=title, price=10.0).to_doc("m1")
+    return {**doc, **pending_fields(), "updated_at": time.time()}
+
+
+async def test_pending_records_are_indexed_once_and_marked(tmp_path: Path) -> None:
+    store, vectors, embedder, reconciler = await _setup(tmp_path)
+    products = store.collection(PRODUCTS)
+    await products.insert_one(_product("A", "Red mug"))
+    await products.insert_one({**Product(sku="B", title="Old").to_doc("m1")})  # no marker
+    assert await reconciler.run_once() == 1
+    assert await vectors.count(PRODUCTS, "m1") == 1
+    found = await products.find_one({"sku": "A"})
+    assert found is not None and found[INDEX_STATE] == INDEXED
+    assert await reconciler.run_once() == 0  # nothing pending: no model call
+    assert embedder.texts == ["Red mug"]
+
+
+async def test_an_edit_made_while_indexing_stays_pending(tmp_path: Path) -> None:
+    store, _, embedder, reconciler = await _setup(tmp_path)
+    products = store.collection(PRODUCTS)
+    await products.insert_one(_product("A", "Red mug"))
+
+    async def edit_meanwhile() -> None:
+        await products.update_one({"sku": "A"}, {"$set": {"title": "Blue mug", **pending_fields()}})
+
+    embedder.before_return = edit_meanwhile
+    await reconciler.run_once()
+    # The first pass indexed "Red mug"; the newer revision was picked up in the same run.
+    assert embedder.texts == ["Red mug", "Blue mug"]
+    found = await products.find_one({"sku": "A"})
+    assert found is not None and found[INDEX_STATE] == INDEXED
+
+
+async def test_a_shorter_knowledge_version_leaves_no_stale_windows(tmp_path: Path) -> None:
+    store, vectors, _, reconciler = await _setup(tmp_path)
+    knowledge = store.collection(KNOWLEDGE)
+    long_body = "\n\n".join(["Returns are accepted within 14 days of delivery. " * 12] * 4)
+    doc = {**KnowledgeDoc("returns", "Returns", long_body).to_doc("m1"), **pending_fields()}
+    await knowledge.insert_one(doc)
+    await reconciler.run_once()
+    many = await vectors.count(KNOWLEDGE, "m1")
+    stored = await knowledge.find_one({"doc_id": "returns"})
+    assert stored is not None and stored[VECTOR_CHUNKS] >= 2 and many > 2
+    await knowledge.update_one(
+        {"doc_id": "returns"}, {"$set": {"body": "Returns within 14 days.", **pending_fields()}}
+    )
+    await reconciler.run_once()
+    assert await vectors.count(KNOWLEDGE, "m1") == 1
+    stored = await knowledge.find_one({"doc_id": "returns"})
+    assert stored is not None and stored[INDEX_STATE] == INDEXED and stored[VECTOR_CHUNKS] == 1
+    assert PENDING not in {d.get(INDEX_STATE) for d in await knowledge.find({})}
