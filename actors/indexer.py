@@ -65,11 +65,6 @@ class IndexerActor:
                 log.exception("index reconcile failed; retrying")
             await asyncio.sleep(self._every)
 
-    async def remove(self, merchant_id: str, collection: str, ids: list[str]) -> None:
-        """Delete vectors (admin API deletes/shrinks), ordered after earlier index calls."""
-        async with self._lock:
-            await self._vectors.delete(collection, merchant_id, ids)
-
 
 class IndexerClient:
     """Gateway-side port: starts jobs without waiting for them.
@@ -95,6 +90,3 @@ class IndexerClient:
 
     def reconcile(self, merchant_id: str) -> Any:
         return self._actor.reconcile.remote(merchant_id)
-
-    def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any:
-        return self._actor.remove.remote(merchant_id, collection, ids)

@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.catalog import KnowledgeDoc, Product, chunk_knowledge, knowledge_vector_ids
 from engine.ports import DocumentStore, Embedder, VectorPoint, VectorStore
-from engine.records import KNOWLEDGE, PRODUCTS, Records
+from engine.records import KNOWLEDGE, PRODUCTS, TOMBSTONES, Records
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,22 @@ INDEXED = "indexed"
 VECTOR_CHUNKS = "vector_chunks"
 
 
+def tombstone(collection: str, record: dict[str, Any], vector_ids: list[str]) -> dict[str, Any]:
+    """Written BEFORE a record is deleted: "these vectors must go once the record is gone".
+
+    Tombstone first, delete second: a crash in between leaves a tombstone for a record that
+    still exists, which the reconciler simply drops; no order of crashes leaves a deleted
+    record's vectors behind with nothing to remove them.
+    """
+    return {
+        "_id": f"{collection}:{record['_id']}:{secrets.token_hex(4)}",
+        "merchant_id": record["merchant_id"],
+        "collection": collection,
+        "record_id": record["_id"],
+        "vector_ids": vector_ids,
+    }
+
+
 def pending_fields() -> dict[str, Any]:
     """Fields an API write sets in the SAME update as the change it makes.
 
@@ -221,8 +237,9 @@ class IndexReconciler:
         self._batch = batch
 
     async def run_once(self, merchant_id: str | None = None) -> int:
-        """Index every pending record (of one merchant, or all); returns how many."""
-        done = 0
+        """Index every pending record and honour every tombstone (of one merchant, or all);
+        returns how many records were handled."""
+        done = await self._bury(merchant_id)
         for collection in (PRODUCTS, KNOWLEDGE):
             flt: dict[str, Any] = {INDEX_STATE: PENDING}
             if merchant_id is not None:
@@ -262,3 +279,22 @@ class IndexReconciler:
                     {"_id": d["_id"], INDEX_REV: d.get(INDEX_REV)}, {"$set": done}
                 )
         return len(docs)
+
+    async def _bury(self, merchant_id: str | None) -> int:
+        """Remove the vectors of deleted records (see :func:`tombstone`)."""
+        graves = self._store.collection(TOMBSTONES)
+        flt: dict[str, Any] = {} if merchant_id is None else {"merchant_id": merchant_id}
+        buried = 0
+        while docs := await graves.find(flt, limit=self._batch):
+            for t in docs:
+                collection = str(t["collection"])
+                alive = await self._store.collection(collection).find_one(
+                    {"_id": t["record_id"]}, {"_id": 1}
+                )
+                if alive is None:  # deleted (a re-created record owns its vectors again)
+                    await self._vectors.delete(
+                        collection, str(t["merchant_id"]), list(t["vector_ids"])
+                    )
+                    buried += 1
+                await graves.delete_one({"_id": t["_id"]})
+        return buried

@@ -21,6 +21,8 @@ PRODUCTS = "products"
 KNOWLEDGE = "knowledge"
 JOBS = "jobs"
 MESSAGES = "messages"
+# Deleted records whose vectors are still to be removed (engine.indexing.tombstone).
+TOMBSTONES = "index_tombstones"
 # Records per bulk write: big enough to amortise a round trip, small enough that the embedded
 # store (one event loop) interleaves a live turn's reads within ~100 ms of an import.
 UPSERT_WAVE = 200
@@ -87,6 +89,7 @@ class Records:
                 [("merchant_id", 1), ("updated_at", -1)]
             )
             await self._store.collection(name).create_index([("index_state", 1)])
+        await self._store.collection(TOMBSTONES).create_index([("merchant_id", 1)])
         await self._store.collection(JOBS).create_index([("merchant_id", 1)])
         await self._store.collection(MESSAGES).create_index(
             [("merchant_id", 1), ("conversation_key", 1), ("at", 1)]

@@ -207,7 +207,7 @@ class Runtime:
             # merchants exactly what their customers get; the query is embedded in a thread
             # here by default, a Serve hop costing as much as the model (models/threaded.py).
             retriever=Retriever(
-                ThreadedEmbedder(s.models_dir.resolve(), EMBED_MODEL)
+                ThreadedEmbedder(s.models_dir.resolve(), EMBED_MODEL, threads=2)
                 if s.gateway_local_embedder
                 else ServeEmbedder(self.embedder),
                 vectors,

@@ -3,8 +3,9 @@
 For single, latency-bound queries where a Serve hop costs as much as the model: the admin
 product search in the gateway. Measured on this 2-core box: a Serve handle call from the
 gateway process costs ~5 ms before any model runs (platform notes: ~6 ms of CPU per call), an
-e5 query itself ~8 ms; `bench/admin.py` products.search p95 25 ms through Serve. The bot's
-path keeps the Serve embedder, whose micro-batching is what carries load.
+e5 query itself ~8 ms (2 threads; 9.4 ms with 1); `bench/admin.py` products.search p95 25 ms
+through Serve, ~20 ms with this. The bot's path keeps the Serve embedder, whose
+micro-batching is what carries load.
 """
 
 from __future__ import annotations

@@ -21,17 +21,14 @@ from engine.api.context import API, Api, client_ip
 from engine.api.paging import page
 from engine.api.routing import Ctx, Reply, Route
 from engine.gateway.problems import ProblemError
-from engine.indexing import VECTOR_CHUNKS, pending_fields
+from engine.indexing import VECTOR_CHUNKS, pending_fields, tombstone
 from engine.ports import Document, DuplicateKey
+from engine.records import TOMBSTONES
 from engine.retrieval import KNOWLEDGE, PRODUCTS
 
 log = logging.getLogger(__name__)
 EXPORT_PAGE = 500
 MAX_CATEGORIES = 200
-
-
-class VectorRemover(Protocol):
-    def remove(self, merchant_id: str, collection: str, ids: list[str]) -> Any: ...
 
 
 class IndexNudger(Protocol):
@@ -40,14 +37,6 @@ class IndexNudger(Protocol):
 
 def _api(ctx: Ctx) -> Api:
     return ctx.request.app[API]
-
-
-def _remove_vectors(api: Api, merchant_id: str, collection: str, ids: list[str]) -> None:
-    remover = getattr(api.deps.indexer, "remove", None)
-    if remover is None:
-        log.warning("indexer cannot remove vectors", extra={"collection": collection})
-        return
-    cast(VectorRemover, api.deps.indexer).remove(merchant_id, collection, ids)
 
 
 def product_out(doc: Document) -> dict[str, Any]:
@@ -118,14 +107,28 @@ async def patch_product(ctx: Ctx) -> dict[str, Any]:
     return product_out(doc)
 
 
+async def _delete_with_tombstone(
+    api: Api, collection: str, record: Document, vector_ids: list[str]
+) -> bool:
+    """Tombstone, then delete, then nudge: the indexer removes the vectors (engine.indexing)."""
+    grave = tombstone(collection, record, vector_ids)
+    await api.store.collection(TOMBSTONES).insert_one(grave)
+    deleted = await api.store.collection(collection).delete_one(
+        {"_id": record["_id"], "merchant_id": record["merchant_id"]}
+    )
+    _nudge_indexer(api, str(record["merchant_id"]))
+    return bool(deleted)
+
+
 async def delete_product(ctx: Ctx) -> Reply:
     api = _api(ctx)
-    deleted = await api.store.collection(PRODUCTS).delete_one(
-        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}
+    doc = await api.store.collection(PRODUCTS).find_one(
+        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1, "merchant_id": 1}
     )
-    if not deleted:
+    if doc is None or not await _delete_with_tombstone(
+        api, PRODUCTS, doc, [ctx.path["product_id"]]
+    ):
         raise ProblemError(404, "Not found", "no such product")
-    _remove_vectors(api, ctx.merchant_id, PRODUCTS, [ctx.path["product_id"]])
     return Reply(204, None)
 
 
@@ -300,12 +303,13 @@ async def delete_knowledge(ctx: Ctx) -> Reply:
     api = _api(ctx)
     coll = api.store.collection(KNOWLEDGE)
     doc = await coll.find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
-    if doc is None or not await coll.delete_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id}):
+    if doc is None:
         raise ProblemError(404, "Not found", "no such document")
     # Imports never stored a chunk count: remove a generous range of positional chunk ids.
     count = int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 200)
     ids = catalog.knowledge_vector_ids(str(doc["doc_id"]), count)
-    _remove_vectors(api, ctx.merchant_id, KNOWLEDGE, ids)
+    if not await _delete_with_tombstone(api, KNOWLEDGE, doc, ids):
+        raise ProblemError(404, "Not found", "no such document")
     return Reply(204, None)
 
 

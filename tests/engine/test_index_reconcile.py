@@ -18,8 +18,9 @@ from engine.indexing import (
     IndexReconciler,
     IndexService,
     pending_fields,
+    tombstone,
 )
-from engine.records import KNOWLEDGE, PRODUCTS, Records
+from engine.records import KNOWLEDGE, PRODUCTS, TOMBSTONES, Records
 from engine.secrets import SecretBox, load_or_create_key
 from engine.storage.documents import EmbeddedDocumentStore
 from engine.storage.vectors import EdgeVectorStore
@@ -109,3 +110,24 @@ async def test_a_shorter_knowledge_version_leaves_no_stale_windows(tmp_path: Pat
     stored = await knowledge.find_one({"doc_id": "returns"})
     assert stored is not None and stored[INDEX_STATE] == INDEXED and stored[VECTOR_CHUNKS] == 1
     assert PENDING not in {d.get(INDEX_STATE) for d in await knowledge.find({})}
+
+
+async def test_tombstones_remove_the_vectors_of_deleted_records_only(tmp_path: Path) -> None:
+    store, vectors, _, reconciler = await _setup(tmp_path)
+    products = store.collection(PRODUCTS)
+    graves = store.collection(TOMBSTONES)
+    for sku in ("A", "B"):
+        await products.insert_one(_product(sku, f"Mug {sku}"))
+    await reconciler.run_once()
+    assert await vectors.count(PRODUCTS, "m1") == 2
+    a = await products.find_one({"sku": "A"})
+    b = await products.find_one({"sku": "B"})
+    assert a is not None and b is not None
+    # A: tombstone + delete (the API's order). B: the process died between the two.
+    await graves.insert_one(tombstone(PRODUCTS, a, ["A"]))
+    await products.delete_one({"_id": a["_id"]})
+    await graves.insert_one(tombstone(PRODUCTS, b, ["B"]))
+    await reconciler.run_once()
+    hits = await vectors.search(PRODUCTS, "m1", [1.0] * DIM, limit=10)
+    assert [h.id for h in hits] == ["B"]  # B still exists, so its vector stays
+    assert await graves.count_documents({}) == 0
