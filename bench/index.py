@@ -157,29 +157,11 @@ async def index_run(
 
 def engine_run(products: list[Product]) -> dict[str, Any]:
     """The import as a merchant runs it: HTTP upload -> job -> indexer actor -> Serve -> store."""
-    import os
-    import secrets
-
     import aiohttp
     import orjson
-    import ray
 
-    from engine.config import Settings
-    from engine.runtime import Runtime
+    from bench.harness import engine_runtime
 
-    base = Settings.from_env()
-    settings = base.with_overrides(
-        data_dir=Path(tempfile.mkdtemp(prefix="kaleem-bench-index-")),
-        port=0,
-        admin_token="bench-" + secrets.token_hex(8),
-        ray_dashboard=False,
-        log_level="WARNING",
-        models_dir=base.models_dir.resolve(),
-    )
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, log_to_driver=False, namespace="kaleem")
-    runtime = Runtime(settings)
-    runtime.start_backends()
     body = b"\n".join(
         orjson.dumps(
             {
@@ -195,11 +177,11 @@ def engine_run(products: list[Product]) -> dict[str, Any]:
         for p in products
     )
 
-    async def run() -> dict[str, Any]:
+    async def run(runtime: Any) -> dict[str, Any]:
         await runtime.start_gateway()
         url = f"http://127.0.0.1:{runtime.port}"
         async with aiohttp.ClientSession() as http:
-            admin = {"Authorization": f"Bearer {settings.admin_token}"}
+            admin = {"Authorization": f"Bearer {runtime.settings.admin_token}"}
             async with http.post(
                 f"{url}/api/v1/merchants", json={"name": "Index bench"}, headers=admin
             ) as r:
@@ -234,11 +216,8 @@ def engine_run(products: list[Product]) -> dict[str, Any]:
             "products_per_s": round(len(products) / seconds, 1),
         }
 
-    try:
-        return asyncio.run(run())
-    finally:
-        runtime.stop_backends()
-        ray.shutdown()
+    with engine_runtime("kaleem-bench-index-") as runtime:
+        return asyncio.run(run(runtime))
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,19 +19,17 @@ import os
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from engine.config import Settings
+from bench.harness import engine_runtime
 from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
 from engine.runtime import Runtime
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
@@ -221,26 +219,8 @@ def main() -> None:
     p.add_argument("--drain-timeout", type=float, default=60.0)
     p.add_argument("--out", help="also write the JSON here (Ray may print to stdout)")
     args = p.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="kaleem-bench-"))
-    base = Settings.from_env()
-    settings = base.with_overrides(
-        data_dir=data_dir,
-        port=0,
-        admin_token="bench-" + secrets.token_hex(8),
-        ray_dashboard=False,
-        log_level="WARNING",
-        models_dir=base.models_dir.resolve(),
-    )
-    # Ray forwards worker logs to the driver's stdout unless told not to: keep stdout for JSON.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, log_to_driver=False, namespace="kaleem")
-    runtime = Runtime(settings)
-    runtime.start_backends()
-    try:
+    with engine_runtime("kaleem-bench-") as runtime:
         out = asyncio.run(run(args, runtime))
-    finally:
-        runtime.stop_backends()
-        ray.shutdown()
     text = json.dumps(out, indent=2)
     if args.out:
         Path(args.out).write_text(text)

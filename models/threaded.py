@@ -14,7 +14,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from models.encoder import Embeddings, OnnxEncoder
+from models.encoder import Embeddings, Kind, OnnxEncoder
 from models.registry import ensure_models
 
 
@@ -35,8 +35,8 @@ class ThreadedEmbedder:
                 self._encoder = OnnxEncoder(path, threads=self._threads)
             return self._encoder
 
-    def _encode(self, texts: list[str], kind: str) -> Embeddings:
-        return self._load().encode(texts, "query" if kind == "query" else "passage")
+    def _encode(self, texts: list[str], kind: Kind) -> Embeddings:
+        return self._load().encode(texts, kind)
 
     async def embed_queries(self, texts: list[str]) -> Embeddings:
         return await asyncio.to_thread(self._encode, texts, "query")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from engine.config import Settings
@@ -109,6 +110,20 @@ class Engine:
             body = await resp.json()
         assert body["webhook_url"].endswith(f"/webhooks/telegram/{body['id']}")
         return str(body["id"]), secret
+
+    async def post_telegram_update(
+        self, channel_id: str, secret: str | None, update: dict[str, Any] | bytes
+    ) -> int:
+        """POST an update to the Telegram webhook as Telegram does; returns the HTTP status."""
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        data = update if isinstance(update, bytes) else orjson.dumps(update)
+        async with self.session.post(
+            f"{self.base_url}/webhooks/telegram/{channel_id}", data=data, headers=headers
+        ) as resp:
+            await resp.read()
+            return resp.status
 
     async def ask(self, api_key: str, text: str, customer: str = "c1") -> dict[str, Any]:
         async with self.session.post(

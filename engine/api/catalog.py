@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol, cast
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -29,10 +29,6 @@ from engine.retrieval import KNOWLEDGE, PRODUCTS
 log = logging.getLogger(__name__)
 EXPORT_PAGE = 500
 MAX_CATEGORIES = 200
-
-
-class IndexNudger(Protocol):
-    def reconcile(self, merchant_id: str) -> Any: ...
 
 
 def _api(ctx: Ctx) -> Api:
@@ -59,11 +55,7 @@ def product_out(doc: Document) -> dict[str, Any]:
 def _nudge_indexer(api: Api, merchant_id: str) -> None:
     """The write already marked the record pending (``pending_fields``); this only asks the
     indexer to look now rather than at its next sweep, so losing it loses nothing."""
-    nudge = getattr(api.deps.indexer, "reconcile", None)
-    if nudge is None:
-        log.warning("indexer cannot reconcile; the periodic sweep will index the change")
-        return
-    cast(IndexNudger, api.deps.indexer).reconcile(merchant_id)
+    api.deps.indexer.reconcile(merchant_id)
 
 
 def _pid(ctx: Ctx) -> str:

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -18,7 +17,6 @@ from engine.conversation import RetrievalPort
 from engine.gateway.auth import Caller, MerchantAuth
 from engine.gateway.deps import GatewayDeps
 from engine.gateway.problems import ProblemError
-from engine.indexing import IndexItem
 from engine.ports import Document, DocumentStore
 from engine.records import Records, new_id
 
@@ -26,17 +24,6 @@ USERS = "users"
 API_KEYS = "api_keys"
 AUDIT = "audit"
 NOTES = "conversation_notes"
-
-
-class VectorIndexer(Protocol):
-    def submit(
-        self,
-        job_id: str | None,
-        merchant_id: str,
-        collection: str,
-        items: list[IndexItem],
-        docs: list[dict[str, Any]] | None = None,
-    ) -> Any: ...
 
 
 def jwt_secret(settings: Settings) -> str:

@@ -24,6 +24,10 @@ class Indexer(Protocol):
         docs: list[dict[str, Any]] | None = None,
     ) -> Any: ...
 
+    def reconcile(self, merchant_id: str) -> Any:
+        """Index the merchant's records marked pending now (engine.indexing.IndexReconciler)."""
+        ...
+
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 

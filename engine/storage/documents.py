@@ -996,14 +996,10 @@ class EmbeddedCollection:
         return changed
 
     async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
+        # In-process already: the round trip saved is the actor hop, in actors/stores.py.
         changed = 0
         for f, u in ops:
-            _check_storable(u, "update")
-            with _duplicates_as_port_error():
-                result = self._c.update_one(f, _with_upsert_id(f, u), upsert=True)
-            changed += 1 if result.upserted_id is not None else int(result.matched_count)
-        if changed:
-            self._dirty()
+            changed += await self.update_one(f, u, upsert=True)
         return changed
 
     async def find_one_and_update(

@@ -8,7 +8,6 @@ import itertools
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 
 from engine.records import conversation_id
@@ -23,12 +22,8 @@ _chats = itertools.count(8_800_000)
 
 
 async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
-    async with engine.session.post(
-        f"{engine.base_url}/webhooks/telegram/{channel[0]}",
-        data=orjson.dumps(make_update(next(_ids), chat, text)),
-        headers={"X-Telegram-Bot-Api-Secret-Token": channel[1], "Content-Type": "application/json"},
-    ) as resp:
-        assert resp.status == 200
+    update = make_update(next(_ids), chat, text)
+    assert await engine.post_telegram_update(channel[0], channel[1], update) == 200
 
 
 async def _next_message(ws: aiohttp.ClientWebSocketResponse, cid: str, direction: str) -> Any:

@@ -29,6 +29,9 @@ class _NoIndexer:
     def submit(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def reconcile(self, merchant_id: str) -> None:
+        return None
+
 
 async def _ready() -> dict[str, bool]:
     return {"redis": True}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import orjson
 import pytest
@@ -27,20 +26,6 @@ _chat_ids = itertools.count(5_000_000)
 DEMO_SKUS = {"KD-SHOE-001", "KD-SHOE-002", "KD-SHOE-003"}
 
 
-async def _post_update(
-    engine: Engine, channel_id: str, secret: str | None, update: dict[str, Any] | bytes
-) -> int:
-    headers = {"Content-Type": "application/json"}
-    if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    data = update if isinstance(update, bytes) else orjson.dumps(update)
-    async with engine.session.post(
-        f"{engine.base_url}/webhooks/telegram/{channel_id}", data=data, headers=headers
-    ) as resp:
-        await resp.read()
-        return resp.status
-
-
 @pytest.fixture(scope="module")
 async def tg(engine: Engine, demo_store: Store, fake_telegram: FakeTelegram) -> tuple[str, str]:
     return await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
@@ -51,8 +36,8 @@ async def test_signed_update_gets_a_relevant_product_reply(
 ) -> None:
     channel_id, secret = tg
     chat = next(_chat_ids)
-    status = await _post_update(
-        engine, channel_id, secret, make_update(next(_update_ids), chat, "أبغى جزمة رياضية للجري")
+    status = await engine.post_telegram_update(
+        channel_id, secret, make_update(next(_update_ids), chat, "أبغى جزمة رياضية للجري")
     )
     assert status == 200
     [sent] = await fake_telegram.wait_for_messages(chat, 1, timeout=60)
@@ -67,14 +52,14 @@ async def test_redelivered_update_is_answered_once(
     channel_id, secret = tg
     chat = next(_chat_ids)
     update = make_update(next(_update_ids), chat, "Do you have white sneakers for women?")
-    assert await _post_update(engine, channel_id, secret, update) == 200
-    assert await _post_update(engine, channel_id, secret, update) == 200
+    assert await engine.post_telegram_update(channel_id, secret, update) == 200
+    assert await engine.post_telegram_update(channel_id, secret, update) == 200
     await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     # A later, different message is answered after any duplicate would have been: the chat
     # must then hold exactly two replies (turns are ordered per conversation).
     assert (
-        await _post_update(
-            engine, channel_id, secret, make_update(next(_update_ids), chat, "thanks!")
+        await engine.post_telegram_update(
+            channel_id, secret, make_update(next(_update_ids), chat, "thanks!")
         )
         == 200
     )
@@ -89,22 +74,24 @@ async def test_wrong_or_missing_secret_is_401_and_nothing_is_sent(
     channel_id, secret = tg
     chat = next(_chat_ids)
     bad = make_update(next(_update_ids), chat, "hello")
-    assert await _post_update(engine, channel_id, "wrong-secret", bad) == 401
-    assert await _post_update(engine, channel_id, None, bad) == 401
+    assert await engine.post_telegram_update(channel_id, "wrong-secret", bad) == 401
+    assert await engine.post_telegram_update(channel_id, None, bad) == 401
     good = make_update(next(_update_ids), chat, "do you have perfume?")
-    assert await _post_update(engine, channel_id, secret, good) == 200
+    assert await engine.post_telegram_update(channel_id, secret, good) == 200
     sent = await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     assert len(sent) == 1  # only the signed update was answered
 
 
 async def test_bad_webhook_input_gets_clear_4xx(engine: Engine, tg: tuple[str, str]) -> None:
     channel_id, secret = tg
-    assert await _post_update(engine, channel_id, secret, b"{not json") == 400
-    assert await _post_update(engine, channel_id, secret, b'{"no_update_id": 1}') == 400
-    assert await _post_update(engine, channel_id, secret, b"[1, 2]") == 400
-    assert await _post_update(engine, "ch_doesnotexist", secret, make_update(1, 1, "x")) == 404
+    assert await engine.post_telegram_update(channel_id, secret, b"{not json") == 400
+    assert await engine.post_telegram_update(channel_id, secret, b'{"no_update_id": 1}') == 400
+    assert await engine.post_telegram_update(channel_id, secret, b"[1, 2]") == 400
+    assert (
+        await engine.post_telegram_update("ch_doesnotexist", secret, make_update(1, 1, "x")) == 404
+    )
     big = b'{"update_id": 1, "message": {"text": "' + b"a" * 400_000 + b'"}}'
-    assert await _post_update(engine, channel_id, secret, big) == 413
+    assert await engine.post_telegram_update(channel_id, secret, big) == 413
 
 
 async def test_killed_host_actor_resumes_with_state(
@@ -112,14 +99,16 @@ async def test_killed_host_actor_resumes_with_state(
 ) -> None:
     channel_id, secret = tg
     chat = next(_chat_ids)
-    await _post_update(engine, channel_id, secret, make_update(next(_update_ids), chat, "مرحبا"))
+    await engine.post_telegram_update(
+        channel_id, secret, make_update(next(_update_ids), chat, "مرحبا")
+    )
     await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     key = conversation_key(demo_store.merchant_id, channel_id, str(chat))
     rt = engine.runtime
     host = rt.hosts[partition_of(key, rt.settings.inbox_partitions) % rt.settings.host_actors]
     ray.kill(host, no_restart=False)
-    await _post_update(
-        engine, channel_id, secret, make_update(next(_update_ids), chat, "عندكم عطور؟")
+    await engine.post_telegram_update(
+        channel_id, secret, make_update(next(_update_ids), chat, "عندكم عطور؟")
     )
     sent = await fake_telegram.wait_for_messages(chat, 2, timeout=120)
     assert len(sent) == 2

@@ -19,12 +19,8 @@ _chats = itertools.count(7_000_000)
 
 
 async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
-    async with engine.session.post(
-        f"{engine.base_url}/webhooks/telegram/{channel[0]}",
-        data=orjson.dumps(make_update(next(_ids), chat, text)),
-        headers={"X-Telegram-Bot-Api-Secret-Token": channel[1], "Content-Type": "application/json"},
-    ) as resp:
-        assert resp.status == 200
+    update = make_update(next(_ids), chat, text)
+    assert await engine.post_telegram_update(channel[0], channel[1], update) == 200
 
 
 async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(

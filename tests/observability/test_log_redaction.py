@@ -23,7 +23,7 @@ import pytest
 from observability.logging_setup import MASK, JsonFormatter, TextFormatter, redact
 from tests.conftest import Engine
 from tests.fakes.fake_telegram import FakeTelegram, make_update
-from tests.observability.test_tracing import _ids, connect_telegram, post_update, read_trace
+from tests.observability.test_tracing import _ids, connect_telegram, read_trace
 
 BOT_TOKEN = "7311234567:AAH3kzq_Vb9x-RtY2mN8pLw4QeUoS1dFgHj"
 API_KEY = "kal_" + "Zx9" * 12
@@ -122,16 +122,20 @@ async def test_secrets_and_customer_text_never_reach_the_logs(
     # 1. answered after one 429 (the delivery actor logs a retry)
     update_id, chat = next(_ids), next(_ids)
     fake_telegram.fail_next(1, 429, retry_after=1)
-    assert await post_update(engine, channel_id, webhook_secret, make_update(update_id, chat, text))
+    assert await engine.post_telegram_update(
+        channel_id, webhook_secret, make_update(update_id, chat, text)
+    )
     await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     # 2. a customer who blocked the bot: dead-lettered (the delivery actor logs an error)
     blocked_update, blocked_chat = next(_ids), next(_ids)
     fake_telegram.block_chat(blocked_chat)
-    await post_update(
-        engine, channel_id, webhook_secret, make_update(blocked_update, blocked_chat, text)
+    await engine.post_telegram_update(
+        channel_id, webhook_secret, make_update(blocked_update, blocked_chat, text)
     )
     # 3. a forged webhook (wrong secret) and a request with a wrong API key
-    assert await post_update(engine, channel_id, "forged-" + webhook_secret, {"x": 1}) == 401
+    assert (
+        await engine.post_telegram_update(channel_id, "forged-" + webhook_secret, {"x": 1}) == 401
+    )
     async with engine.session.get(
         f"{engine.base_url}/api/v1/channels", headers={"Authorization": f"Bearer {api_key}x"}
     ) as resp:

@@ -375,16 +375,6 @@ async def connect_telegram(
     return await engine.connect_telegram(api_key, fake.base_url, token)
 
 
-async def post_update(engine: Engine, channel_id: str, secret: str, update: dict[str, Any]) -> int:
-    async with engine.session.post(
-        f"{engine.base_url}/webhooks/telegram/{channel_id}",
-        data=orjson.dumps(update),
-        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
-    ) as resp:
-        await resp.read()
-        return resp.status
-
-
 TREE = {
     "webhook.telegram": None,
     "inbox.append": "webhook.telegram",
@@ -405,7 +395,10 @@ async def test_span_tree_of_one_telegram_message_through_the_real_engine(
     channel_id, secret = await connect_telegram(engine, demo_store.api_key, fake_telegram)
     update_id, chat = next(_ids), next(_ids)
     text = "أبغى جزمة رياضية للجري"
-    assert await post_update(engine, channel_id, secret, make_update(update_id, chat, text)) == 200
+    assert (
+        await engine.post_telegram_update(channel_id, secret, make_update(update_id, chat, text))
+        == 200
+    )
     [sent] = await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     assert "AirFlow Running Shoes" in sent["text"]  # the user-visible outcome first
 
