@@ -1,4 +1,4 @@
-"""A pool member hosting many virtual conversation actors (see ``engine.hosting``).
+"""A pool member hosting many virtual conversation actors (see ``engine.services.hosting``).
 
 The actor starts its consumer loop from ``__init__`` (Ray async actors have a running loop
 there), so after a crash Ray's restart alone brings it back: the new incarnation re-reads its
@@ -14,23 +14,14 @@ from typing import Any
 
 import ray
 
-from actors.wiring import document_store, vector_store
-from engine.commerce import Commerce
+from actors.remotes import container
+from engine.adapters.records import Records
 from engine.config import Settings
-from engine.conversation import MerchantProfile, TurnService
-from engine.dialogue import replies
-from engine.dialogue.gaps import KnowledgeGaps
-from engine.hosting import CommittedTurn, ConversationHostCore
-from engine.keys import INBOX_GROUP, inbox_stream
-from engine.projections import TurnProjector
-from engine.queues import StreamConsumer, TurnCommitter
-from engine.records import Records
-from engine.retrieval import LexicalIndexes, Retriever
-from engine.secrets import SecretBox, load_or_create_key
-from engine.sharding import partitions_of_host
-from engine.storage.redis_server import redis_client
+from engine.domain.conversation import MerchantProfile, TurnService
+from engine.domain.dialogue import replies
+from engine.services.hosting import CommittedTurn, ConversationHostCore
+from engine.services.projections import TurnProjector
 from observability import logging_setup, metrics, ray_backend, tracing
-from serve_apps.clients import ServeEmbedder
 
 _NO_MATCH = frozenset({replies.no_match("ar"), replies.no_match("en")})
 
@@ -82,31 +73,18 @@ class ConversationHostActor:
         self._inference_s = 0.0
         self._turn_s = 0.0
         self._turns = 0
-        redis = redis_client(settings.redis_url)
-        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-        self._records = Records(document_store(settings, stores_actor), box)
-        partitions = partitions_of_host(index, settings.host_actors, settings.inbox_partitions)
-        consumer = StreamConsumer(
-            redis, [inbox_stream(p) for p in partitions], INBOX_GROUP, f"host-{index}"
-        )
-        # One Serve call per question (the embedding): BM25 + fusion run here, over a
-        # per-merchant lexical index; the Serve reranker is not on the hot path (see
-        # engine/retrieval.py for the measurement behind that).
-        documents = document_store(settings, stores_actor)
-        retriever = Retriever(
-            ServeEmbedder(embedder),
-            vector_store(settings, stores_actor),
-            None,
-            LexicalIndexes(documents),
-        )
+        c = container(settings, stores_actor, embedder)
+        self._records = c.records
         self._merchants = CachedMerchants(self._records)
         # Message records, the carts list and agents' live events, off the reply path.
-        self._projector = TurnProjector(self._records, redis)
+        self._projector = TurnProjector(self._records, c.redis)
         self._projector.start()
+        # One Serve call per question (the embedding): BM25 + fusion run here, over a
+        # per-merchant lexical index; the Serve reranker is not on the hot path.
         self._core = ConversationHostCore(
-            consumer,
-            TurnCommitter(redis),
-            TurnService(retriever, commerce=Commerce(documents), gaps=KnowledgeGaps(documents)),
+            c.inbox_consumer(index),
+            c.checkpoints,
+            TurnService(c.retriever(), commerce=c.commerce, gaps=c.gaps),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
             observer=self._observe,

@@ -1,6 +1,6 @@
 """Connector actors: one per channel kind, each owns outbound delivery for that kind.
 
-The actor is a thin Ray shell around ``engine.delivery.DeliveryWorker`` with the kind's
+The actor is a thin Ray shell around ``engine.services.delivery.DeliveryWorker`` with the kind's
 ``ChannelSender`` and the platform's rate rules enforced through Redis (shared with every other
 process), so running two of them, or scaling out gateways, never exceeds a platform limit.
 """
@@ -15,17 +15,12 @@ from typing import Any
 import aiohttp
 import ray
 
-from actors.wiring import document_store
+from actors.remotes import container
+from engine.adapters.providers import CachedChannels, ChannelSender
+from engine.adapters.redis.ratelimits import RedisRateLimiter, rules_for
 from engine.config import Settings
-from engine.delivery import CircuitBreaker, DeliveryWorker
-from engine.keys import OUTBOX_GROUP, outbox_stream
-from engine.messages import OutboundReply
-from engine.queues import Outbox, StreamConsumer
-from engine.ratelimits import RedisRateLimiter, rules_for
-from engine.records import Records
-from engine.secrets import SecretBox, load_or_create_key
-from engine.senders import CachedChannels, ChannelSender
-from engine.storage.redis_server import redis_client
+from engine.domain.messages import OutboundReply
+from engine.services.delivery import CircuitBreaker, DeliveryWorker
 from observability import logging_setup, ray_backend, tracing
 
 log = logging.getLogger(__name__)
@@ -40,9 +35,8 @@ class DeliveryActor:
         logging_setup.configure(settings.log_level, settings.log_json, service=service)
         tracing.configure_tracing(settings, service)
         ray_backend.bind(f"delivery-{kind}")
-        redis = redis_client(settings.redis_url)
-        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-        self._records = Records(document_store(settings, stores_actor), box)
+        c = container(settings, stores_actor, None)
+        self._records = c.records
         self._kind = kind
         self._session = aiohttp.ClientSession()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -56,10 +50,10 @@ class DeliveryActor:
             meta_per_page=settings.meta_per_page_per_s,
         )
         self._worker = DeliveryWorker(
-            StreamConsumer(redis, [outbox_stream(kind)], OUTBOX_GROUP, f"{kind}-0"),
-            Outbox(redis),
+            c.outbox_consumer(kind, f"{kind}-0"),
+            c.outbox,
             ChannelSender(kind, self._session, CachedChannels(self._records)),
-            RedisRateLimiter(redis, kind, rules),
+            RedisRateLimiter(c.redis, kind, rules),
             max_attempts=settings.delivery_max_attempts,
             on_delivered=self._delivered,
             breaker=CircuitBreaker(cooldown_s=settings.circuit_cooldown_s),

@@ -8,13 +8,10 @@ from typing import Any
 
 import ray
 
-from actors.wiring import document_store, vector_store
+from actors.remotes import container
 from engine.config import Settings
-from engine.indexing import IndexItem, IndexReconciler, IndexService
-from engine.records import Records
-from engine.secrets import SecretBox, load_or_create_key
+from engine.services.indexing import IndexItem, IndexReconciler, IndexService
 from observability import logging_setup, tracing
-from serve_apps.clients import ServeEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +21,10 @@ class IndexerActor:
     def __init__(self, settings: Settings, stores_actor: Any | None, embedder: Any) -> None:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-indexer")
         tracing.configure_tracing(settings, "kaleem-indexer")
-        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-        self._vectors = vector_store(settings, stores_actor)
-        documents = document_store(settings, stores_actor)
-        records = Records(documents, box)
-        self._service = IndexService(ServeEmbedder(embedder), self._vectors, records)
-        self._reconciler = IndexReconciler(documents, self._service, self._vectors)
+        c = container(settings, stores_actor, embedder)
+        self._vectors = c.remotes.vectors
+        self._service = IndexService(c.embedder, self._vectors, c.records)
+        self._reconciler = IndexReconciler(c.documents, self._service, self._vectors)
         self._every = max(0.5, settings.index_reconcile_s)
         # Also restarts with the actor: records left pending by a crash are picked up here.
         self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())

@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from engine.ports import (
+from engine.services.ports import (
     Document,
     DocumentCollection,
     DuplicateKey,
@@ -46,8 +46,8 @@ _VEC_OPS = frozenset({"ensure_collection", "upsert", "search", "delete", "count"
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class EmbeddedStoresActor:
     def __init__(self, data_dir: str, flush_interval_s: float = 1.0) -> None:
-        from engine.storage.documents import EmbeddedDocumentStore
-        from engine.storage.vectors import EdgeVectorStore
+        from engine.adapters.documents import EmbeddedDocumentStore
+        from engine.adapters.vectors import EdgeVectorStore
 
         root = Path(data_dir)
         self._docs = EmbeddedDocumentStore(root / "documents")

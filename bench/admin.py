@@ -28,8 +28,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actors.runtime import Runtime
 from engine.config import Settings
-from engine.runtime import Runtime
 
 WORDS = [
     *("mug", "lamp", "shoe", "bag", "watch", "scarf", "perfume"),
@@ -95,7 +95,7 @@ async def seed(
         docs = []
         for n in range(start, min(conversations, start + wave)):
             key = f"{merchant_id}:playground:cust-{n}"
-            from engine.records import conversation_id
+            from engine.adapters.records import conversation_id
 
             docs.append(
                 {
@@ -159,8 +159,8 @@ async def run(args: argparse.Namespace, rt: Runtime) -> dict[str, Any]:
         seeded = await seed(rt, merchant_id, args.products, args.conversations)
         indexed_from = args.products - args.indexed
         if args.indexed:
-            from engine import catalog
-            from engine.indexing import IndexItem
+            from engine.domain import catalog
+            from engine.services.indexing import IndexItem
 
             items = []
             for n in range(indexed_from, args.products):
@@ -204,7 +204,7 @@ async def run(args: argparse.Namespace, rt: Runtime) -> dict[str, Any]:
 
         async def list_deep(i: int) -> int:
             sku = f"sku-{rng.randrange(args.products):07d}"
-            from engine.api.paging import encode_cursor
+            from engine.http.paging import encode_cursor
 
             return await get(
                 f"/api/v1/products?limit=20&cursor={encode_cursor([None, f'{merchant_id}:{sku}'])}"

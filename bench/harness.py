@@ -13,8 +13,8 @@ from typing import Any
 
 import ray
 
+from actors.runtime import Runtime
 from engine.config import Settings
-from engine.runtime import Runtime
 
 
 @contextlib.contextmanager

@@ -32,11 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.catalog import Product
-from engine.ports import VectorPoint
-from engine.ranking import Bm25Index
-from engine.retrieval import lexical_text
-from engine.storage.vectors import EdgeVectorStore
+from engine.adapters.vectors import EdgeVectorStore
+from engine.domain.catalog import Product
+from engine.domain.ranking import Bm25Index
+from engine.services.ports import VectorPoint
+from engine.services.retrieval import lexical_text
 from models.encoder import OnnxEncoder
 from models.registry import ensure_models
 

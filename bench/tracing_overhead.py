@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from engine.messages import InboundMessage
+from engine.domain.messages import InboundMessage
 from observability import tracing
 
 

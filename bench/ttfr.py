@@ -29,9 +29,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+from actors.runtime import Runtime
 from bench.harness import engine_runtime
 from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
-from engine.runtime import Runtime
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
 
 QUESTIONS = [

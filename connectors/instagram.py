@@ -11,7 +11,7 @@ from typing import Final
 from connectors import messenger
 from connectors.base import ProviderCall
 from connectors.telegram import split_text
-from engine.messages import OutboundReply
+from engine.domain.messages import OutboundReply
 
 CHANNEL_KIND: Final = "instagram"
 MAX_TEXT_BYTES: Final = 1000

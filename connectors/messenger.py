@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from connectors.base import ProviderCall
 from connectors.telegram import split_text
-from engine.messages import OutboundReply, ProductCard
+from engine.domain.messages import OutboundReply, ProductCard
 
 CHANNEL_KIND: Final = "messenger"
 DEFAULT_API_VERSION: Final = "v21.0"

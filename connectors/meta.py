@@ -21,7 +21,7 @@ from typing import Any, Final
 import orjson
 
 from connectors.base import Delivered, MalformedPayload, PermanentFailure, RetryLater, SendOutcome
-from engine.messages import InboundMessage
+from engine.domain.messages import InboundMessage
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 MAX_INBOUND_TEXT_LEN: Final = 4096

@@ -4,9 +4,9 @@ Input and output are split (as Rasa does) so each side is testable without a net
 
 * input: :func:`verify_secret` checks the ``X-Telegram-Bot-Api-Secret-Token`` header that
   ``setWebhook(secret_token=...)`` makes Telegram send; :func:`parse_update` turns one webhook
-  body into an :class:`~engine.messages.InboundMessage` (or ``None`` for updates we do not
+  body into an :class:`~engine.domain.messages.InboundMessage` (or ``None`` for updates we do not
   answer); :func:`update_id_of` gives the dedupe key even for those.
-* output: :func:`build_send_message` turns an :class:`~engine.messages.OutboundReply` into
+* output: :func:`build_send_message` turns an :class:`~engine.domain.messages.OutboundReply` into
   fully built :class:`~connectors.base.ProviderCall` objects, and :func:`interpret_response`
   maps Telegram's answer onto Delivered / RetryLater / PermanentFailure for the delivery
   machinery in ``actors/``.
@@ -33,7 +33,7 @@ from connectors.base import (
     RetryLater,
     SendOutcome,
 )
-from engine.messages import InboundMessage, OutboundReply, ProductCard
+from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 
 CHANNEL_KIND: Final = "telegram"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"

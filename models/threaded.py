@@ -1,4 +1,4 @@
-"""An :class:`engine.ports.Embedder` running the ONNX encoder in a worker thread of this process.
+"""An ``Embedder`` port running the ONNX encoder in a worker thread of this process.
 
 For single, latency-bound queries where a Serve hop costs as much as the model: the admin
 product search in the gateway. Measured on this 2-core box: a Serve handle call from the

@@ -2,7 +2,7 @@
 ``serve deploy config.yaml``).
 
 Serve calls a config's ``import_path`` with the ``args:`` mapping as its only argument, so the
-positional builders that ``engine.runtime`` uses (``build_embedder(models_dir, model)``,
+positional builders that ``actors.runtime`` uses (``build_embedder(models_dir, model)``,
 ``build_reranker()``) cannot be named there directly; these adapt them without changing them.
 """
 

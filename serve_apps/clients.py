@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.ports import Candidate, FloatMatrix
+from engine.services.ports import Candidate, FloatMatrix
 
 
 class ServeEmbedder:

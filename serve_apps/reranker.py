@@ -5,7 +5,7 @@ dense score with a lexical (BM25, Arabic-normalised) score computed over the can
 lexical signal rescues exact names, SKUs and dialect spellings that the dense model blurs.
 
 Where it runs, and why not per customer message: conversation hosts now do corpus BM25 +
-z-score fusion themselves (``engine.retrieval``), so a turn makes ONE Serve call (the query
+z-score fusion themselves (``engine.services.retrieval``), so a turn makes ONE Serve call (the query
 embedding) instead of two; measured on ARCD, the model second stage available offline (USE
 similarity over the fused candidates) added +0.005 nDCG@10, not worth ~6 ms of Serve CPU per
 message. The deployment still serves retrievers built with a ``Reranker`` (the gateway's
@@ -18,8 +18,8 @@ from typing import Any
 
 from ray import serve
 
-from engine.ports import Candidate
-from engine.ranking import rerank
+from engine.domain.ranking import rerank
+from engine.services.ports import Candidate
 
 
 @serve.deployment(

@@ -29,7 +29,7 @@ def _models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from engine.runtime import Runtime
+    from actors.runtime import Runtime
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     data_dir = tmp_path_factory.mktemp("kaleem-data")

@@ -23,10 +23,10 @@ def demo_store_name(language: str) -> str:
 
 
 def demo_catalog_bytes() -> bytes:
-    """The demo catalogue as JSON lines (parse with ``engine.catalog.parse_products``)."""
+    """The demo catalogue as JSON lines (parse with ``engine.domain.catalog.parse_products``)."""
     return files(__name__).joinpath("catalog.jsonl").read_bytes()
 
 
 def demo_knowledge_bytes() -> bytes:
-    """The demo policies as JSON lines (parse with ``engine.catalog.parse_knowledge``)."""
+    """The demo policies as JSON lines (parse with ``engine.domain.catalog.parse_knowledge``)."""
     return files(__name__).joinpath("knowledge.jsonl").read_bytes()

@@ -83,7 +83,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             "weights": ev.default_weights(),
             **ev.evaluate(signals, split.qrels, ev.default_weights()),
         },
-        "hint": "copy weights into engine.ranking.KNOWLEDGE_WEIGHTS with the train score",
+        "hint": "copy weights into engine.domain.ranking.KNOWLEDGE_WEIGHTS with the train score",
     }
     return _emit(result, Path(args.report or f".kaleem/eval/tune-{dataset.name}.json"))
 

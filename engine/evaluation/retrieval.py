@@ -1,8 +1,8 @@
 """Retrieval quality on a BEIR-layout dataset (ARCD): nDCG@10, Recall@1/10, MRR.
 
-Runs the bot's own ranking code in-process: :class:`engine.ranking.Bm25Index` for the lexical
+Runs the bot's own ranking code in-process: :class:`engine.domain.ranking.Bm25Index` for the lexical
 signal, the same encoder (via :class:`models.encoder.OnnxEncoder`, no Ray) for the dense one,
-and :func:`engine.ranking.hybrid_rank` to fuse them, each signal contributing its top
+and :func:`engine.domain.ranking.hybrid_rank` to fuse them, each signal contributing its top
 ``HYBRID_DEPTH`` like the engine does. Passage embeddings are cached on disk by content hash,
 so re-running or tuning costs only the queries.
 """
@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.catalog import KnowledgeChunk
-from engine.ranking import (
+from engine.domain.catalog import KnowledgeChunk
+from engine.domain.ranking import (
     HYBRID_DEPTH,
     KNOWLEDGE_WEIGHTS,
     Bm25Index,
     candidate_signals,
     hybrid_rank,
 )
-from engine.text import expand_for_embedding
+from engine.domain.text import expand_for_embedding
 from models.encoder import Embeddings
 
 EncodeFn = Callable[[Sequence[str], str], Embeddings]
@@ -149,8 +149,8 @@ def compute_signals(
     cache_dir: Path | None = None,
 ) -> Signals:
     """Per query, exactly what the bot computes for knowledge: dense = the best window of each
-    passage (:meth:`engine.catalog.KnowledgeChunk.window_texts`, as indexed), top-``depth``;
-    corpus BM25 top-``depth``; :func:`engine.ranking.candidate_signals` over their union.
+    passage (:meth:`engine.domain.catalog.KnowledgeChunk.window_texts`, as indexed), top-``depth``;
+    corpus BM25 top-``depth``; :func:`engine.domain.ranking.candidate_signals` over their union.
     An ARCD passage plays one knowledge chunk (qrels are per passage)."""
     bm25 = Bm25Index(split.corpus_ids, split.corpus_texts)
     texts = dict(zip(split.corpus_ids, split.corpus_texts, strict=True))

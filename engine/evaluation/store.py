@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.text import normalize_arabic, normalize_digits
+from engine.domain.text import normalize_arabic, normalize_digits
 
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _PRICE_RE = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(?:SAR|ريال|ر\.س)")
@@ -81,12 +81,12 @@ class LocalEngine:
     """The reply pipeline in one process: same classes the host actor wires, minus Ray."""
 
     def __init__(self, models_dir: Path, data_dir: Path, model: str = "e5") -> None:
-        from engine.commerce import Commerce
-        from engine.conversation import MerchantProfile, Thresholds, TurnService
-        from engine.dialogue.gaps import KnowledgeGaps
-        from engine.retrieval import LexicalIndexes, Retriever
-        from engine.storage.documents import EmbeddedDocumentStore
-        from engine.storage.vectors import EdgeVectorStore
+        from engine.adapters.documents import EmbeddedDocumentStore
+        from engine.adapters.vectors import EdgeVectorStore
+        from engine.domain.conversation import MerchantProfile, Thresholds, TurnService
+        from engine.services.commerce import Commerce
+        from engine.services.gaps import KnowledgeGaps
+        from engine.services.retrieval import LexicalIndexes, Retriever
         from models.encoder import OnnxEncoder
         from models.registry import ensure_models
 
@@ -106,10 +106,10 @@ class LocalEngine:
         self._n = 0
 
     async def load(self, data: StoreData) -> None:
-        from engine import catalog
-        from engine.indexing import IndexItem
-        from engine.ports import VectorPoint
-        from engine.retrieval import KNOWLEDGE, PRODUCTS
+        from engine.domain import catalog
+        from engine.services.indexing import IndexItem
+        from engine.services.ports import VectorPoint
+        from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 
         mid = self.profile.merchant_id
         dim = self.encoder.dim
@@ -143,8 +143,8 @@ class LocalEngine:
             )
 
     async def ask(self, customer: str, text: str) -> dict[str, Any]:
-        from engine.conversation import ConversationState
-        from engine.messages import InboundMessage
+        from engine.domain.conversation import ConversationState
+        from engine.domain.messages import InboundMessage
 
         self._n += 1
         message = InboundMessage(
@@ -167,14 +167,14 @@ class LocalEngine:
 
 
 def product_item(p: Any) -> tuple[str, Any]:
-    """The same index item every writer builds (engine.indexing.product_index_item)."""
-    from engine.indexing import product_index_item
+    """The same index item every writer builds (engine.services.indexing.product_index_item)."""
+    from engine.services.indexing import product_index_item
 
     return "products", product_index_item(p)
 
 
 def knowledge_items(d: Any) -> list[tuple[str, Any]]:
-    from engine.indexing import knowledge_index_items
+    from engine.services.indexing import knowledge_index_items
 
     return [("knowledge", item) for item in knowledge_index_items(d)]
 
@@ -449,8 +449,8 @@ async def run_store_eval(args: argparse.Namespace) -> dict[str, Any]:
 async def _with_runtime(args: argparse.Namespace, data: StoreData) -> dict[str, Any]:
     import secrets
 
+    from actors.runtime import Runtime
     from engine.config import Settings
-    from engine.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings.from_env()

@@ -46,7 +46,7 @@ async def seed_conversation(engine: Engine, merchant_id: str, customer: str) -> 
     """Record a customer turn exactly as the conversation host does (Records.record_message)."""
     import time
 
-    from engine.records import conversation_id
+    from engine.adapters.records import conversation_id
 
     records = engine.runtime.records
     key = f"{merchant_id}:playground:{customer}"
@@ -300,8 +300,8 @@ async def test_a_write_whose_indexer_nudge_was_lost_is_still_indexed(engine: Eng
     same write), so the indexer's periodic sweep indexes it without any nudge."""
     import time
 
-    from engine.catalog import Product
-    from engine.indexing import INDEX_STATE, INDEXED, pending_fields
+    from engine.domain.catalog import Product
+    from engine.services.indexing import INDEX_STATE, INDEXED, pending_fields
 
     tenant = await make_tenant(engine, "Crashy shop")
     tok = tenant.tokens["admin"]
@@ -423,7 +423,7 @@ async def test_other_merchants_records_are_404_for_every_role(
     engine: Engine, tenants: tuple[Tenant, Tenant]
 ) -> None:
     """Every route that names a record, called with merchant B's credentials on A's ids."""
-    from engine.api.app import ALL_ROUTES
+    from engine.http.api import ALL_ROUTES
 
     a, b = tenants
     owner = a.tokens["owner"]
@@ -525,7 +525,7 @@ async def test_openapi_lists_every_route_and_headers(engine: Engine) -> None:
         for route in resource:
             if route.method != "HEAD":
                 served.add((route.method, path))
-    from engine.api.app import ALL_ROUTES
+    from engine.http.api import ALL_ROUTES
 
     mine = {(r.method, r.path) for r in ALL_ROUTES}
     assert served >= mine and mine == documented

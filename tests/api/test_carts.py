@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.records import conversation_id
+from engine.adapters.records import conversation_id
 from tests.api.test_admin_api import Tenant, call, make_tenant
 from tests.conftest import Engine, Store
 

@@ -8,16 +8,16 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from engine.carts import CART_CONTROL, decode_control, encode_control
-from engine.commerce import CARTS
-from engine.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
-from engine.hosting import CommittedTurn
-from engine.messages import InboundMessage
-from engine.projections import TurnProjector
-from engine.records import MESSAGES, Records, conversation_id
-from engine.retrieval import RetrievalResult
-from engine.secrets import SecretBox
-from engine.storage.documents import EmbeddedDocumentStore
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.records import MESSAGES, Records, conversation_id
+from engine.adapters.secrets import SecretBox
+from engine.domain.carts import CART_CONTROL, decode_control, encode_control
+from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
+from engine.domain.messages import InboundMessage
+from engine.services.commerce import CARTS
+from engine.services.hosting import CommittedTurn
+from engine.services.projections import TurnProjector
+from engine.services.retrieval import RetrievalResult
 from tests.engine.test_hosting import GatedRetriever, make_core, msg, settle
 
 MERCHANT = MerchantProfile("m1", "Shop", "en")
@@ -144,7 +144,7 @@ def records() -> Records:
 def committed(
     heard: list[InboundMessage], cart: list[dict[str, Any]], before: list[dict[str, Any]]
 ) -> CommittedTurn:
-    from engine.conversation import TurnResult
+    from engine.domain.conversation import TurnResult
 
     state = ConversationState("m1", "ch", "c1", cart=cart)
     return CommittedTurn(heard[0], TurnResult(state, None, heard=tuple(heard)), before, 0.01, 5.0)

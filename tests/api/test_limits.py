@@ -15,10 +15,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from engine.gateway.app import create_app
-from engine.gateway.deps import GatewayDeps
-from engine.queues import Inbox
-from engine.storage.redis_server import redis_client
+from engine.adapters.redis.queues import Inbox
+from engine.adapters.redis.server import redis_client
+from engine.http.app import create_app
+from engine.http.deps import GatewayDeps
 from tests.conftest import Engine
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.records import conversation_id
+from engine.adapters.records import conversation_id
 from tests.api.test_admin_api import call
 from tests.conftest import Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update

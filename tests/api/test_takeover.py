@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
-from engine.keys import conversation_state
-from engine.messages import InboundMessage
-from engine.records import conversation_id
-from engine.retrieval import RetrievalResult
+from engine.adapters.records import conversation_id
+from engine.adapters.redis.keys import conversation_state
+from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
+from engine.domain.messages import InboundMessage
+from engine.services.retrieval import RetrievalResult
 from tests.api.test_admin_api import call, make_tenant
 from tests.conftest import Engine
 
@@ -73,7 +73,7 @@ async def test_takeover_silences_the_bot_until_hand_back(engine: Engine) -> None
     status, conv, _ = await call(engine, "POST", f"/api/v1/conversations/{cid}/takeover", agent)
     assert status == 200 and conv["paused"]
     deps_inbox = engine.runtime.runner.app
-    from engine.gateway.keys import DEPS
+    from engine.http.keys import DEPS
 
     inbox = deps_inbox[DEPS].inbox
     silent_id = "silent-" + secrets.token_hex(4)

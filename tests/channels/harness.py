@@ -13,14 +13,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from cryptography.fernet import Fernet
 
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.records import Records
+from engine.adapters.redis.queues import Inbox
+from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.secrets import SecretBox
 from engine.config import Settings
-from engine.gateway.app import create_app
-from engine.gateway.deps import GatewayDeps
-from engine.queues import Inbox
-from engine.records import Records
-from engine.secrets import SecretBox
-from engine.storage.documents import EmbeddedDocumentStore
-from engine.storage.redis_server import EmbeddedRedis, redis_client
+from engine.http.app import create_app
+from engine.http.deps import GatewayDeps
 
 OPERATOR = "channels-operator-" + "y" * 20
 

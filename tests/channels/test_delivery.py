@@ -20,16 +20,16 @@ from cryptography.fernet import Fernet
 
 from connectors.instagram import split_utf8
 from connectors.messenger import default_split
-from engine import keys
-from engine.delivery import CircuitBreaker, DeliveryWorker
-from engine.messages import OutboundReply, ProductCard
-from engine.queues import Outbox, StreamConsumer
-from engine.ratelimits import RedisRateLimiter, Rule, rules_for
-from engine.records import Records
-from engine.secrets import SecretBox
-from engine.senders import ChannelSender
-from engine.storage.documents import EmbeddedDocumentStore
-from engine.storage.redis_server import EmbeddedRedis, redis_client
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.providers import ChannelSender
+from engine.adapters.records import Records
+from engine.adapters.redis import keys
+from engine.adapters.redis.queues import Outbox, StreamConsumer
+from engine.adapters.redis.ratelimits import RedisRateLimiter, Rule, rules_for
+from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.secrets import SecretBox
+from engine.domain.messages import OutboundReply, ProductCard
+from engine.services.delivery import CircuitBreaker, DeliveryWorker
 from tests.fakes.fake_meta import FakeMeta
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.meta import sign
-from engine import keys
+from engine.adapters.redis import keys
 from tests.channels.harness import OPERATOR, Gateway, start_gateway
 from tests.fakes.fake_meta import messaging_text, messaging_webhook, wa_text, whatsapp_webhook
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
@@ -347,8 +347,8 @@ async def test_telegram_connect_sets_webhook_callback_is_answered_and_delete_dis
 async def test_dead_letters_are_listed_and_replayed_per_merchant(
     gw: Gateway, http: aiohttp.ClientSession, merchant: tuple[str, str], wa: str
 ) -> None:
-    from engine.messages import OutboundReply
-    from engine.queues import Outbox
+    from engine.adapters.redis.queues import Outbox
+    from engine.domain.messages import OutboundReply
 
     reply = OutboundReply(
         outbox_id="ob-dlq-1",

@@ -8,7 +8,7 @@ import pytest
 from connectors import meta, whatsapp
 from connectors.base import Delivered, MalformedPayload, PermanentFailure, RetryLater
 from connectors.instagram import split_utf8
-from engine.messages import OutboundReply, ProductCard
+from engine.domain.messages import OutboundReply, ProductCard
 
 
 def test_signature_is_sha256_over_raw_bytes_and_constant_time() -> None:

@@ -22,7 +22,7 @@ from connectors.telegram import (
     update_id_of,
     verify_secret,
 )
-from engine.messages import InboundMessage, OutboundReply, ProductCard
+from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 from tests.fakes.fake_telegram import make_update
 
 API = "https://api.telegram.org"

@@ -70,7 +70,7 @@ def test_serve_config_passes_serves_schema_and_builds_both_apps() -> None:
     assert rs["spec"]["rayClusterConfig"]["rayVersion"] == ray.__version__
     config = ServeDeploySchema.model_validate(yaml.safe_load(rs["spec"]["serveConfigV2"]))
     apps = {a.name: a for a in config.applications}
-    assert set(apps) == {"embedder", "reranker"}  # the names engine.runtime looks up
+    assert set(apps) == {"embedder", "reranker"}  # the names actors.runtime looks up
     for app in apps.values():
         module, attr = app.import_path.split(":")
         builder = getattr(importlib.import_module(module), attr)

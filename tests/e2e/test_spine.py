@@ -10,11 +10,11 @@ import orjson
 import pytest
 import ray
 
-from engine.keys import conversation_state
-from engine.messages import conversation_key
-from engine.queues import TurnCommitter
-from engine.sharding import partition_of
-from engine.storage.redis_server import redis_client
+from engine.adapters.redis.keys import conversation_state
+from engine.adapters.redis.queues import TurnCommitter
+from engine.adapters.redis.server import redis_client
+from engine.domain.messages import conversation_key
+from engine.domain.sharding import partition_of
 from tests.conftest import Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
 

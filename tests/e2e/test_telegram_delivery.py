@@ -7,8 +7,8 @@ import itertools
 import orjson
 import pytest
 
-from engine import keys
-from engine.storage.redis_server import redis_client
+from engine.adapters.redis import keys
+from engine.adapters.redis.server import redis_client
 from tests.conftest import DEFAULT_TOKEN, Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.catalog import (
+from engine.domain.catalog import (
     ImportFormatError,
     KnowledgeDoc,
     Product,

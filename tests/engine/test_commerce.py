@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.commerce import (
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.services.commerce import (
     Commerce,
     EmptyOrder,
     InvalidCustomer,
@@ -13,7 +14,6 @@ from engine.commerce import (
     UnknownSku,
     normalize_phone,
 )
-from engine.storage.documents import EmbeddedDocumentStore
 
 CUSTOMER = {"name": " Sara  Ahmed ", "phone": "+966 55 123 4567", "city": "Jeddah"}
 

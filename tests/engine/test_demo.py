@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 
-from engine.catalog import chunk_knowledge, parse_knowledge, parse_products
 from engine.demo import (
     DEMO_CONTENT_TYPE,
     demo_catalog_bytes,
     demo_knowledge_bytes,
     demo_store_name,
 )
-from engine.dialogue.intents import POLICY_QUESTION, classify
-from engine.ports import Candidate
-from engine.ranking import rerank
-from engine.text import detect_language
+from engine.domain.catalog import chunk_knowledge, parse_knowledge, parse_products
+from engine.domain.dialogue.intents import POLICY_QUESTION, classify
+from engine.domain.ranking import rerank
+from engine.domain.text import detect_language
+from engine.services.ports import Candidate
 
 
 def test_demo_catalog_parses_with_zero_errors() -> None:

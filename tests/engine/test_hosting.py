@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine.conversation import MerchantProfile, TurnService
-from engine.hosting import ConversationHostCore
-from engine.messages import InboundMessage, OutboundReply, ProductCard
-from engine.queues import StreamEntry
-from engine.retrieval import ProductHit, RetrievalResult
+from engine.adapters.redis.queues import StreamEntry
+from engine.domain.conversation import MerchantProfile, TurnService
+from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
+from engine.services.hosting import ConversationHostCore
+from engine.services.retrieval import ProductHit, RetrievalResult
 
 
 class FakeInbox:
@@ -168,7 +168,7 @@ async def test_state_survives_passivation_and_is_restored() -> None:
 async def test_failing_pipeline_still_gives_one_honest_reply(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("engine.hosting.TURN_ATTEMPTS", 2)
+    monkeypatch.setattr("engine.services.hosting.TURN_ATTEMPTS", 2)
     retriever = GatedRetriever()
     retriever.fail = 10
     core, inbox, cps = make_core(retriever)

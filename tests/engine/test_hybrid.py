@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.dialogue import constraints, intents
-from engine.ranking import HYBRID_WEIGHTS, Bm25Index, candidate_signals, hybrid_rank, zscores
-from engine.retrieval import Filters, passes
+from engine.domain.dialogue import constraints, intents
+from engine.domain.ranking import HYBRID_WEIGHTS, Bm25Index, candidate_signals, hybrid_rank, zscores
+from engine.services.retrieval import Filters, passes
 
 
 def test_bm25_index_finds_dialect_and_phrase_matches() -> None:

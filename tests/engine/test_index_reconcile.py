@@ -9,8 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.catalog import KnowledgeDoc, Product
-from engine.indexing import (
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.records import KNOWLEDGE, PRODUCTS, TOMBSTONES, Records
+from engine.adapters.secrets import SecretBox, load_or_create_key
+from engine.adapters.vectors import EdgeVectorStore
+from engine.domain.catalog import KnowledgeDoc, Product
+from engine.services.indexing import (
     INDEX_STATE,
     INDEXED,
     PENDING,
@@ -20,10 +24,6 @@ from engine.indexing import (
     pending_fields,
     tombstone,
 )
-from engine.records import KNOWLEDGE, PRODUCTS, TOMBSTONES, Records
-from engine.secrets import SecretBox, load_or_create_key
-from engine.storage.documents import EmbeddedDocumentStore
-from engine.storage.vectors import EdgeVectorStore
 
 DIM = 8
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.catalog import (
+from engine.domain.catalog import (
     MAX_WINDOWS,
     WINDOW_WORDS,
     KnowledgeDoc,
@@ -11,9 +11,9 @@ from engine.catalog import (
     knowledge_vector_ids,
     text_windows,
 )
-from engine.indexing import knowledge_index_items
-from engine.ports import VectorHit
-from engine.retrieval import best_window_per_chunk
+from engine.services.indexing import knowledge_index_items
+from engine.services.ports import VectorHit
+from engine.services.retrieval import best_window_per_chunk
 
 SENTENCE = "Returns are accepted within 14 days of delivery with the original receipt."
 

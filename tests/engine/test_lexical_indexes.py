@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from engine import retrieval
-from engine.retrieval import PRODUCTS, LexicalIndexes
-from engine.storage.documents import EmbeddedDocumentStore
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.services import retrieval
+from engine.services.retrieval import PRODUCTS, LexicalIndexes
 
 
 async def _add(store: EmbeddedDocumentStore, sku: str, title: str) -> None:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from engine.ports import Candidate, Reranker
-from engine.ranking import LexicalReranker, fuse, lexical_scores, rerank
+from engine.domain.ranking import LexicalReranker, fuse, lexical_scores, rerank
+from engine.services.ports import Candidate, Reranker
 
 
 def test_lexical_scores_are_normalised() -> None:

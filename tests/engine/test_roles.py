@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.runtime import Runtime, _shared_from_data_dir
 from engine.config import ConfigError, Settings
-from engine.runtime import Runtime, _shared_from_data_dir
 
 
 def test_role_comes_from_the_environment_and_is_validated() -> None:

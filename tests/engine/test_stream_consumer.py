@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from engine.queues import StreamConsumer
-from engine.storage.redis_server import EmbeddedRedis, redis_client
+from engine.adapters.redis.queues import StreamConsumer
+from engine.adapters.redis.server import EmbeddedRedis, redis_client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.text import (
+from engine.domain.text import (
     STOPWORDS,
     apply_synonyms,
     detect_language,

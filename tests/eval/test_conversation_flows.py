@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.commerce import LEADS, ORDERS
-from engine.conversation import ConversationState
+from engine.domain.conversation import ConversationState
 from engine.evaluation.store import LocalEngine
+from engine.services.commerce import LEADS, ORDERS
 
 
 async def test_checkout_creates_an_order_priced_from_the_catalogue(

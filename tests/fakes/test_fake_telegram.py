@@ -19,7 +19,7 @@ from connectors.telegram import (
     interpret_response,
     parse_update,
 )
-from engine.messages import OutboundReply, ProductCard
+from engine.domain.messages import OutboundReply, ProductCard
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
 
 TOKEN = DEFAULT_TOKEN

@@ -53,7 +53,9 @@ def test_redact_leaves_ordinary_text_alone() -> None:
 
 
 def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
-    record = logging.LogRecord("engine.delivery", logging.ERROR, __file__, 1, msg, args, None)
+    record = logging.LogRecord(
+        "engine.services.delivery", logging.ERROR, __file__, 1, msg, args, None
+    )
     record.__dict__.update(extra)
     return record
 

@@ -29,15 +29,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from connectors.base import Delivered, ProviderCall
+from engine.adapters.redis.queues import StreamEntry
 from engine.config import Settings
-from engine.conversation import TurnService
-from engine.delivery import DeliveryWorker
-from engine.gateway.problems import ProblemError
-from engine.hosting import ConversationHostCore
-from engine.messages import InboundMessage, OutboundReply
-from engine.ports import Candidate, VectorHit
-from engine.queues import StreamEntry
-from engine.retrieval import Retriever
+from engine.domain.conversation import TurnService
+from engine.domain.messages import InboundMessage, OutboundReply
+from engine.http.problems import ProblemError
+from engine.services.delivery import DeliveryWorker
+from engine.services.hosting import ConversationHostCore
+from engine.services.ports import Candidate, VectorHit
+from engine.services.retrieval import Retriever
 from observability import tracing
 from observability.logging_setup import JsonFormatter
 from tests.conftest import Engine, Store

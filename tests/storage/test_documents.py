@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine.ports import DocumentStore, DuplicateKey
-from engine.storage.documents import EmbeddedDocumentStore, MongoDocumentStore
+from engine.adapters.documents import EmbeddedDocumentStore, MongoDocumentStore
+from engine.services.ports import DocumentStore, DuplicateKey
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.ports import Document
-from engine.storage.documents import EmbeddedDocumentStore
+from engine.adapters.documents import EmbeddedDocumentStore
+from engine.services.ports import Document
 
 INDEXES: list[list[tuple[str, int]]] = [
     [("m", 1), ("at", -1)],

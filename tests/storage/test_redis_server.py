@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.storage.redis_server import EmbeddedRedis, find_redis_server, redis_client
+from engine.adapters.redis.server import EmbeddedRedis, find_redis_server, redis_client
 
 
 def _alive(pid: int) -> bool:
@@ -88,7 +88,7 @@ def test_stale_server_from_crashed_parent_is_replaced(tmp_path: Path) -> None:
     code = (
         "import sys, threading, time\n"
         "from pathlib import Path\n"
-        "from engine.storage.redis_server import EmbeddedRedis\n"
+        "from engine.adapters.redis.server import EmbeddedRedis\n"
         "srv = EmbeddedRedis(Path(sys.argv[1]))\n"
         # From a non-main thread PDEATHSIG is not armed: the server outlives its parent,
         # which is exactly the stale case the pidfile must handle.
@@ -121,7 +121,7 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from engine.storage.redis_server import EmbeddedRedis\n"
+        "from engine.adapters.redis.server import EmbeddedRedis\n"
         "srv = EmbeddedRedis(Path(sys.argv[1])); srv.start()\n"
         "print(srv.pid, flush=True)\n"
         "time.sleep(60)\n"

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.ports import VectorPoint, VectorStore
-from engine.storage.vectors import (
+from engine.adapters.vectors import (
     EdgeVectorStore,
     QdrantServerVectorStore,
     exact_conditions,
     point_uuid,
     server_filter,
 )
+from engine.services.ports import VectorPoint, VectorStore
 
 DIM = 16
 

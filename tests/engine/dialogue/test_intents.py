@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.dialogue.intents import (
+from engine.domain.dialogue.intents import (
     GREETING,
     HANDOFF,
     INTENTS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from engine.dialogue import replies
-from engine.dialogue.replies import best_passage, split_sentences
-from engine.text import detect_language
+from engine.domain.dialogue import replies
+from engine.domain.dialogue.replies import best_passage, split_sentences
+from engine.domain.text import detect_language
 
 SHIPPING_EN = (
     "We deliver to every city in Saudi Arabia. Standard delivery takes 2-5 business days and "

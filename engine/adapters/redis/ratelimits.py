@@ -1,0 +1,101 @@
+"""Send-rate limits shared by every process through Redis (GCRA in one Lua call).
+
+Platform limits are per bot / number / page and per recipient, not per process: two delivery
+actors (or a gateway and an actor) each keeping their own in-memory bucket would together send
+twice the allowed rate. Here every bucket is a single Redis key holding its "theoretical arrival
+time" (GCRA), and one script checks ALL the buckets of a call and books them only if every one
+allows it, so a call never consumes per-chat budget it then fails to get globally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from engine.adapters.redis import keys
+
+_GCRA_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+local news = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local over = new_tat - now - burst * interval
+  if over > wait then wait = over end
+  news[i] = new_tat
+end
+if wait > 0 then return math.ceil(wait) end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.3f', news[i]), 'PX', math.ceil(news[i] - now) + 1000)
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``rate_per_s`` sustained, ``burst`` calls allowed back to back."""
+
+    scope: str  # "channel" (per bot/number/page) or "recipient" (per chat / user pair)
+    rate_per_s: float
+    burst: float = 1.0
+
+
+class RedisRateLimiter:
+    """``acquire`` waits (no busy polling: it sleeps exactly the time GCRA says) until every
+    rule for this channel kind admits one more call."""
+
+    def __init__(self, redis: aioredis.Redis, kind: str, rules: tuple[Rule, ...]) -> None:
+        self._redis = redis
+        self._kind = kind
+        self._rules = tuple(r for r in rules if r.rate_per_s > 0)
+        self._script = redis.register_script(_GCRA_LUA)
+
+    async def acquire(self, channel_id: str, recipient: str) -> None:
+        if not self._rules:
+            return
+        bucket_keys: list[str] = []
+        args: list[float] = []
+        for rule in self._rules:
+            subject = channel_id if rule.scope == "channel" else f"{channel_id}:{recipient}"
+            bucket_keys.append(keys.rate_bucket(self._kind, rule.scope, subject))
+            args += [1000.0 / rule.rate_per_s, max(rule.burst, 1.0)]
+        while True:
+            wait_ms = float(await self._script(keys=bucket_keys, args=args))
+            if wait_ms <= 0:
+                return
+            await asyncio.sleep(wait_ms / 1000.0)
+
+
+def rules_for(
+    kind: str,
+    *,
+    telegram_per_chat: float = 1.0,
+    telegram_per_bot: float = 30.0,
+    whatsapp_per_number: float = 80.0,
+    whatsapp_pair_per_s: float = 1 / 6,
+    whatsapp_pair_burst: float = 10.0,
+    meta_per_page: float = 300.0,
+) -> tuple[Rule, ...]:
+    """The documented platform rules, per channel kind."""
+    if kind == "telegram":
+        return (
+            Rule("recipient", telegram_per_chat, 1.0),
+            Rule("channel", telegram_per_bot, telegram_per_bot),
+        )
+    if kind == "whatsapp":
+        return (
+            Rule("recipient", whatsapp_pair_per_s, whatsapp_pair_burst),
+            Rule("channel", whatsapp_per_number, whatsapp_per_number),
+        )
+    if kind in ("messenger", "instagram"):
+        return (Rule("channel", meta_per_page, meta_per_page),)
+    return ()

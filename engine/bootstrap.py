@@ -1,0 +1,130 @@
+"""The one place that builds the engine's object graph, for every process and for the tests.
+
+Each process (the gateway, a conversation host, a delivery actor, the indexer, a benchmark, a
+test) makes ONE :class:`Container` from its :class:`~engine.config.Settings` and the
+:class:`Remotes` it was handed (port adapters over things that live in other processes: Serve
+deployments, the vector-store owner, the indexer actor). Components are built lazily, once,
+and shared; a test replaces any of them with ``overrides`` (a fake repository, a fake clock),
+which is the only way wiring changes between production and tests.
+
+Nothing here imports Ray: the adapters over Ray handles are built in ``actors/`` and
+``serve_apps/`` and arrive through :class:`Remotes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from engine.adapters.records import Records
+from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
+from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
+from engine.adapters.redis.server import redis_client
+from engine.adapters.secrets import SecretBox, load_or_create_key
+from engine.config import Settings
+from engine.domain.sharding import partitions_of_host
+from engine.services.commerce import Commerce
+from engine.services.gaps import KnowledgeGaps
+from engine.services.ports import DocumentStore, Embedder, VectorStore
+from engine.services.retrieval import LexicalIndexes, Retriever
+
+__all__ = ["Container", "Remotes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Remotes:
+    """Port adapters over what lives in other processes (built by ``actors/`` and
+    ``serve_apps/`` from Ray handles; in-process fakes in tests)."""
+
+    vectors: VectorStore
+    embedder: Embedder | None = None  # the query/passage encoder (Serve), when this process embeds
+    documents: DocumentStore | None = None  # the embedded document store's owner, if any
+    indexer: Any = None  # engine.http.deps.Indexer: the import/reindex jobs
+
+
+class Container:
+    """Lazily built, shared components of one process. ``overrides`` replace any of them."""
+
+    def __init__(self, settings: Settings, remotes: Remotes, **overrides: Any) -> None:
+        self.settings = settings
+        self.remotes = remotes
+        for name, value in overrides.items():
+            if not hasattr(type(self), name):
+                raise TypeError(f"Container has no component {name!r}")
+            self.__dict__[name] = value  # what a cached_property would have built
+
+    # -- infrastructure ------------------------------------------------------------------
+    @cached_property
+    def redis(self) -> aioredis.Redis:
+        return redis_client(self.settings.redis_url)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        s = self.settings
+        return SecretBox(load_or_create_key(s.secret_key, s.data_dir))
+
+    @cached_property
+    def documents(self) -> DocumentStore:
+        s = self.settings
+        if s.mongo_url:
+            from engine.adapters.documents import MongoDocumentStore
+
+            return MongoDocumentStore(s.mongo_url, s.mongo_db)
+        if self.remotes.documents is None:
+            raise RuntimeError("no MONGO_URL and no embedded document store")
+        return self.remotes.documents
+
+    @cached_property
+    def records(self) -> Records:
+        return Records(self.documents, self.secret_box)
+
+    # -- queues ---------------------------------------------------------------------------
+    @cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(self.redis, self.settings.inbox_partitions)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.redis)
+
+    @cached_property
+    def checkpoints(self) -> TurnCommitter:
+        return TurnCommitter(self.redis)
+
+    def inbox_consumer(self, host_index: int) -> StreamConsumer:
+        s = self.settings
+        partitions = partitions_of_host(host_index, s.host_actors, s.inbox_partitions)
+        return StreamConsumer(
+            self.redis, [inbox_stream(p) for p in partitions], INBOX_GROUP, f"host-{host_index}"
+        )
+
+    def outbox_consumer(self, channel_kind: str, consumer: str) -> StreamConsumer:
+        return StreamConsumer(self.redis, [outbox_stream(channel_kind)], OUTBOX_GROUP, consumer)
+
+    # -- services -------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self.remotes.embedder is None:
+            raise RuntimeError("this process was given no embedder")
+        return self.remotes.embedder
+
+    @cached_property
+    def commerce(self) -> Commerce:
+        return Commerce(self.documents)
+
+    @cached_property
+    def gaps(self) -> KnowledgeGaps:
+        return KnowledgeGaps(self.documents)
+
+    def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:
+        """The bot's retrieval: one embedding call per question, BM25 + fusion in-process
+        over a per-merchant lexical index (LRU of ``lexicons`` merchants)."""
+        return Retriever(
+            embedder or self.embedder,
+            self.remotes.vectors,
+            None,
+            LexicalIndexes(self.documents, max_merchants=lexicons),
+        )

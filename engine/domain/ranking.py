@@ -1,0 +1,281 @@
+"""Lexical scoring and hybrid fusion over a small first-stage candidate set.
+
+Dense retrieval finds products "by meaning" but is weak exactly where shoppers are precise:
+SKUs, brand names, model numbers ("iPhone 15"), and Arabic spelling variants of the same
+word. BM25 over the *candidate set* (not the whole catalogue) fixes that cheaply: the vector
+store already narrowed things to a few dozen candidates, so IDF is computed on the fly with
+no index to maintain, and the scores are normalised so they can be mixed with cosine
+similarity. Pure Python + numpy, deterministic; safe to call inside a turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.domain.text import lexical_tokens
+from engine.services.ports import Candidate
+
+BM25_K1: Final = 1.2
+BM25_B: Final = 0.75
+# Pseudo-documents that contain none of the query terms. A candidate set is small (10-50)
+# and often topical (every candidate says "shoe"), so raw IDF would give a term present in
+# all candidates a weight of ~0; the prior keeps common-but-relevant terms slightly positive
+# and damps the wild IDF swings of tiny sets.
+IDF_PRIOR_DOCS: Final = 10
+DEFAULT_DENSE_WEIGHT: Final = 0.7
+
+
+def _idf(n_containing: int, n_docs: int) -> float:
+    total = n_docs + IDF_PRIOR_DOCS
+    return math.log(1.0 + (total - n_containing + 0.5) / (n_containing + 0.5))
+
+
+def lexical_scores(query: str, docs: Sequence[str]) -> list[float]:
+    """BM25 of ``query`` against each of ``docs``, normalised to [0, 1].
+
+    The normaliser is the score an "ideal" document would get (every distinct query term
+    once, average length), and each term's contribution is capped at that ideal, so a value
+    is "the IDF-weighted share of the query this doc matches" (1.0 = all of it) and is
+    comparable across queries, unlike dividing by the best score in the set (which would
+    hand 1.0 to the least-bad of many bad candidates). Long documents get partial credit.
+    """
+    if not docs:
+        return []
+    q_terms = list(dict.fromkeys(lexical_tokens(query)))
+    if not q_terms:
+        return [0.0] * len(docs)
+    doc_tokens = [lexical_tokens(d) for d in docs]
+    counts = [Counter(toks) for toks in doc_tokens]
+    lengths = np.array([len(toks) for toks in doc_tokens], dtype=np.float64)
+    avgdl = float(lengths.mean()) or 1.0
+    n_docs = len(docs)
+    idf = {t: _idf(sum(1 for c in counts if t in c), n_docs) for t in q_terms}
+    ideal = sum(idf.values())
+
+    scores = np.zeros(n_docs, dtype=np.float64)
+    for i, tf_map in enumerate(counts):
+        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[i] / avgdl)
+        for term in q_terms:
+            tf = tf_map.get(term, 0)
+            if tf:
+                # BM25 term saturation, capped at the ideal (tf = 1 at average length): a doc
+                # repeating one query word must not outscore a doc containing all of them.
+                saturation = tf * (BM25_K1 + 1.0) / (tf + norm)
+                scores[i] += idf[term] * min(saturation, 1.0)
+    return [float(s) for s in np.clip(scores / ideal, 0.0, 1.0)]
+
+
+def fuse(
+    dense: Sequence[float], lexical: Sequence[float], w_dense: float = DEFAULT_DENSE_WEIGHT
+) -> list[float]:
+    """Convex combination of dense cosine (clipped to [0, 1]) and normalised lexical scores.
+
+    Linear fusion of *absolute* scores (not reciprocal-rank fusion) on purpose: the caller
+    compares the fused score with a threshold to decide "no good match", which needs scores
+    that mean the same thing from one query to the next.
+    """
+    if len(dense) != len(lexical):
+        raise ValueError(f"length mismatch: {len(dense)} dense vs {len(lexical)} lexical scores")
+    if not 0.0 <= w_dense <= 1.0:
+        raise ValueError(f"w_dense must be in [0, 1], got {w_dense}")
+    d = np.clip(np.asarray(dense, dtype=np.float64), 0.0, 1.0)
+    lex = np.clip(np.asarray(lexical, dtype=np.float64), 0.0, 1.0)
+    return [float(x) for x in w_dense * d + (1.0 - w_dense) * lex]
+
+
+def rerank(
+    query: str, candidates: Sequence[Candidate], w_dense: float = DEFAULT_DENSE_WEIGHT
+) -> list[tuple[str, float]]:
+    """Re-order first-stage candidates by fused dense + lexical score, best first.
+
+    Ties keep the first-stage order (stable sort), so equal scores never shuffle results
+    between two runs of the same turn.
+    """
+    if not candidates:
+        return []
+    lexical = lexical_scores(query, [c.text for c in candidates])
+    fused = fuse([c.score for c in candidates], lexical, w_dense)
+    order = sorted(range(len(candidates)), key=lambda i: -fused[i])
+    return [(candidates[i].id, fused[i]) for i in order]
+
+
+class LexicalReranker:
+    """:class:`engine.services.ports.Reranker` built on :func:`rerank`.
+
+    The fallback second stage when no model reranker is deployed (tests, the embedded
+    single-process mode) or when the Serve reranker is overloaded; CPU cost is microseconds
+    per candidate, so running it on the event loop is fine.
+    """
+
+    def __init__(self, w_dense: float = DEFAULT_DENSE_WEIGHT) -> None:
+        self._w_dense = w_dense
+
+    async def rerank(self, query: str, candidates: list[Candidate]) -> list[tuple[str, float]]:
+        return rerank(query, candidates, self._w_dense)
+
+
+# --- corpus-level BM25 and calibrated hybrid fusion ------------------------------------------
+
+BM25_CORPUS_K1: Final = 1.5
+BM25_CORPUS_B: Final = 0.75
+
+
+class Bm25Index:
+    """Okapi BM25 over a whole (per-merchant) corpus, on :func:`engine.domain.text.lexical_tokens`.
+
+    Why a corpus index and not only :func:`lexical_scores` over dense candidates: a product the
+    dense model ranks 40th ("جزمة" vs "حذاء", a SKU, a brand) is never a candidate, so
+    candidate-set BM25 cannot rescue it. Small and in-process (a merchant's catalogue is at
+    most tens of thousands of short texts): an inverted index of term -> (doc, tf) arrays,
+    scored with numpy; no Serve call, microseconds to a few milliseconds per query.
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        k1: float = BM25_CORPUS_K1,
+        b: float = BM25_CORPUS_B,
+        *,
+        bigrams: bool = True,
+    ) -> None:
+        if len(ids) != len(texts):
+            raise ValueError("ids and texts differ in length")
+        self.ids = list(ids)
+        self._bigrams = bigrams
+        self._k1 = k1
+        self._b = b
+        postings: dict[str, list[tuple[int, int]]] = {}
+        lengths = np.zeros(len(texts), dtype=np.float64)
+        for i, text in enumerate(texts):
+            counts = Counter(self._terms(text))
+            lengths[i] = sum(counts.values())
+            for term, tf in counts.items():
+                postings.setdefault(term, []).append((i, tf))
+        self._n = len(texts)
+        avgdl = float(lengths.mean()) if self._n else 1.0
+        self._norm = k1 * (1.0 - b + b * lengths / (avgdl or 1.0))
+        self._postings = {
+            t: (np.array([d for d, _ in p], dtype=np.int64), np.array([f for _, f in p], float))
+            for t, p in postings.items()
+        }
+        self._idf = {
+            t: math.log(1.0 + (self._n - len(p) + 0.5) / (len(p) + 0.5))
+            for t, p in postings.items()
+        }
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _terms(self, text: str) -> list[str]:
+        """Unigrams plus adjacent-pair bigrams: names ("حمزة بن عبد المطلب", "air max") score
+        as phrases. Measured on ARCD train: the bigram index fuses better than unigrams."""
+        tokens = lexical_tokens(text)
+        if not self._bigrams:
+            return tokens
+        return tokens + [f"{a}_{b}" for a, b in itertools.pairwise(tokens)]
+
+    def scores(self, query: str) -> npt.NDArray[np.float64]:
+        """Raw BM25 score of every document, in index order (0 for no overlap)."""
+        out = np.zeros(self._n, dtype=np.float64)
+        for term in dict.fromkeys(self._terms(query)):
+            posting = self._postings.get(term)
+            if posting is None:
+                continue
+            docs, tf = posting
+            out[docs] += self._idf[term] * tf * (self._k1 + 1.0) / (tf + self._norm[docs])
+        return out
+
+
+def zscores(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Standardise one signal over the candidate set so signals with different scales mix.
+
+    Cosines of e5 live in [0.7, 0.9]; BM25 is unbounded: min-max would hand 1.0 to the least bad
+    of many bad candidates, z-scores keep "how far above the crowd" which is what fusion needs.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return arr
+    std = float(arr.std())
+    if std < 1e-9:
+        return np.zeros_like(arr)
+    return (arr - float(arr.mean())) / std
+
+
+def fuse_signals(
+    signals: dict[str, npt.ArrayLike], weights: dict[str, float]
+) -> npt.NDArray[np.float64]:
+    """Weighted sum of z-scored signals; the ONE fusion function eval and the bot both use.
+
+    ``signals`` maps a name ("dense", "bm25", "use") to one score per candidate; names without a
+    weight are ignored, weighted names missing from ``signals`` contribute nothing.
+    """
+    total: npt.NDArray[np.float64] | None = None
+    for name, w in weights.items():
+        if name not in signals or w == 0.0:
+            continue
+        z = w * zscores(signals[name])
+        total = z if total is None else total + z
+    if total is None:
+        n = len(next(iter(signals.values()))) if signals else 0  # type: ignore[arg-type]
+        return np.zeros(n, dtype=np.float64)
+    return total
+
+
+# Products. Tuned on ARCD train/ only when dense was one vector per passage: train nDCG@10
+# 0.8987; the store evaluation (`kaleem eval store`) holds hit@3 1.00 with them.
+HYBRID_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.2, "cov": 0.3}
+# Knowledge, where dense is the best ~40-word window of a chunk. Tuned on ARCD train/ only:
+# `kaleem eval tune --dataset ../shared/datasets/arcd/train --step 0.1` -> train nDCG@10 0.9019
+# (test, never tuned on: 0.9019). A re-tune is a reviewable diff of these numbers.
+KNOWLEDGE_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.1, "cov": 0.4}
+HYBRID_DEPTH: Final = 30
+
+
+def hybrid_rank(
+    signals: dict[str, dict[str, float]],
+    weights: dict[str, float] | None = None,
+) -> list[tuple[str, float]]:
+    """Fuse per-signal candidate lists (id -> raw score) into one ranking, best first.
+
+    Each signal returns only its own top-k, so a candidate may lack a score from some signal;
+    it gets that signal's minimum in the set ("no better than the worst one it returned"),
+    which keeps z-scores honest without a second lookup. Ties keep first-seen order.
+    """
+    w = HYBRID_WEIGHTS if weights is None else weights
+    ids = list(dict.fromkeys(i for scores in signals.values() for i in scores))
+    if not ids:
+        return []
+    arrays: dict[str, npt.ArrayLike] = {}
+    for name, scores in signals.items():
+        if not scores:
+            continue
+        floor = min(scores.values())
+        arrays[name] = [scores.get(i, floor) for i in ids]
+    fused = fuse_signals(arrays, w)
+    order = sorted(range(len(ids)), key=lambda i: -fused[i])
+    return [(ids[i], float(fused[i])) for i in order]
+
+
+def candidate_signals(
+    query: str,
+    dense: dict[str, float],
+    bm25: dict[str, float],
+    texts: Mapping[str, str],
+) -> dict[str, dict[str, float]]:
+    """The three signals :func:`hybrid_rank` fuses, for the union of both first stages.
+
+    ``cov`` is :func:`lexical_scores` over the union: the IDF-weighted share of the query's
+    terms each candidate contains. Corpus BM25 finds candidates; coverage separates the
+    close ones (two paragraphs of one article, two sizes of one shoe).
+    """
+    ids = list(dict.fromkeys([*dense, *bm25]))
+    cov = lexical_scores(query, [texts.get(i, "") for i in ids])
+    return {"dense": dense, "bm25": bm25, "cov": dict(zip(ids, cov, strict=True))}

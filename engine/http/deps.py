@@ -1,0 +1,46 @@
+"""What the gateway needs, as one typed bundle built by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from engine.adapters.records import Records
+from engine.adapters.redis.queues import Inbox
+from engine.config import Settings
+from engine.services.indexing import IndexItem
+
+
+class Indexer(Protocol):
+    def submit(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[IndexItem],
+        docs: list[dict[str, Any]] | None = None,
+    ) -> Any: ...
+
+    def reconcile(self, merchant_id: str) -> Any:
+        """Index the merchant's records marked pending now (IndexReconciler)."""
+        ...
+
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDeps:
+    settings: Settings
+    records: Records
+    inbox: Inbox
+    redis: aioredis.Redis
+    indexer: Indexer
+    readiness: Readiness
+    instance: str = "gateway-0"
+    retriever: Any = (
+        None  # engine.domain.conversation.RetrievalPort: the bot's retrieval (admin search)
+    )

@@ -1,0 +1,157 @@
+"""Carts for staff: list the open carts, read one, set one.
+
+Where things live (``domain.carts``): a conversation's cart is part of its checkpoint, the
+bot's source of truth; the list reads the ``carts`` projection the conversation hosts keep.
+
+A staff edit is applied like a takeover: a "cart" control message through the conversation's
+own inbox, so the bot applies it in order with the customer's messages and its own turns and it
+is never lost (the inbox is durable and replayed after a crash), plus an optimistic edit of the
+checkpoint so the next read shows it at once. A bot turn already running when the edit arrives
+may briefly write its own cart back; the control message, queued behind that turn, then sets the
+staff's cart again and the host checkpoints and re-projects it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from engine.adapters.records import CONVERSATIONS
+from engine.adapters.redis import keys
+from engine.domain.carts import CART_CONTROL, CARTS, clean_lines, encode_control
+from engine.http import schemas as s
+from engine.http.context import API, Api
+from engine.http.paging import page
+from engine.http.problems import ProblemError
+from engine.http.routes.conversations import conversation_exists, edit_checkpoint, send_control
+from engine.http.routing import Ctx, Route
+from engine.services.commerce import CommerceError
+from engine.services.ports import Document
+from engine.services.projections import cart_out, cart_projection
+
+
+def _api(ctx: Ctx) -> Api:
+    return ctx.request.app[API]
+
+
+async def list_carts(ctx: Ctx) -> dict[str, Any]:
+    q: s.CartQuery = ctx.query
+    filter: Document = {"merchant_id": ctx.merchant_id}
+    if q.channel:
+        filter["channel_id"] = q.channel
+    docs, nxt = await page(
+        _api(ctx).store.collection(CARTS),
+        filter,
+        limit=q.limit,
+        cursor=q.cursor,
+        field="updated_at",
+    )
+    return {"items": [cart_out(d) for d in docs], "next_cursor": nxt}
+
+
+async def _conversation(ctx: Ctx) -> Document:
+    return await _api(ctx).owned(
+        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], "conversation"
+    )
+
+
+async def _out(
+    api: Api, merchant_id: str, conv: Document, lines: list[dict[str, Any]], at: float | None
+) -> dict[str, Any]:
+    listed = await api.store.collection(CARTS).find_one(
+        {"_id": conv["_id"], "merchant_id": merchant_id}, {"customer_name": 1}
+    )
+    doc = cart_projection(
+        merchant_id,
+        str(conv["conversation_key"]),
+        lines,
+        updated_at=at or 0.0,
+        customer_name=(listed or {}).get("customer_name"),
+    )
+    out = cart_out(doc)
+    out["updated_at"] = at
+    return out
+
+
+async def get_cart(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    conv = await _conversation(ctx)
+    raw = await api.deps.redis.get(
+        keys.conversation_state(ctx.merchant_id, str(conv["conversation_key"]))
+    )
+    state: dict[str, Any] = orjson.loads(raw) if raw else {}
+    lines = clean_lines(state.get("cart") or [])
+    return await _out(api, ctx.merchant_id, conv, lines, state.get("updated_at") or None)
+
+
+async def put_cart(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.CartIn = ctx.body
+    conv = await _conversation(ctx)
+    lines: list[dict[str, Any]] = []
+    if body.items:
+        try:
+            priced = await api.commerce.price_lines(
+                ctx.merchant_id, [i.model_dump() for i in body.items]
+            )
+        except CommerceError as exc:
+            raise ProblemError(
+                422,
+                "Invalid cart",
+                str(exc),
+                errors=[{"field": "items", "message": str(exc)}],
+            ) from exc
+        lines = clean_lines(
+            [
+                {
+                    "sku": p["sku"],
+                    "title": p["title"],
+                    "qty": p["qty"],
+                    "price": p["unit_price"],
+                    "currency": p["currency"],
+                }
+                for p in priced
+            ]
+        )
+    now = time.time()
+    sets: dict[str, Any] = {"cart": lines, "updated_at": now}
+    if not lines:
+        sets["checkout"] = {}
+    await edit_checkpoint(api, ctx.merchant_id, conv, sets)
+    await send_control(api, ctx.merchant_id, conv, CART_CONTROL, encode_control(lines))
+    return await _out(api, ctx.merchant_id, conv, lines, now)
+
+
+CI = "/api/v1/conversations/{conversation_id}"
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/carts",
+        list_carts,
+        "Non-empty carts, most recently changed first",
+        "carts",
+        query=s.CartQuery,
+        response=s.CartPage,
+    ),
+    Route(
+        "GET",
+        CI + "/cart",
+        get_cart,
+        "The conversation's cart (empty when none)",
+        "carts",
+        response=s.CartOut,
+    ),
+    Route(
+        "PUT",
+        CI + "/cart",
+        put_cart,
+        "Replace the cart (items [] empties it); applied in order with the bot's turns",
+        "carts",
+        perm="converse",
+        body=s.CartIn,
+        response=s.CartOut,
+        exists=conversation_exists,
+    ),
+]

@@ -1,0 +1,418 @@
+"""The agents' inbox: conversations, their messages, assignment, labels, notes, agent replies.
+
+An agent reply goes out exactly like the bot's: an ``OutboundReply`` appended to the channel's
+outbox stream, so the delivery workers (rate limits, retries, dead letters) handle it the same.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import orjson
+from redis.exceptions import WatchError
+
+from engine.adapters.records import CONVERSATIONS, MESSAGES
+from engine.adapters.redis import keys
+from engine.domain.conversation import CONTROL
+from engine.domain.messages import InboundMessage, OutboundReply
+from engine.http import live
+from engine.http import schemas as s
+from engine.http.context import API, NOTES, Api
+from engine.http.paging import page
+from engine.http.problems import ProblemError
+from engine.http.routing import Ctx, Reply, Route
+from engine.services.ports import Document
+
+LOCAL_CHANNELS = {"playground": "playground", "webchat": "webchat"}
+
+
+def _api(ctx: Ctx) -> Api:
+    return ctx.request.app[API]
+
+
+def conversation_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "channel_id": doc.get("channel_id", ""),
+        "customer_id": doc.get("customer_id", ""),
+        "status": doc.get("status") or "open",
+        "assignee": doc.get("assignee"),
+        "labels": list(doc.get("labels") or []),
+        "paused": bool(doc.get("paused")),
+        "last_message_at": doc.get("last_message_at"),
+        "last_text": doc.get("last_text"),
+        "message_count": int(doc.get("message_count") or 0),
+        "created_at": doc.get("created_at"),
+    }
+
+
+async def _conversation(ctx: Ctx) -> Document:
+    return await _api(ctx).owned(
+        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], "conversation"
+    )
+
+
+async def conversation_exists(ctx: Ctx) -> bool:
+    return await _api(ctx).owns(ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"])
+
+
+async def list_conversations(ctx: Ctx) -> dict[str, Any]:
+    q: s.ConversationQuery = ctx.query
+    filter: Document = {"merchant_id": ctx.merchant_id}
+    if q.channel:
+        filter["channel_id"] = q.channel
+    if q.status:
+        filter["status"] = q.status
+    if q.assignee:
+        filter["assignee"] = q.assignee
+    if q.label:
+        filter["labels"] = q.label
+    if q.q:
+        pattern = re.escape(q.q)
+        filter["$or"] = [
+            {"last_text": {"$regex": pattern, "$options": "i"}},
+            {"customer_id": {"$regex": pattern, "$options": "i"}},
+        ]
+    docs, nxt = await page(
+        _api(ctx).store.collection(CONVERSATIONS),
+        filter,
+        limit=q.limit,
+        cursor=q.cursor,
+        field="last_message_at",
+    )
+    return {"items": [conversation_out(d) for d in docs], "next_cursor": nxt}
+
+
+async def get_conversation(ctx: Ctx) -> dict[str, Any]:
+    return conversation_out(await _conversation(ctx))
+
+
+async def list_messages(ctx: Ctx) -> dict[str, Any]:
+    q: s.PageQuery = ctx.query
+    conv = await _conversation(ctx)
+    docs, nxt = await page(
+        _api(ctx).store.collection(MESSAGES),
+        {"merchant_id": ctx.merchant_id, "conversation_key": conv["conversation_key"]},
+        limit=q.limit,
+        cursor=q.cursor,
+        field="at",
+    )
+    items = [
+        {
+            "id": d["_id"],
+            "direction": d.get("direction", "in"),
+            "text": d.get("text", ""),
+            "at": d.get("at", 0.0),
+            "intent": d.get("intent"),
+            "author": d.get("author"),
+            "handoff": d.get("handoff"),
+            "answered": d.get("answered", True) if d.get("direction", "in") == "in" else None,
+        }
+        for d in docs
+    ]
+    return {"items": items, "next_cursor": nxt}
+
+
+async def patch_conversation(ctx: Ctx) -> dict[str, Any]:
+    body: s.ConversationPatchIn = ctx.body
+    sets: Document = {**body.model_dump(exclude_unset=True), "updated_at": time.time()}
+    if "labels" in sets and sets["labels"] is not None:
+        sets["labels"] = sorted(set(sets["labels"]))
+    doc = await _api(ctx).update_owned(
+        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], sets, "conversation"
+    )
+    out = conversation_out(doc)
+    await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
+    return out
+
+
+async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
+    doc = await _api(ctx).update_owned(
+        ctx.merchant_id,
+        CONVERSATIONS,
+        ctx.path["conversation_id"],
+        {**sets, "updated_at": time.time()},
+        "conversation",
+    )
+    out = conversation_out(doc)
+    await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
+    return out
+
+
+async def _channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
+    kind = LOCAL_CHANNELS.get(channel_id)
+    if kind is not None:
+        return kind
+    channel = await api.records.channel(channel_id)
+    if channel is None or channel.merchant_id != merchant_id:
+        raise ProblemError(409, "Channel gone", "the conversation's channel no longer exists")
+    return channel.kind
+
+
+async def edit_checkpoint(
+    api: Api, merchant_id: str, conv: Document, sets: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Set fields of the conversation's checkpoint (optimistic, WATCH); the new state or None.
+
+    Read-your-writes for staff and for an actor that is passivated now: it restores from Redis
+    on its next message. It is not what makes the change stick — ``send_control`` is.
+    """
+    state_key = keys.conversation_state(merchant_id, str(conv["conversation_key"]))
+    async with api.deps.redis.pipeline(transaction=True) as pipe:
+        for _ in range(5):
+            try:
+                await pipe.watch(state_key)
+                raw = await pipe.get(state_key)
+                if raw is None:
+                    await pipe.unwatch()  # type: ignore[no-untyped-call]
+                    return None
+                state: dict[str, Any] = {**orjson.loads(raw), **sets}
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(state_key, orjson.dumps(state))
+                await pipe.execute()
+                return state
+            except WatchError:
+                continue
+    return None
+
+
+async def send_control(
+    api: Api, merchant_id: str, conv: Document, control: str, payload: str = ""
+) -> None:
+    """A control message through the conversation's own durable inbox.
+
+    Ordered with the customer's messages and the bot's turns (one actor, one mailbox), and
+    never lost: a live actor applies it in arrival order and checkpoints it; a passivated one
+    is activated by it; a host that is down finds it when it comes back.
+    """
+    channel_id = str(conv.get("channel_id") or "")
+    await api.deps.inbox.append(
+        InboundMessage(
+            merchant_id=merchant_id,
+            channel_id=channel_id,
+            channel_kind=await _channel_kind(api, merchant_id, channel_id),
+            customer_id=str(conv.get("customer_id") or ""),
+            message_id=f"ctl-{secrets.token_hex(10)}",
+            text=payload,
+            received_at=time.time(),
+            trace={CONTROL: control},
+        )
+    )
+
+
+async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
+    """Tell the conversation actor, in order with the customer's messages, and the checkpoint."""
+    api = _api(ctx)
+    await edit_checkpoint(api, ctx.merchant_id, conv, {"paused": paused})
+    await send_control(api, ctx.merchant_id, conv, "pause" if paused else "resume")
+
+
+async def takeover(ctx: Ctx) -> dict[str, Any]:
+    """An agent takes the conversation: assigned to them; the bot stops answering."""
+    conv = await _conversation(ctx)
+    await _pause_bot(ctx, conv, True)
+    return await _set(ctx, {"paused": True, "assignee": ctx.actor, "status": "pending"})
+
+
+async def hand_back(ctx: Ctx) -> dict[str, Any]:
+    conv = await _conversation(ctx)
+    await _pause_bot(ctx, conv, False)
+    return await _set(ctx, {"paused": False, "status": "open"})
+
+
+async def resolve(ctx: Ctx) -> dict[str, Any]:
+    conv = await _conversation(ctx)
+    if conv.get("paused"):
+        await _pause_bot(ctx, conv, False)
+    return await _set(ctx, {"paused": False, "status": "resolved"})
+
+
+async def agent_reply(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.AgentReplyIn = ctx.body
+    conv = await _conversation(ctx)
+    channel_id = str(conv.get("channel_id") or "")
+    kind = await _channel_kind(api, ctx.merchant_id, channel_id)
+    now = time.time()
+    reply = OutboundReply(
+        outbox_id=f"agent-{secrets.token_hex(10)}",
+        merchant_id=ctx.merchant_id,
+        channel_id=channel_id,
+        channel_kind=kind,
+        customer_id=str(conv.get("customer_id") or ""),
+        text=body.text,
+        intent="agent",
+        handoff=False,
+        in_reply_to=(),
+        received_at=now,
+    )
+    await api.deps.redis.xadd(keys.outbox_stream(kind), {"m": orjson.dumps(reply.to_dict())})
+    message = {
+        "_id": f"out:{reply.outbox_id}",
+        "conversation_key": conv["conversation_key"],
+        "direction": "out",
+        "text": body.text,
+        "intent": "agent",
+        "author": ctx.actor,
+        "handoff": False,
+        "at": now,
+    }
+    await api.records.record_message(ctx.merchant_id, message)
+    out = {k: message[k] for k in ("direction", "text", "at", "intent", "author", "handoff")}
+    created = {"id": message["_id"], **out}
+    await live.publish(
+        api, ctx.merchant_id, "message.created", {"conversation_id": conv["_id"], **created}
+    )
+    return Reply(201, created)
+
+
+async def add_note(ctx: Ctx) -> Reply:
+    body: s.NoteIn = ctx.body
+    await _conversation(ctx)
+    note = {
+        "_id": f"note_{int(time.time() * 1000):013d}_{secrets.token_hex(4)}",
+        "merchant_id": ctx.merchant_id,
+        "conversation_id": ctx.path["conversation_id"],
+        "author": ctx.actor,
+        "text": body.text,
+        "at": time.time(),
+    }
+    await _api(ctx).store.collection(NOTES).insert_one(dict(note))
+    out = {k: note[k] for k in ("author", "text", "at")} | {"id": note["_id"]}
+    await live.publish(
+        _api(ctx),
+        ctx.merchant_id,
+        "note.created",
+        {"conversation_id": note["conversation_id"], **out},
+    )
+    return Reply(201, out)
+
+
+async def list_notes(ctx: Ctx) -> dict[str, Any]:
+    await _conversation(ctx)
+    docs = (
+        await _api(ctx)
+        .store.collection(NOTES)
+        .find(
+            {"merchant_id": ctx.merchant_id, "conversation_id": ctx.path["conversation_id"]},
+            sort=[("_id", 1)],
+            limit=200,
+        )
+    )
+    return {
+        "items": [
+            {"id": d["_id"], "author": d["author"], "text": d["text"], "at": d["at"]} for d in docs
+        ]
+    }
+
+
+C = "/api/v1/conversations"
+CI = C + "/{conversation_id}"
+EX = conversation_exists
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/live",
+        live.live,
+        "WebSocket of live agent events (first frame: {type: auth, token})",
+        "conversations",
+        perm=None,
+        status=101,
+        raw_body="application/json",
+    ),
+    Route(
+        "GET",
+        C,
+        list_conversations,
+        "List conversations (filters)",
+        "conversations",
+        query=s.ConversationQuery,
+        response=s.ConversationPage,
+    ),
+    Route(
+        "GET",
+        CI,
+        get_conversation,
+        "Get a conversation",
+        "conversations",
+        response=s.ConversationOut,
+    ),
+    Route(
+        "PATCH",
+        CI,
+        patch_conversation,
+        "Status, assignee, labels",
+        "conversations",
+        perm="converse",
+        body=s.ConversationPatchIn,
+        response=s.ConversationOut,
+        exists=EX,
+    ),
+    Route(
+        "GET",
+        CI + "/messages",
+        list_messages,
+        "Messages, newest first",
+        "conversations",
+        query=s.PageQuery,
+        response=s.MessagePage,
+    ),
+    Route(
+        "POST",
+        CI + "/messages",
+        agent_reply,
+        "Agent reply (sent through the channel)",
+        "conversations",
+        perm="converse",
+        body=s.AgentReplyIn,
+        response=s.MessageOut,
+        status=201,
+        exists=EX,
+    ),
+    Route(
+        "POST",
+        CI + "/takeover",
+        takeover,
+        "Agent takes over (bot pauses)",
+        "conversations",
+        perm="converse",
+        response=s.ConversationOut,
+        exists=EX,
+    ),
+    Route(
+        "POST",
+        CI + "/handback",
+        hand_back,
+        "Hand back to the bot",
+        "conversations",
+        perm="converse",
+        response=s.ConversationOut,
+        exists=EX,
+    ),
+    Route(
+        "POST",
+        CI + "/resolve",
+        resolve,
+        "Resolve",
+        "conversations",
+        perm="converse",
+        response=s.ConversationOut,
+        exists=EX,
+    ),
+    Route("GET", CI + "/notes", list_notes, "Internal notes", "conversations", response=s.NoteList),
+    Route(
+        "POST",
+        CI + "/notes",
+        add_note,
+        "Add an internal note",
+        "conversations",
+        perm="converse",
+        body=s.NoteIn,
+        response=s.NoteOut,
+        status=201,
+        exists=EX,
+    ),
+]

@@ -1,0 +1,532 @@
+"""Accounts: signup, login, token rotation, logout, users and roles, API keys, audit, profile."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from engine.adapters.records import new_id
+from engine.adapters.secrets import hash_api_key, new_api_key
+from engine.http import schemas as s
+from engine.http.auth import bearer
+from engine.http.context import API, API_KEYS, AUDIT, USERS, Api, client_ip
+from engine.http.paging import page
+from engine.http.passwords import hash_password, verify_password
+from engine.http.problems import ProblemError
+from engine.http.routing import RANK, Ctx, Reply, Route
+from engine.http.tokens import family_of
+from engine.services.ports import Document, DuplicateKey
+
+INVITE_TTL_S = 7 * 24 * 3600
+
+
+def _api(ctx: Ctx) -> Api:
+    return ctx.request.app[API]
+
+
+def _user_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "email": doc["email"],
+        "role": doc["role"],
+        "status": "invited" if doc.get("password_hash") is None else "active",
+        "created_at": doc.get("created_at", 0.0),
+    }
+
+
+def _tokens(pair: Any) -> dict[str, Any]:
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+    }
+
+
+# -- auth ---------------------------------------------------------------------------------
+async def signup(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.SignupIn = ctx.body
+    email = body.email.lower()
+    users = api.store.collection(USERS)
+    if await users.find_one({"email": email}) is not None:
+        raise ProblemError(409, "Conflict", "an account with this email exists; log in instead")
+    password_hash = await hash_password(body.password)
+    merchant_id, _ = await api.records.create_merchant(body.merchant_name, body.default_language)
+    user_id = new_id("u")
+    try:
+        await users.insert_one(
+            {
+                "_id": user_id,
+                "merchant_id": merchant_id,
+                "email": email,
+                "password_hash": password_hash,
+                "role": "owner",
+                "created_at": time.time(),
+            }
+        )
+    except DuplicateKey as exc:  # a concurrent signup with the same email won
+        await api.store.collection("merchants").delete_one({"_id": merchant_id})
+        raise ProblemError(409, "Conflict", "an account with this email exists") from exc
+    pair = await api.tokens.start(user_id, merchant_id, "owner")
+    await api.audit(merchant_id, user_id, "signup", user_id, client_ip(ctx.request))
+    return Reply(201, {"merchant_id": merchant_id, "user_id": user_id, **_tokens(pair)})
+
+
+async def login(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.LoginIn = ctx.body
+    email, ip = body.email.lower(), client_ip(ctx.request)
+    wait = await api.throttle.check(email, ip)
+    if wait:
+        raise ProblemError(
+            429, "Too many login attempts", f"try again in {wait} s", retry_after=wait
+        )
+    user = await api.store.collection(USERS).find_one({"email": email})
+    ok = await verify_password(None if user is None else user.get("password_hash"), body.password)
+    if user is None or not ok:
+        await api.throttle.failed(email, ip)
+        raise ProblemError(401, "Unauthorized", "wrong email or password")
+    await api.throttle.succeeded(email, ip)
+    pair = await api.tokens.start(str(user["_id"]), str(user["merchant_id"]), str(user["role"]))
+    await api.audit(str(user["merchant_id"]), str(user["_id"]), "login", None, ip)
+    return _tokens(pair)
+
+
+async def refresh(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.RefreshIn = ctx.body
+    user_id, merchant_id, family = await api.tokens.rotate(body.refresh_token)
+    user = await api.store.collection(USERS).find_one({"_id": user_id, "merchant_id": merchant_id})
+    if user is None or user.get("password_hash") is None:
+        raise ProblemError(401, "Unauthorized", "the user no longer exists")
+    pair = await api.tokens.continue_family(user_id, merchant_id, str(user["role"]), family)
+    return _tokens(pair)
+
+
+async def logout(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    assert ctx.caller is not None
+    if ctx.caller.token_id is None:
+        raise ProblemError(400, "Not a user session", "logout needs a user access token")
+    await api.tokens.end(ctx.caller, family_of(bearer(ctx.request)))
+    return Reply(204, None)
+
+
+async def accept_invite(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.AcceptInviteIn = ctx.body
+    token_hash = hashlib.sha256(body.invite_token.encode()).hexdigest()
+    users = api.store.collection(USERS)
+    user = await users.find_one({"invite_hash": token_hash})
+    if user is None or float(user.get("invite_expires", 0)) < time.time():
+        raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
+    password_hash = await hash_password(body.password)
+    changed = await users.update_one(
+        {"_id": user["_id"], "invite_hash": token_hash},
+        {"$set": {"password_hash": password_hash, "invite_hash": None, "updated_at": time.time()}},
+    )
+    if not changed:
+        raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
+    pair = await api.tokens.start(str(user["_id"]), str(user["merchant_id"]), str(user["role"]))
+    return _tokens(pair)
+
+
+async def me(ctx: Ctx) -> dict[str, Any]:
+    assert ctx.caller is not None
+    if ctx.caller.user_id is None:
+        raise ProblemError(404, "Not found", "API keys and operators have no user profile")
+    return _user_out(await _api(ctx).owned(ctx.merchant_id, USERS, ctx.caller.user_id, "user"))
+
+
+# -- users ----------------------------------------------------------------------------------
+async def _user(ctx: Ctx) -> Document:
+    return await _api(ctx).owned(ctx.merchant_id, USERS, ctx.path["user_id"], "user")
+
+
+async def user_exists(ctx: Ctx) -> bool:
+    return await _api(ctx).owns(ctx.merchant_id, USERS, ctx.path["user_id"])
+
+
+def _may_grant(ctx: Ctx, role: str) -> None:
+    assert ctx.caller is not None
+    if RANK[role] > RANK.get(ctx.caller.role, -1) or (
+        role == "owner" and ctx.caller.role != "owner"
+    ):
+        raise ProblemError(403, "Forbidden", f"a {ctx.caller.role} cannot grant the {role} role")
+
+
+async def list_users(ctx: Ctx) -> dict[str, Any]:
+    q: s.PageQuery = ctx.query
+    docs, nxt = await page(
+        _api(ctx).store.collection(USERS),
+        {"merchant_id": ctx.merchant_id},
+        limit=q.limit,
+        cursor=q.cursor,
+    )
+    return {"items": [_user_out(d) for d in docs], "next_cursor": nxt}
+
+
+async def invite_user(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.UserInviteIn = ctx.body
+    _may_grant(ctx, body.role)
+    token = "inv_" + secrets.token_urlsafe(32)
+    now = time.time()
+    doc: Document = {
+        "_id": new_id("u"),
+        "merchant_id": ctx.merchant_id,
+        "email": body.email.lower(),
+        "password_hash": None,
+        "role": body.role,
+        "invite_hash": hashlib.sha256(token.encode()).hexdigest(),
+        "invite_expires": now + INVITE_TTL_S,
+        "invited_by": ctx.actor,
+        "created_at": now,
+    }
+    try:
+        await api.store.collection(USERS).insert_one(doc)
+    except DuplicateKey as exc:
+        raise ProblemError(409, "Conflict", "a user with this email exists") from exc
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "user.invite", str(doc["_id"]), client_ip(ctx.request)
+    )
+    return Reply(201, {**_user_out(doc), "invite_token": token})
+
+
+async def get_user(ctx: Ctx) -> dict[str, Any]:
+    return _user_out(await _user(ctx))
+
+
+async def patch_user(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.UserPatchIn = ctx.body
+    user = await _user(ctx)
+    _may_grant(ctx, body.role)
+    _may_grant(ctx, str(user["role"]))
+    if user["role"] == "owner" and body.role != "owner":
+        await _keep_an_owner(ctx)
+    await api.store.collection(USERS).update_one(
+        {"_id": user["_id"], "merchant_id": ctx.merchant_id},
+        {"$set": {"role": body.role, "updated_at": time.time()}},
+    )
+    await api.tokens.void_user(str(user["_id"]))
+    await api.audit(
+        ctx.merchant_id,
+        ctx.actor,
+        f"user.role:{body.role}",
+        str(user["_id"]),
+        client_ip(ctx.request),
+    )
+    return {**_user_out(user), "role": body.role}
+
+
+async def _keep_an_owner(ctx: Ctx) -> None:
+    owners = (
+        await _api(ctx)
+        .store.collection(USERS)
+        .count_documents({"merchant_id": ctx.merchant_id, "role": "owner"})
+    )
+    if owners <= 1:
+        raise ProblemError(409, "Conflict", "a merchant keeps at least one owner")
+
+
+async def delete_user(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    user = await _user(ctx)
+    _may_grant(ctx, str(user["role"]))
+    if user["role"] == "owner":
+        await _keep_an_owner(ctx)
+    await api.store.collection(USERS).delete_one(
+        {"_id": user["_id"], "merchant_id": ctx.merchant_id}
+    )
+    await api.tokens.void_user(str(user["_id"]))
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "user.remove", str(user["_id"]), client_ip(ctx.request)
+    )
+    return Reply(204, None)
+
+
+# -- API keys -------------------------------------------------------------------------------
+def _key_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "role": doc["role"],
+        "masked": doc["masked"],
+        "created_at": doc["created_at"],
+        "revoked": bool(doc.get("revoked_at")),
+    }
+
+
+async def create_key(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    body: s.ApiKeyIn = ctx.body
+    _may_grant(ctx, body.role)
+    key = new_api_key()
+    now = time.time()
+    doc: Document = {
+        "_id": new_id("key"),
+        "merchant_id": ctx.merchant_id,
+        "name": body.name,
+        "role": body.role,
+        "key_hash": hash_api_key(key),
+        "masked": key[:8] + "…" + key[-4:],
+        "created_at": now,
+        "revoked_at": None,
+    }
+    await api.store.collection(API_KEYS).insert_one(doc)
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "api_key.create", str(doc["_id"]), client_ip(ctx.request)
+    )
+    return Reply(201, {**_key_out(doc), "api_key": key})
+
+
+async def list_keys(ctx: Ctx) -> dict[str, Any]:
+    q: s.PageQuery = ctx.query
+    docs, nxt = await page(
+        _api(ctx).store.collection(API_KEYS),
+        {"merchant_id": ctx.merchant_id},
+        limit=q.limit,
+        cursor=q.cursor,
+    )
+    return {"items": [_key_out(d) for d in docs], "next_cursor": nxt}
+
+
+async def key_exists(ctx: Ctx) -> bool:
+    return await _api(ctx).owns(ctx.merchant_id, API_KEYS, ctx.path["key_id"])
+
+
+async def revoke_key(ctx: Ctx) -> Reply:
+    api = _api(ctx)
+    keys = api.store.collection(API_KEYS)
+    doc = await keys.find_one({"_id": ctx.path["key_id"], "merchant_id": ctx.merchant_id})
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such API key")
+    await keys.update_one(
+        {"_id": doc["_id"], "merchant_id": ctx.merchant_id}, {"$set": {"revoked_at": time.time()}}
+    )
+    api.auth.forget(str(doc["key_hash"]))
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "api_key.revoke", str(doc["_id"]), client_ip(ctx.request)
+    )
+    return Reply(204, None)
+
+
+# -- audit and merchant profile -----------------------------------------------------------------
+async def list_audit(ctx: Ctx) -> dict[str, Any]:
+    q: s.PageQuery = ctx.query
+    docs, nxt = await page(
+        _api(ctx).store.collection(AUDIT),
+        {"merchant_id": ctx.merchant_id},
+        limit=q.limit,
+        cursor=q.cursor,
+        field="_id",
+    )
+    items = [
+        {
+            "id": d["_id"],
+            "actor": d["actor"],
+            "action": d["action"],
+            "target": d.get("target"),
+            "at": d["at"],
+            "ip": d.get("ip"),
+        }
+        for d in docs
+    ]
+    return {"items": items, "next_cursor": nxt}
+
+
+def _merchant_out(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "default_language": doc.get("default_language", "ar"),
+        "languages": doc.get("languages") or [doc.get("default_language", "ar")],
+        "business_hours": doc.get("business_hours"),
+        "handoff": doc.get("handoff"),
+        "created_at": doc.get("created_at"),
+    }
+
+
+async def get_merchant(ctx: Ctx) -> dict[str, Any]:
+    doc = await _api(ctx).records.merchant(ctx.merchant_id)
+    if doc is None:
+        raise ProblemError(404, "Not found", "no such merchant")
+    return _merchant_out(doc)
+
+
+async def patch_merchant(ctx: Ctx) -> dict[str, Any]:
+    api = _api(ctx)
+    body: s.MerchantPatchIn = ctx.body
+    sets = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    if sets:
+        sets["updated_at"] = time.time()
+        await api.store.collection("merchants").update_one({"_id": ctx.merchant_id}, {"$set": sets})
+        await api.audit(
+            ctx.merchant_id,
+            ctx.actor,
+            "merchant.update",
+            ",".join(sorted(sets)),
+            client_ip(ctx.request),
+        )
+    return await get_merchant(ctx)
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/api/v1/auth/signup",
+        signup,
+        "Create a merchant and its owner",
+        "auth",
+        perm=None,
+        body=s.SignupIn,
+        response=s.SignupOut,
+        status=201,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/login",
+        login,
+        "Log in (throttled per account and IP)",
+        "auth",
+        perm=None,
+        body=s.LoginIn,
+        response=s.TokensOut,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/refresh",
+        refresh,
+        "Rotate a refresh token",
+        "auth",
+        perm=None,
+        body=s.RefreshIn,
+        response=s.TokensOut,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/accept-invite",
+        accept_invite,
+        "Accept an invitation",
+        "auth",
+        perm=None,
+        body=s.AcceptInviteIn,
+        response=s.TokensOut,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/logout",
+        logout,
+        "End this session",
+        "auth",
+        perm="read",
+        body=s.LogoutIn,
+        status=204,
+    ),
+    Route("GET", "/api/v1/auth/me", me, "The calling user", "auth", response=s.UserOut),
+    Route(
+        "GET",
+        "/api/v1/users",
+        list_users,
+        "List users",
+        "users",
+        query=s.PageQuery,
+        response=s.UserPage,
+    ),
+    Route(
+        "POST",
+        "/api/v1/users",
+        invite_user,
+        "Invite a user",
+        "users",
+        perm="manage",
+        body=s.UserInviteIn,
+        response=s.UserInviteOut,
+        status=201,
+    ),
+    Route("GET", "/api/v1/users/{user_id}", get_user, "Get a user", "users", response=s.UserOut),
+    Route(
+        "PATCH",
+        "/api/v1/users/{user_id}",
+        patch_user,
+        "Change a user's role",
+        "users",
+        perm="manage",
+        body=s.UserPatchIn,
+        response=s.UserOut,
+        exists=user_exists,
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/users/{user_id}",
+        delete_user,
+        "Remove a user",
+        "users",
+        perm="manage",
+        status=204,
+        exists=user_exists,
+    ),
+    Route(
+        "GET",
+        "/api/v1/api-keys",
+        list_keys,
+        "List API keys (masked)",
+        "api-keys",
+        perm="manage",
+        query=s.PageQuery,
+        response=s.ApiKeyPage,
+    ),
+    Route(
+        "POST",
+        "/api/v1/api-keys",
+        create_key,
+        "Create an API key (shown once)",
+        "api-keys",
+        perm="manage",
+        body=s.ApiKeyIn,
+        response=s.ApiKeyCreated,
+        status=201,
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/api-keys/{key_id}",
+        revoke_key,
+        "Revoke an API key",
+        "api-keys",
+        perm="manage",
+        status=204,
+        exists=key_exists,
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        list_audit,
+        "Audit log of sensitive actions",
+        "audit",
+        perm="manage",
+        query=s.PageQuery,
+        response=s.AuditPage,
+    ),
+    Route(
+        "GET",
+        "/api/v1/merchant",
+        get_merchant,
+        "The merchant's profile",
+        "merchant",
+        response=s.MerchantOut,
+    ),
+    Route(
+        "PATCH",
+        "/api/v1/merchant",
+        patch_merchant,
+        "Update the profile",
+        "merchant",
+        perm="manage",
+        body=s.MerchantPatchIn,
+        response=s.MerchantOut,
+    ),
+]
