@@ -17,8 +17,9 @@ import ray
 from actors.remotes import container
 from engine.adapters.records import Records
 from engine.config import Settings
-from engine.domain.conversation import MerchantProfile, TurnService
+from engine.domain.conversation import MerchantProfile
 from engine.domain.dialogue import replies
+from engine.domain.dialogue.turns import TurnService
 from engine.services.hosting import CommittedTurn, ConversationHostCore
 from engine.services.projections import TurnProjector
 from observability import logging_setup, metrics, ray_backend, tracing
@@ -62,7 +63,6 @@ class ConversationHostActor:
         index: int,
         stores_actor: Any | None,
         embedder: Any,
-        reranker: Any,
     ) -> None:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-host")
         tracing.configure_tracing(settings, "kaleem-host")
@@ -80,7 +80,7 @@ class ConversationHostActor:
         self._projector = TurnProjector(self._records, c.redis)
         self._projector.start()
         # One Serve call per question (the embedding): BM25 + fusion run here, over a
-        # per-merchant lexical index; the Serve reranker is not on the hot path.
+        # per-merchant lexical index.
         self._core = ConversationHostCore(
             c.inbox_consumer(index),
             c.checkpoints,

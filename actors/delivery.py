@@ -16,16 +16,16 @@ import aiohttp
 import ray
 
 from actors.remotes import container
+from connectors import registry
 from engine.adapters.providers import CachedChannels, ChannelSender
-from engine.adapters.redis.ratelimits import RedisRateLimiter, rules_for
+from engine.adapters.redis.ratelimits import RedisRateLimiter
+from engine.bootstrap import send_limits
 from engine.config import Settings
 from engine.domain.messages import OutboundReply
 from engine.services.delivery import CircuitBreaker, DeliveryWorker
 from observability import logging_setup, ray_backend, tracing
 
 log = logging.getLogger(__name__)
-
-DELIVERY_KINDS = ("telegram", "whatsapp", "messenger", "instagram")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
@@ -40,19 +40,12 @@ class DeliveryActor:
         self._kind = kind
         self._session = aiohttp.ClientSession()
         self._tasks: set[asyncio.Task[None]] = set()
-        rules = rules_for(
-            kind,
-            telegram_per_chat=settings.telegram_per_chat_per_s,
-            telegram_per_bot=settings.telegram_global_per_s,
-            whatsapp_per_number=settings.whatsapp_per_number_per_s,
-            whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
-            whatsapp_pair_burst=settings.whatsapp_pair_burst,
-            meta_per_page=settings.meta_per_page_per_s,
-        )
+        spec = registry.KINDS[kind]
+        rules = spec.send_rules(send_limits(settings))
         self._worker = DeliveryWorker(
             c.outbox_consumer(kind, f"{kind}-0"),
             c.outbox,
-            ChannelSender(kind, self._session, CachedChannels(self._records)),
+            ChannelSender(spec, self._session, CachedChannels(self._records)),
             RedisRateLimiter(c.redis, kind, rules),
             max_attempts=settings.delivery_max_attempts,
             on_delivered=self._delivered,

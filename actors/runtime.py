@@ -25,10 +25,11 @@ from ray import serve
 from ray.serve.exceptions import RayServeException
 
 from actors.conversation_host import ConversationHostActor
-from actors.delivery import DELIVERY_KINDS, DeliveryActor
+from actors.delivery import DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
+from connectors import registry
 from engine.adapters.records import Records
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.adapters.secrets import load_or_create_key
@@ -41,7 +42,6 @@ from models.registry import ensure_models
 from models.threaded import ThreadedEmbedder
 from observability import tracing
 from serve_apps.embedder import build_embedder
-from serve_apps.reranker import build_reranker
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ class Runtime:
     deliveries: dict[str, Any] = field(default_factory=dict)
     indexer: Any | None = None
     embedder: Any | None = None
-    reranker: Any | None = None
     runner: web.AppRunner | None = None
     port: int = 0
     records: Records | None = None
@@ -116,7 +115,6 @@ class Runtime:
             name="embedder",
             route_prefix=None,
         )
-        self.reranker = serve.run(build_reranker(), name="reranker", route_prefix=None)
         if not (s.mongo_url and s.qdrant_url):
             self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
                 name="kaleem-stores"
@@ -127,14 +125,14 @@ class Runtime:
         self.hosts = [
             ConversationHostActor.options(  # type: ignore[attr-defined]
                 name=f"kaleem-host-{i}"
-            ).remote(s, i, self.stores_actor, self.embedder, self.reranker)
+            ).remote(s, i, self.stores_actor, self.embedder)
             for i in range(s.host_actors)
         ]
         self.deliveries = {
             kind: DeliveryActor.options(  # type: ignore[attr-defined]
                 name=f"kaleem-delivery-{kind}"
             ).remote(s, self.stores_actor, kind)
-            for kind in DELIVERY_KINDS
+            for kind in registry.provider_kinds()
         }
         self.delivery = self.deliveries["telegram"]
 
@@ -154,13 +152,13 @@ class Runtime:
         while True:
             try:
                 self.embedder = serve.get_app_handle("embedder")
-                self.reranker = serve.get_app_handle("reranker")
                 if not (s.mongo_url and s.qdrant_url):
                     self.stores_actor = ray.get_actor("kaleem-stores")
                 self.indexer = ray.get_actor("kaleem-indexer")
                 self.hosts = [ray.get_actor(f"kaleem-host-{i}") for i in range(s.host_actors)]
                 self.deliveries = {
-                    kind: ray.get_actor(f"kaleem-delivery-{kind}") for kind in DELIVERY_KINDS
+                    kind: ray.get_actor(f"kaleem-delivery-{kind}")
+                    for kind in registry.provider_kinds()
                 }
                 break
             except (ValueError, RayServeException):
@@ -238,7 +236,6 @@ class Runtime:
             await asyncio.gather(
                 check("redis", redis.ping()),
                 check("embedder", self.embedder.ready.remote() if self.embedder else _false()),
-                check("reranker", self.reranker.ready.remote() if self.reranker else _false()),
                 check("delivery", self.delivery.ready.remote() if self.delivery else _false()),
                 check(
                     "stores",

@@ -6,11 +6,14 @@ Instagram caps a text message at 1,000 bytes of UTF-8 (not characters): an Arabi
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import Field, model_validator
 
 from connectors import messenger
-from connectors.base import ProviderCall
+from connectors.base import DIGITS, ConnectIn, ProviderCall
 from connectors.telegram import split_text
+from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply
 
 CHANNEL_KIND: Final = "instagram"
@@ -39,3 +42,41 @@ def build_messages(
     return messenger.build_messages(
         api_base, api_version, ig_user_id, page_access_token, reply, tag=tag, split=split_utf8
     )
+
+
+class InstagramConnectIn(messenger.PageConnectIn):
+    """The Instagram account id (``ig_user_id``) or the page it is linked to (``page_id``)."""
+
+    kind: Literal["instagram"]
+    ig_user_id: str | None = Field(default=None, pattern=DIGITS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _account_id(cls, data: Any) -> Any:
+        """An ``ig_user_id`` alone stands in for ``page_id``; neither is "page_id required"."""
+        if isinstance(data, dict) and data.get("ig_user_id") and "page_id" not in data:
+            return {**data, "page_id": data["ig_user_id"]}
+        return data
+
+    def account(self) -> tuple[str, str]:
+        if self.ig_user_id:
+            return "ig_user_id", self.ig_user_id
+        return super().account()
+
+
+class Instagram(messenger.Messenger):
+    kind: ClassVar[str] = CHANNEL_KIND
+    connect: ClassVar[type[ConnectIn] | None] = InstagramConnectIn
+
+    def build(self, channel: Channel, reply: OutboundReply, tag: str | None) -> list[ProviderCall]:
+        return build_messages(
+            channel.api_base,
+            channel.api_version,
+            channel.account_id,
+            channel.access_token,
+            reply,
+            tag=tag,
+        )
+
+
+KIND: Final = Instagram()

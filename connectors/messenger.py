@@ -10,10 +10,29 @@ up to 7 days after the customer's last message; the delivery side decides when.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Literal
 
-from connectors.base import ProviderCall
+from pydantic import Field
+
+from connectors.base import (
+    DIGITS,
+    ChannelDraft,
+    ConnectIn,
+    Inbound,
+    PermanentFailure,
+    ProviderCall,
+    ProviderDefaults,
+)
+from connectors.meta import (
+    HUMAN_AGENT_WINDOW_S,
+    WINDOW_S,
+    MetaConnectIn,
+    MetaKind,
+    is_human_agent_reply,
+    parse_messaging,
+)
 from connectors.telegram import split_text
+from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply, ProductCard
 
 CHANNEL_KIND: Final = "messenger"
@@ -157,3 +176,84 @@ def build_image(
 
 def product_text_from_payload(payload: str) -> str | None:
     return payload[len(PRODUCT_PREFIX) :] if payload.startswith(PRODUCT_PREFIX) else None
+
+
+# --------------------------------------------------------------------------------------------
+# The channel kinds (Instagram reuses this one with its own limits, see ``instagram.py``)
+# --------------------------------------------------------------------------------------------
+
+
+class PageConnectIn(MetaConnectIn):
+    """A Facebook page (Messenger) or an Instagram account answered through one."""
+
+    page_id: str = Field(pattern=DIGITS)
+    page_access_token: str = Field(min_length=1, max_length=1024)
+
+    def account(self) -> tuple[str, str]:
+        """(the config field it was given as, the account id)."""
+        return "page_id", self.page_id
+
+
+class MessengerConnectIn(PageConnectIn):
+    kind: Literal["messenger"]
+
+
+class Messenger(MetaKind):
+    kind: ClassVar[str] = CHANNEL_KIND
+    connect: ClassVar[type[ConnectIn] | None] = MessengerConnectIn
+
+    def draft(self, body: ConnectIn, defaults: ProviderDefaults) -> ChannelDraft:
+        assert isinstance(body, PageConnectIn)
+        field_name, account_id = body.account()
+        return ChannelDraft(
+            api_base=body.api_base or defaults.graph_api_base,
+            secrets={
+                "access_token": body.page_access_token,
+                "app_secret": body.app_secret,
+                "verify_token": body.verify_token,
+            },
+            config={
+                "api_version": body.api_version or defaults.graph_api_version,
+                field_name: account_id,
+                "account_id": account_id,
+            },
+        )
+
+    def parse(self, channel: Channel, body: bytes, received_at: float) -> Inbound:
+        return parse_messaging(
+            body,
+            self.kind,
+            merchant_id=channel.merchant_id,
+            channel_id=channel.id,
+            account_id=channel.account_id,
+            received_at=received_at,
+        )
+
+    def build(self, channel: Channel, reply: OutboundReply, tag: str | None) -> list[ProviderCall]:
+        return build_messages(
+            channel.api_base,
+            channel.api_version,
+            channel.account_id,
+            channel.access_token,
+            reply,
+            tag=tag,
+        )
+
+    def outbound(
+        self, channel: Channel, reply: OutboundReply, now: float
+    ) -> list[ProviderCall] | PermanentFailure:
+        """Within 24 h a plain response; a human agent's reply up to 7 days with the
+        ``HUMAN_AGENT`` tag; anything later is parked."""
+        age = now - reply.received_at
+        if age <= WINDOW_S:
+            return self.build(channel, reply, None)
+        human = is_human_agent_reply(reply)
+        if human and age <= HUMAN_AGENT_WINDOW_S:
+            return self.build(channel, reply, HUMAN_AGENT)
+        return PermanentFailure(
+            f"parked: outside the {self.kind} 24-hour window"
+            + (" (and past the 7-day human-agent window)" if human else "")
+        )
+
+
+KIND: Final = Messenger()

@@ -15,18 +15,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 import orjson
+from pydantic import Field
 
-from connectors.base import Delivered, MalformedPayload, PermanentFailure, RetryLater, SendOutcome
-from engine.domain.messages import InboundMessage
+from connectors.base import (
+    ChannelKind,
+    ConnectIn,
+    Delivered,
+    Event,
+    Inbound,
+    MalformedPayload,
+    PermanentFailure,
+    RetryLater,
+    SendLimits,
+    SendOutcome,
+    SendRule,
+    WebhookAnswer,
+)
+from engine.domain.channels import Channel
+from engine.domain.messages import InboundMessage, OutboundReply
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 MAX_INBOUND_TEXT_LEN: Final = 4096
-_MAX_REASON_LEN: Final = 300
-META_KINDS: Final = frozenset({"whatsapp", "messenger", "instagram"})
+MAX_REASON_LEN: Final = 300
 _OBJECTS: Final = {
     "whatsapp": "whatsapp_business_account",
     "messenger": "page",
@@ -34,28 +48,6 @@ _OBJECTS: Final = {
 }
 PRODUCT_PREFIX: Final = "product:"
 STATUS_VALUES: Final = frozenset({"sent", "delivered", "read", "failed", "deleted"})
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something to record on a message we already know by its provider id, not to answer.
-
-    ``kind`` is ``status`` (sent/delivered/read/failed), ``reaction`` or ``echo``.
-    """
-
-    kind: str
-    provider_message_id: str
-    customer_id: str
-    value: str
-    at: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Parsed:
-    messages: list[InboundMessage] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    ignored: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,7 +87,7 @@ def verify_challenge(
 # --------------------------------------------------------------------------------------------
 
 
-def _load(body: bytes, kind: str) -> dict[str, Any]:
+def load_body(body: bytes, kind: str) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -111,13 +103,13 @@ def _load(body: bytes, kind: str) -> dict[str, Any]:
     return data
 
 
-def _obj(value: Any, where: str) -> dict[str, Any]:
+def as_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedPayload(f"{where} is not an object")
     return value
 
 
-def _str(value: Any) -> str | None:
+def as_str(value: Any) -> str | None:
     if isinstance(value, str) and value:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -125,7 +117,7 @@ def _str(value: Any) -> str | None:
     return None
 
 
-def _ts(value: Any, default: float) -> float:
+def timestamp(value: Any, default: float) -> float:
     """Meta timestamps: WhatsApp sends seconds as a string, Messenger milliseconds as an int."""
     try:
         number = float(value)
@@ -136,79 +128,11 @@ def _ts(value: Any, default: float) -> float:
     return number / 1000.0 if number > 1e11 else number
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     return text[:MAX_INBOUND_TEXT_LEN]
 
 
-def parse_whatsapp(
-    body: bytes,
-    *,
-    merchant_id: str,
-    channel_id: str,
-    phone_number_id: str,
-    received_at: float,
-) -> Parsed:
-    """Every message and status of every change of every entry.
-
-    Changes for another phone number (one Meta app can serve several) are skipped: they belong
-    to another channel's URL. Message types we cannot answer in text (stickers, audio, unknown)
-    are counted as ignored and their ids still deduped by the caller.
-    """
-    data = _load(body, "whatsapp")
-    out = Parsed()
-    for entry in data["entry"]:
-        entry = _obj(entry, "whatsapp entry")
-        changes = entry.get("changes")
-        if not isinstance(changes, list):
-            raise MalformedPayload("whatsapp entry has no changes array")
-        for change in changes:
-            change = _obj(change, "whatsapp change")
-            value = change.get("value")
-            if change.get("field") != "messages" or not isinstance(value, dict):
-                out.ignored += 1
-                continue
-            metadata = value.get("metadata")
-            number = _str(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
-            if phone_number_id and number is not None and number != phone_number_id:
-                out.ignored += 1
-                continue
-            names = _contact_names(value.get("contacts"))
-            for message in _list(value.get("messages"), "whatsapp messages"):
-                _wa_message(
-                    _obj(message, "whatsapp message"),
-                    names,
-                    out,
-                    merchant_id=merchant_id,
-                    channel_id=channel_id,
-                    received_at=received_at,
-                )
-            for status in _list(value.get("statuses"), "whatsapp statuses"):
-                status = _obj(status, "whatsapp status")
-                pmid = _str(status.get("id"))
-                value_s = status.get("status")
-                if pmid is None or value_s not in STATUS_VALUES:
-                    raise MalformedPayload("whatsapp status needs an id and a known status")
-                detail: dict[str, Any] = {}
-                errors = status.get("errors")
-                if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-                    code = errors[0].get("code")
-                    detail["error_code"] = code if isinstance(code, int) else None
-                    title = errors[0].get("title") or errors[0].get("message")
-                    detail["error"] = str(title)[:_MAX_REASON_LEN] if title else ""
-                out.events.append(
-                    Event(
-                        "status",
-                        pmid,
-                        _str(status.get("recipient_id")) or "",
-                        str(value_s),
-                        _ts(status.get("timestamp"), received_at),
-                        detail,
-                    )
-                )
-    return out
-
-
-def _product_text(value: Any) -> str | None:
+def product_text(value: Any) -> str | None:
     """A tap on one of our product buttons stands for the product's full title."""
     if not isinstance(value, str) or not value.startswith(PRODUCT_PREFIX):
         return None
@@ -218,7 +142,7 @@ def _product_text(value: Any) -> str | None:
     return body or None
 
 
-def _list(value: Any, where: str) -> list[Any]:
+def as_list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -226,80 +150,7 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _contact_names(contacts: Any) -> dict[str, str]:
-    names: dict[str, str] = {}
-    if not isinstance(contacts, list):
-        return names
-    for contact in contacts:
-        if not isinstance(contact, dict):
-            continue
-        wa_id = _str(contact.get("wa_id"))
-        profile = contact.get("profile")
-        name = profile.get("name") if isinstance(profile, dict) else None
-        if wa_id and isinstance(name, str) and name.strip():
-            names[wa_id] = name.strip()[:64]
-    return names
-
-
-def _wa_message(
-    message: dict[str, Any],
-    names: dict[str, str],
-    out: Parsed,
-    *,
-    merchant_id: str,
-    channel_id: str,
-    received_at: float,
-) -> None:
-    wamid = _str(message.get("id"))
-    sender = _str(message.get("from"))
-    kind = message.get("type")
-    if wamid is None or sender is None or not isinstance(kind, str):
-        raise MalformedPayload("whatsapp message needs id, from and type")
-    at = _ts(message.get("timestamp"), received_at)
-    text: str | None = None
-    if kind == "text":
-        text = _nested_str(message, "text", "body")
-    elif kind == "interactive":
-        inter = message.get("interactive")
-        if isinstance(inter, dict):
-            reply = inter.get("button_reply") or inter.get("list_reply")
-            if isinstance(reply, dict):
-                text = _product_text(reply.get("id")) or _str(reply.get("title"))
-    elif kind == "button":  # a template's quick-reply button
-        button = message.get("button")
-        if isinstance(button, dict):
-            text = _product_text(button.get("payload")) or _str(button.get("text"))
-    elif kind in ("image", "video", "document"):
-        text = _nested_str(message, kind, "caption")
-    elif kind == "location":
-        text = _location_text(message.get("location"))
-    elif kind == "reaction":
-        reaction = message.get("reaction")
-        if isinstance(reaction, dict) and (target := _str(reaction.get("message_id"))):
-            emoji = reaction.get("emoji")
-            out.events.append(
-                Event("reaction", target, sender, emoji if isinstance(emoji, str) else "", at)
-            )
-            return
-    if text is None or not text.strip():
-        out.ignored += 1
-        return
-    out.messages.append(
-        InboundMessage(
-            merchant_id=merchant_id,
-            channel_id=channel_id,
-            channel_kind="whatsapp",
-            customer_id=sender,
-            message_id=wamid,
-            text=_clip(text),
-            received_at=received_at,
-            customer_name=names.get(sender),
-            trace={"wa_type": kind},
-        )
-    )
-
-
-def _nested_str(message: dict[str, Any], key: str, inner: str) -> str | None:
+def nested_str(message: dict[str, Any], key: str, inner: str) -> str | None:
     value = message.get(key)
     if isinstance(value, dict):
         text = value.get(inner)
@@ -308,7 +159,7 @@ def _nested_str(message: dict[str, Any], key: str, inner: str) -> str | None:
     return None
 
 
-def _location_text(location: Any) -> str | None:
+def location_text(location: Any) -> str | None:
     """A shared pin becomes text the bot can act on (e.g. a delivery-area question)."""
     if not isinstance(location, dict):
         return None
@@ -327,18 +178,18 @@ def parse_messaging(
     channel_id: str,
     account_id: str,
     received_at: float,
-) -> Parsed:
+) -> Inbound:
     """Messenger (``object: page``) and Instagram (``object: instagram``) webhooks.
 
     ``account_id`` is the page id (or Instagram account id): items from other accounts are
     skipped, echoes of what we sent are events, and ``delivery``/``read`` watermarks become
     status events.
     """
-    data = _load(body, kind)
-    out = Parsed()
+    data = load_body(body, kind)
+    out = Inbound()
     for entry in data["entry"]:
-        entry = _obj(entry, f"{kind} entry")
-        entry_id = _str(entry.get("id"))
+        entry = as_object(entry, f"{kind} entry")
+        entry_id = as_str(entry.get("id"))
         if account_id and entry_id is not None and entry_id != account_id:
             out.ignored += 1
             continue
@@ -346,9 +197,9 @@ def parse_messaging(
         if items is None and isinstance(entry.get("standby"), list):
             out.ignored += 1  # another app owns the thread (handover protocol)
             continue
-        for item in _list(items, f"{kind} messaging"):
+        for item in as_list(items, f"{kind} messaging"):
             _messaging_item(
-                _obj(item, f"{kind} messaging item"),
+                as_object(item, f"{kind} messaging item"),
                 kind,
                 out,
                 merchant_id=merchant_id,
@@ -361,7 +212,7 @@ def parse_messaging(
 def _messaging_item(
     item: dict[str, Any],
     kind: str,
-    out: Parsed,
+    out: Inbound,
     *,
     merchant_id: str,
     channel_id: str,
@@ -369,16 +220,16 @@ def _messaging_item(
 ) -> None:
     sender = item.get("sender")
     recipient = item.get("recipient")
-    sender_id = _str(sender.get("id")) if isinstance(sender, dict) else None
-    recipient_id = _str(recipient.get("id")) if isinstance(recipient, dict) else None
+    sender_id = as_str(sender.get("id")) if isinstance(sender, dict) else None
+    recipient_id = as_str(recipient.get("id")) if isinstance(recipient, dict) else None
     if sender_id is None:
         raise MalformedPayload(f"{kind} messaging item has no sender.id")
-    at = _ts(item.get("timestamp"), received_at)
+    at = timestamp(item.get("timestamp"), received_at)
     text: str | None = None
     mid: str | None = None
     message = item.get("message")
     if isinstance(message, dict):
-        mid = _str(message.get("mid"))
+        mid = as_str(message.get("mid"))
         if mid is None:
             raise MalformedPayload(f"{kind} message has no mid")
         if message.get("is_echo") is True:
@@ -391,16 +242,16 @@ def _messaging_item(
         text = raw if isinstance(raw, str) else None
         quick = message.get("quick_reply")
         if isinstance(quick, dict):
-            text = _product_text(quick.get("payload")) or text
+            text = product_text(quick.get("payload")) or text
         if text is None:
             text = _attachment_text(message.get("attachments"))
     elif isinstance(item.get("postback"), dict):
         postback = item["postback"]
-        text = _product_text(postback.get("payload")) or _str(postback.get("title"))
-        mid = _str(postback.get("mid")) or f"postback:{sender_id}:{int(at * 1000)}"
+        text = product_text(postback.get("payload")) or as_str(postback.get("title"))
+        mid = as_str(postback.get("mid")) or f"postback:{sender_id}:{int(at * 1000)}"
     elif isinstance(item.get("reaction"), dict):
         reaction = item["reaction"]
-        target = _str(reaction.get("mid"))
+        target = as_str(reaction.get("mid"))
         if target:
             emoji = reaction.get("emoji") or reaction.get("reaction") or ""
             action = reaction.get("action")
@@ -408,14 +259,14 @@ def _messaging_item(
             out.events.append(Event("reaction", target, sender_id, value, at))
         return
     elif isinstance(item.get("delivery"), dict):
-        for target in _list(item["delivery"].get("mids"), f"{kind} delivery.mids"):
-            if (pmid := _str(target)) is not None:
+        for target in as_list(item["delivery"].get("mids"), f"{kind} delivery.mids"):
+            if (pmid := as_str(target)) is not None:
                 out.events.append(Event("status", pmid, sender_id, "delivered", at))
         return
     elif isinstance(item.get("read"), dict):
         read = item["read"]
-        target = _str(read.get("mid"))
-        watermark = _ts(read.get("watermark"), at)
+        target = as_str(read.get("mid"))
+        watermark = timestamp(read.get("watermark"), at)
         out.events.append(
             Event("status", target or f"watermark:{sender_id}", sender_id, "read", watermark)
         )
@@ -433,7 +284,7 @@ def _messaging_item(
             channel_kind=kind,
             customer_id=sender_id,
             message_id=mid,
-            text=_clip(text),
+            text=clip(text),
             received_at=received_at,
         )
     )
@@ -450,7 +301,7 @@ def _attachment_text(attachments: Any) -> str | None:
         if attachment.get("type") == "location" and isinstance(payload, dict):
             coords = payload.get("coordinates")
             if isinstance(coords, dict):
-                return _location_text(
+                return location_text(
                     {"latitude": coords.get("lat"), "longitude": coords.get("long")}
                 )
         title = attachment.get("title")
@@ -489,7 +340,7 @@ def graph_error(body: bytes) -> tuple[int | None, int | None, str]:
     return (
         code if isinstance(code, int) else None,
         sub if isinstance(sub, int) else None,
-        str(message)[:_MAX_REASON_LEN] if isinstance(message, str) else "",
+        str(message)[:MAX_REASON_LEN] if isinstance(message, str) else "",
     )
 
 
@@ -544,3 +395,54 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if 0 <= seconds <= 3600 else None
+
+
+# --------------------------------------------------------------------------------------------
+# What the three products share as channel kinds
+# --------------------------------------------------------------------------------------------
+
+# Free-form replies are allowed within 24 h of the customer's last message; Messenger and
+# Instagram allow a human agent's reply (HUMAN_AGENT tag) up to 7 days.
+WINDOW_S: Final = 24 * 3600
+HUMAN_AGENT_WINDOW_S: Final = 7 * 24 * 3600
+API_VERSION: Final = r"^v[0-9]{1,3}\.[0-9]{1,2}$"
+
+
+def is_human_agent_reply(reply: OutboundReply) -> bool:
+    """Replies typed by a person (the agents' console writes ``trace.author = "human"``)."""
+    return reply.trace.get("author") == "human" or reply.intent == "human_agent"
+
+
+class MetaConnectIn(ConnectIn):
+    """The app's secrets every Meta product needs: the signature key and the verify token."""
+
+    app_secret: str = Field(min_length=1, max_length=256)
+    verify_token: str = Field(min_length=1, max_length=256)
+    api_version: str | None = Field(default=None, pattern=API_VERSION)
+
+
+class MetaKind(ChannelKind):
+    """The webhook contract the Meta products share: ``X-Hub-Signature-256`` on every POST,
+    the ``hub.challenge`` handshake, ``EVENT_RECEIVED``, one Graph error envelope."""
+
+    webhook_span: ClassVar[str] = "webhook.meta"
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes) -> bool:
+        return verify_signature(channel.app_secret, body, headers.get(SIGNATURE_HEADER))
+
+    def handshake(self, channel: Channel, query: Mapping[str, str]) -> str | None:
+        return verify_challenge(
+            channel.verify_token,
+            query.get("hub.mode"),
+            query.get("hub.verify_token"),
+            query.get("hub.challenge"),
+        )
+
+    def answer(self, inbound: Inbound, accepted: frozenset[str]) -> WebhookAnswer:
+        return WebhookAnswer(text="EVENT_RECEIVED")
+
+    def interpret(self, status: int, body: bytes, headers: Mapping[str, str]) -> SendOutcome:
+        return interpret_response(status, body, headers.get("Retry-After"), product=self.kind)
+
+    def send_rules(self, limits: SendLimits) -> tuple[SendRule, ...]:
+        return (SendRule("channel", limits.meta_per_page, limits.meta_per_page),)

@@ -20,19 +20,30 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any, Final, TypeGuard
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal, TypeGuard
 
 import orjson
+from pydantic import Field, field_validator
 
 from connectors.base import (
+    SECRET_TOKEN,
+    ChannelDraft,
+    ChannelKind,
+    ConnectIn,
     Delivered,
+    Inbound,
     MalformedPayload,
     PermanentFailure,
     ProviderCall,
+    ProviderDefaults,
     RetryLater,
+    SendLimits,
     SendOutcome,
+    SendRule,
+    WebhookAnswer,
 )
+from engine.domain.channels import Channel
 from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 
 CHANNEL_KIND: Final = "telegram"
@@ -570,3 +581,78 @@ def _retry_after(data: dict[str, Any] | None) -> float | None:
 def _migrated_to(data: dict[str, Any] | None) -> int | None:
     value = _parameters(data).get("migrate_to_chat_id")
     return value if _is_int(value) else None
+
+
+# --------------------------------------------------------------------------------------------
+# The channel kind
+# --------------------------------------------------------------------------------------------
+
+
+class TelegramConnectIn(ConnectIn):
+    """``POST /api/v1/channels`` for a bot: its token and the webhook secret Telegram echoes."""
+
+    kind: Literal["telegram"]
+    bot_token: str = Field(min_length=1, max_length=256)
+    secret_token: str = Field(pattern=SECRET_TOKEN)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _url_safe(cls, value: str) -> str:
+        _method_url("https://api.telegram.org", value, "getMe")  # raises on a bad shape
+        return value
+
+
+class Telegram(ChannelKind):
+    kind: ClassVar[str] = CHANNEL_KIND
+    connect = TelegramConnectIn
+    webhook_span = "webhook.telegram"
+
+    def draft(self, body: Any, defaults: ProviderDefaults) -> ChannelDraft:
+        assert isinstance(body, TelegramConnectIn)
+        return ChannelDraft(
+            api_base=body.api_base or defaults.telegram_api_base,
+            secrets={"bot_token": body.bot_token, "secret_token": body.secret_token},
+        )
+
+    def on_connect(self, channel: Channel, webhook_url: str) -> ProviderCall | None:
+        return build_set_webhook(
+            channel.api_base, channel.bot_token, webhook_url, channel.secret_token
+        )
+
+    def on_disconnect(self, channel: Channel) -> ProviderCall | None:
+        return (
+            build_delete_webhook(channel.api_base, channel.bot_token) if channel.bot_token else None
+        )
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes) -> bool:
+        return verify_secret(channel.secret_token, headers.get(SECRET_HEADER))
+
+    def parse(self, channel: Channel, body: bytes, received_at: float) -> Inbound:
+        message = parse_update(
+            body, merchant_id=channel.merchant_id, channel_id=channel.id, received_at=received_at
+        )
+        if message is not None:
+            return Inbound(messages=[message])
+        update_id = update_id_of(body)
+        return Inbound(ignored=1, seen=[] if update_id is None else [str(update_id)])
+
+    def answer(self, inbound: Inbound, accepted: frozenset[str]) -> WebhookAnswer:
+        fresh = [m for m in inbound.messages if m.message_id in accepted]
+        return WebhookAnswer(json=webhook_answer_for(fresh[0] if fresh else None))
+
+    def outbound(
+        self, channel: Channel, reply: OutboundReply, now: float
+    ) -> list[ProviderCall] | PermanentFailure:
+        return build_send_message(channel.api_base, channel.bot_token, reply)
+
+    def interpret(self, status: int, body: bytes, headers: Mapping[str, str]) -> SendOutcome:
+        return interpret_response(status, body)
+
+    def send_rules(self, limits: SendLimits) -> tuple[SendRule, ...]:
+        return (
+            SendRule("recipient", limits.telegram_per_chat, 1.0),
+            SendRule("channel", limits.telegram_per_bot, limits.telegram_per_bot),
+        )
+
+
+KIND: Final = Telegram()

@@ -10,11 +10,42 @@ the only thing the delivery side may send then.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Literal
 
-from connectors.base import ProviderCall
+from pydantic import Field
+
+from connectors.base import (
+    DIGITS,
+    ChannelDraft,
+    ConnectIn,
+    Event,
+    Inbound,
+    MalformedPayload,
+    PermanentFailure,
+    ProviderCall,
+    ProviderDefaults,
+    SendLimits,
+    SendRule,
+)
+from connectors.meta import (
+    MAX_REASON_LEN,
+    STATUS_VALUES,
+    WINDOW_S,
+    MetaConnectIn,
+    MetaKind,
+    as_list,
+    as_object,
+    as_str,
+    clip,
+    load_body,
+    location_text,
+    nested_str,
+    product_text,
+    timestamp,
+)
 from connectors.telegram import render_text, split_text
-from engine.domain.messages import OutboundReply, ProductCard
+from engine.domain.channels import Channel
+from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 
 CHANNEL_KIND: Final = "whatsapp"
 DEFAULT_API_VERSION: Final = "v21.0"
@@ -191,3 +222,220 @@ def build_template(
             "template": {"name": template_name, "language": {"code": language_code}},
         },
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Input: the WhatsApp Cloud webhook
+# --------------------------------------------------------------------------------------------
+
+
+def parse_whatsapp(
+    body: bytes,
+    *,
+    merchant_id: str,
+    channel_id: str,
+    phone_number_id: str,
+    received_at: float,
+) -> Inbound:
+    """Every message and status of every change of every entry.
+
+    Changes for another phone number (one Meta app can serve several) are skipped: they belong
+    to another channel's URL. Message types we cannot answer in text (stickers, audio, unknown)
+    are counted as ignored and their ids still deduped by the caller.
+    """
+    data = load_body(body, "whatsapp")
+    out = Inbound()
+    for entry in data["entry"]:
+        entry = as_object(entry, "whatsapp entry")
+        changes = entry.get("changes")
+        if not isinstance(changes, list):
+            raise MalformedPayload("whatsapp entry has no changes array")
+        for change in changes:
+            change = as_object(change, "whatsapp change")
+            value = change.get("value")
+            if change.get("field") != "messages" or not isinstance(value, dict):
+                out.ignored += 1
+                continue
+            metadata = value.get("metadata")
+            number = as_str(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+            if phone_number_id and number is not None and number != phone_number_id:
+                out.ignored += 1
+                continue
+            names = _contact_names(value.get("contacts"))
+            for message in as_list(value.get("messages"), "whatsapp messages"):
+                _wa_message(
+                    as_object(message, "whatsapp message"),
+                    names,
+                    out,
+                    merchant_id=merchant_id,
+                    channel_id=channel_id,
+                    received_at=received_at,
+                )
+            for status in as_list(value.get("statuses"), "whatsapp statuses"):
+                status = as_object(status, "whatsapp status")
+                pmid = as_str(status.get("id"))
+                value_s = status.get("status")
+                if pmid is None or value_s not in STATUS_VALUES:
+                    raise MalformedPayload("whatsapp status needs an id and a known status")
+                detail: dict[str, Any] = {}
+                errors = status.get("errors")
+                if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                    code = errors[0].get("code")
+                    detail["error_code"] = code if isinstance(code, int) else None
+                    title = errors[0].get("title") or errors[0].get("message")
+                    detail["error"] = str(title)[:MAX_REASON_LEN] if title else ""
+                out.events.append(
+                    Event(
+                        "status",
+                        pmid,
+                        as_str(status.get("recipient_id")) or "",
+                        str(value_s),
+                        timestamp(status.get("timestamp"), received_at),
+                        detail,
+                    )
+                )
+    return out
+
+
+def _contact_names(contacts: Any) -> dict[str, str]:
+    names: dict[str, str] = {}
+    if not isinstance(contacts, list):
+        return names
+    for contact in contacts:
+        if not isinstance(contact, dict):
+            continue
+        wa_id = as_str(contact.get("wa_id"))
+        profile = contact.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if wa_id and isinstance(name, str) and name.strip():
+            names[wa_id] = name.strip()[:64]
+    return names
+
+
+def _wa_message(
+    message: dict[str, Any],
+    names: dict[str, str],
+    out: Inbound,
+    *,
+    merchant_id: str,
+    channel_id: str,
+    received_at: float,
+) -> None:
+    wamid = as_str(message.get("id"))
+    sender = as_str(message.get("from"))
+    kind = message.get("type")
+    if wamid is None or sender is None or not isinstance(kind, str):
+        raise MalformedPayload("whatsapp message needs id, from and type")
+    at = timestamp(message.get("timestamp"), received_at)
+    text: str | None = None
+    if kind == "text":
+        text = nested_str(message, "text", "body")
+    elif kind == "interactive":
+        inter = message.get("interactive")
+        if isinstance(inter, dict):
+            reply = inter.get("button_reply") or inter.get("list_reply")
+            if isinstance(reply, dict):
+                text = product_text(reply.get("id")) or as_str(reply.get("title"))
+    elif kind == "button":  # a template's quick-reply button
+        button = message.get("button")
+        if isinstance(button, dict):
+            text = product_text(button.get("payload")) or as_str(button.get("text"))
+    elif kind in ("image", "video", "document"):
+        text = nested_str(message, kind, "caption")
+    elif kind == "location":
+        text = location_text(message.get("location"))
+    elif kind == "reaction":
+        reaction = message.get("reaction")
+        if isinstance(reaction, dict) and (target := as_str(reaction.get("message_id"))):
+            emoji = reaction.get("emoji")
+            out.events.append(
+                Event("reaction", target, sender, emoji if isinstance(emoji, str) else "", at)
+            )
+            return
+    if text is None or not text.strip():
+        out.ignored += 1
+        return
+    out.messages.append(
+        InboundMessage(
+            merchant_id=merchant_id,
+            channel_id=channel_id,
+            channel_kind="whatsapp",
+            customer_id=sender,
+            message_id=wamid,
+            text=clip(text),
+            received_at=received_at,
+            customer_name=names.get(sender),
+            trace={"wa_type": kind},
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The channel kind
+# --------------------------------------------------------------------------------------------
+
+
+class WhatsAppConnectIn(MetaConnectIn):
+    kind: Literal["whatsapp"]
+    phone_number_id: str = Field(pattern=DIGITS)
+    access_token: str = Field(min_length=1, max_length=1024)
+    template_name: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,512}$")
+    template_language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+class WhatsApp(MetaKind):
+    kind: ClassVar[str] = CHANNEL_KIND
+    connect: ClassVar[type[ConnectIn] | None] = WhatsAppConnectIn
+
+    def draft(self, body: ConnectIn, defaults: ProviderDefaults) -> ChannelDraft:
+        assert isinstance(body, WhatsAppConnectIn)
+        config = {
+            "api_version": body.api_version or defaults.graph_api_version,
+            "phone_number_id": body.phone_number_id,
+            "account_id": body.phone_number_id,
+        }
+        if body.template_name:
+            config["template_name"] = body.template_name
+            config["template_language"] = body.template_language or "en"
+        return ChannelDraft(
+            api_base=body.api_base or defaults.graph_api_base,
+            secrets={
+                "access_token": body.access_token,
+                "app_secret": body.app_secret,
+                "verify_token": body.verify_token,
+            },
+            config=config,
+        )
+
+    def parse(self, channel: Channel, body: bytes, received_at: float) -> Inbound:
+        return parse_whatsapp(
+            body,
+            merchant_id=channel.merchant_id,
+            channel_id=channel.id,
+            phone_number_id=channel.account_id,
+            received_at=received_at,
+        )
+
+    def outbound(
+        self, channel: Channel, reply: OutboundReply, now: float
+    ) -> list[ProviderCall] | PermanentFailure:
+        """Outside the 24-hour window only a pre-approved template may be sent; without one
+        the reply is parked (dead-lettered with the reason, replayable)."""
+        args = (channel.api_base, channel.api_version, channel.account_id, channel.access_token)
+        if now - reply.received_at <= WINDOW_S:
+            return build_messages(*args, reply)
+        if not channel.template_name:
+            return PermanentFailure(
+                "parked: outside the WhatsApp 24-hour window and no template is configured"
+            )
+        language = channel.template_language or ("ar" if reply.language.startswith("ar") else "en")
+        return [build_template(*args, reply.customer_id, channel.template_name, language)]
+
+    def send_rules(self, limits: SendLimits) -> tuple[SendRule, ...]:
+        return (
+            SendRule("recipient", limits.whatsapp_pair_per_s, limits.whatsapp_pair_burst),
+            SendRule("channel", limits.whatsapp_per_number, limits.whatsapp_per_number),
+        )
+
+
+KIND: Final = WhatsApp()

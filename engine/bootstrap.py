@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from connectors.base import ProviderDefaults, SendLimits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
@@ -31,7 +32,27 @@ from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import DocumentStore, Embedder, VectorStore
 from engine.services.retrieval import LexicalIndexes, Retriever
 
-__all__ = ["Container", "Remotes"]
+__all__ = ["Container", "Remotes", "provider_defaults", "send_limits"]
+
+
+def send_limits(settings: Settings) -> SendLimits:
+    """The platform send rules' numbers, as the operator configured them."""
+    return SendLimits(
+        telegram_per_chat=settings.telegram_per_chat_per_s,
+        telegram_per_bot=settings.telegram_global_per_s,
+        whatsapp_per_number=settings.whatsapp_per_number_per_s,
+        whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
+        whatsapp_pair_burst=settings.whatsapp_pair_burst,
+        meta_per_page=settings.meta_per_page_per_s,
+    )
+
+
+def provider_defaults(settings: Settings) -> ProviderDefaults:
+    return ProviderDefaults(
+        telegram_api_base=settings.telegram_api_base,
+        graph_api_base=settings.graph_api_base,
+        graph_api_version=settings.graph_api_version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +146,5 @@ class Container:
         return Retriever(
             embedder or self.embedder,
             self.remotes.vectors,
-            None,
             LexicalIndexes(self.documents, max_merchants=lexicons),
         )

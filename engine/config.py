@@ -95,7 +95,7 @@ class Settings:
     telegram_per_chat_per_s: float = 1.0
     telegram_global_per_s: float = 30.0
     delivery_max_attempts: int = 8
-    # Channels (issue 3): Meta Graph API base/version and per-platform send rules.
+    # Channels: Meta Graph API base/version and per-platform send rules.
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
     whatsapp_per_number_per_s: float = 80.0
@@ -105,12 +105,12 @@ class Settings:
     circuit_cooldown_s: float = 1.0
     log_level: str = "INFO"
     log_json: bool = True
-    # Tracing (issue 5): OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT; off when empty), a
+    # Tracing: OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT; off when empty), a
     # JSON-lines span file every process appends to (tests, debugging), head sampling ratio.
     otel_endpoint: str = ""
     trace_file: str = ""
     trace_sample_ratio: float = 1.0
-    # Admin API (issue 4): JWT signing secret (derived from secret_key when unset), CORS
+    # Admin API: JWT signing secret (derived from secret_key when unset), CORS
     # allow-list, rate limits per key and per IP (requests per window), login throttles.
     jwt_secret: str = ""
     cors_origins: tuple[str, ...] = ()

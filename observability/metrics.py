@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from engine.domain.dialogue.intents import INTENTS
+
 Kind = Literal["counter", "gauge", "histogram"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -250,7 +252,7 @@ ACTOR_START_TIME = Family(
 INFERENCE_LATENCY = Family(
     "histogram",
     "kaleem_model_inference_seconds",
-    "Model call latency as seen by the caller, by model (embedder, reranker)",
+    "Model call latency as seen by the caller, by model",
     ["model"],
 )
 INFERENCE_BATCH = Family(
@@ -285,31 +287,14 @@ UNANSWERED = Family(
 )
 
 
-KNOWN_INTENTS = frozenset(
-    {
-        "greeting",
-        "product_search",
-        "policy_question",
-        "handoff",
-        "thanks",
-        "out_of_scope",
-        "add_to_cart",
-        "view_cart",
-        "checkout",
-        "order_status",
-        "fallback",
-        "unknown",
-    }
-)
-
-
 def bounded(value: str, allowed: Iterable[str], other: str = "other") -> str:
     """Clamp a label value to a fixed set so a new intent or kind never explodes cardinality."""
     return value if value in allowed else other
 
 
 def bounded_intent(intent: str) -> str:
-    return bounded(intent, KNOWN_INTENTS)
+    """The domain's intent list is the label set (a new intent is labelled the day it exists)."""
+    return bounded(intent, INTENTS)
 
 
 # -- host saturation (custom collector on the gateway registry) -------------------------------

@@ -9,15 +9,10 @@ gateway replica report the same shared truth; rules take ``max`` across replicas
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from observability import metrics
-
-INBOX_PREFIX = "kaleem:inbox:"
-OUTBOX_PREFIX = "kaleem:outbox:"
-DEAD_LETTERS = "kaleem:deadletters"
-OUTBOX_KINDS = ("telegram", "whatsapp", "messenger", "instagram", "local")
 
 
 def _age_s(first: Any, now: float) -> float:
@@ -30,18 +25,19 @@ def _age_s(first: Any, now: float) -> float:
 
 async def sample(
     redis: Any,
-    partitions: int,
-    outbox_kinds: Sequence[str] = OUTBOX_KINDS,
+    inbox: Sequence[str],
+    outbox: Mapping[str, str],
+    dead_letters: str,
     now: float | None = None,
 ) -> None:
+    """``inbox``: the partition streams; ``outbox``: label (channel kind) -> stream."""
     now = time.time() if now is None else now
     pipe = redis.pipeline(transaction=False)
-    inbox = [f"{INBOX_PREFIX}{p}" for p in range(partitions)]
-    outbox = [f"{OUTBOX_PREFIX}{k}" for k in outbox_kinds]
-    for stream in [*inbox, *outbox]:
+    outbox_kinds = list(outbox)
+    for stream in [*inbox, *outbox.values()]:
         pipe.xlen(stream)
         pipe.xrange(stream, "-", "+", count=1)
-    pipe.xlen(DEAD_LETTERS)
+    pipe.xlen(dead_letters)
     res = await pipe.execute()
     inbox_total, inbox_age = 0, 0.0
     for i in range(len(inbox)):

@@ -15,7 +15,6 @@ Span tree of one Telegram message (names are the contract the tests assert)::
             ├── embed                     (Serve call)
             ├── vector.search
             ├── rank                      (BM25 + fusion, in-process)
-            ├── rerank                    (Serve call; only when a reranker is wired)
             ├── outbox.write              (checkpoint + reply, one MULTI)
             └── delivery                  connector actor (traceparent of the turn)
                 └── provider.call         one per HTTP call (retries are siblings)

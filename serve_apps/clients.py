@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.services.ports import Candidate, FloatMatrix
+from engine.services.ports import FloatMatrix
 
 
 class ServeEmbedder:
@@ -20,13 +20,3 @@ class ServeEmbedder:
     async def embed_passages(self, texts: list[str]) -> FloatMatrix:
         result = await self._handle.embed_passages.remote(texts)
         return np.asarray(result, dtype=np.float32)
-
-
-class ServeReranker:
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    async def rerank(self, query: str, candidates: list[Candidate]) -> list[tuple[str, float]]:
-        payload = [(c.id, c.text, c.score) for c in candidates]
-        result = await self._handle.rerank.remote(query, payload)
-        return [(str(i), float(s)) for i, s in result]

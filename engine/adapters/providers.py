@@ -1,4 +1,8 @@
-"""Senders: the I/O half of each channel's output (the pure half is in ``connectors/``)."""
+"""The I/O half of every channel's output: HTTP to providers, pub/sub to the gateways.
+
+What to send and what an answer means is the channel kind's (``connectors/``); this module only
+moves bytes, so one implementation serves every kind.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,16 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
-from connectors import instagram, messenger, meta, telegram, whatsapp
-from connectors.base import Delivered, PermanentFailure, ProviderCall, RetryLater, SendOutcome
-from engine.adapters.records import Channel
+from connectors.base import (
+    ChannelKind,
+    Delivered,
+    PermanentFailure,
+    ProviderCall,
+    RetryLater,
+    SendOutcome,
+)
 from engine.adapters.redis import keys
+from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply
 
 log = logging.getLogger(__name__)
@@ -49,131 +59,64 @@ class CachedChannels:
         self._items.pop(channel_id, None)
 
 
-WINDOW_S = 24 * 3600
-HUMAN_AGENT_WINDOW_S = 7 * 24 * 3600
-
-
-def is_human_agent_reply(reply: OutboundReply) -> bool:
-    """Replies typed by a person (an agent console writes ``trace.author = "human"``)."""
-    return reply.trace.get("author") == "human" or reply.intent == "human_agent"
-
-
 class ChannelSender:
-    """The I/O half of delivery for one channel kind: resolve the channel, apply the
-    messaging-window policy, build the calls with the pure connector, make one HTTP call.
+    """The I/O half of delivery for one provider kind: resolve the channel, ask the kind for
+    its calls (the messaging-window policy included), make one HTTP call, ask the kind what the
+    answer means.
 
-    The 24-hour window is measured from ``reply.received_at`` (the customer's message the
-    reply answers, carried in the outbox entry), so no extra lookup is needed: a reply that
-    sat out an outage or a dead-letter replay past the window is caught here, before sending.
+    The window is measured from ``reply.received_at`` (the customer's message the reply
+    answers, carried in the outbox entry), so no extra lookup is needed: a reply that sat out an
+    outage or a dead-letter replay past the window is caught before sending.
     """
 
     def __init__(
         self,
-        kind: str,
+        kind: ChannelKind,
         session: aiohttp.ClientSession,
         channels: ChannelLookup,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._kind = kind
-        self._session = session
+        self._client = ProviderClient(session, timeout_s)
         self._channels = channels
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
 
     async def calls_for(self, reply: OutboundReply) -> list[ProviderCall] | PermanentFailure:
         channel = await self._channels.channel(reply.channel_id)
         if channel is None:
             return PermanentFailure("channel no longer exists")
-        if channel.kind != self._kind:
-            return PermanentFailure(f"channel is {channel.kind}, not {self._kind}")
+        if channel.kind != self._kind.kind:
+            return PermanentFailure(f"channel is {channel.kind}, not {self._kind.kind}")
         try:
-            return self._build(channel, reply)
+            return self._kind.outbound(channel, reply, self._clock())
         except ValueError as exc:  # a misconfigured channel (bad id/token shape)
             return PermanentFailure(f"channel misconfigured: {exc}")
 
-    def _build(
-        self, channel: Channel, reply: OutboundReply
-    ) -> list[ProviderCall] | PermanentFailure:
-        age = self._clock() - reply.received_at
-        if channel.kind == "telegram":
-            return telegram.build_send_message(channel.api_base, channel.bot_token, reply)
-        if channel.kind == "whatsapp":
-            if age > WINDOW_S:
-                if channel.template_name:
-                    return [
-                        whatsapp.build_template(
-                            channel.api_base,
-                            channel.api_version,
-                            channel.account_id,
-                            channel.access_token,
-                            reply.customer_id,
-                            channel.template_name,
-                            channel.template_language
-                            or ("ar" if reply.language.startswith("ar") else "en"),
-                        )
-                    ]
-                return PermanentFailure(
-                    "parked: outside the WhatsApp 24-hour window and no template is configured"
-                )
-            return whatsapp.build_messages(
-                channel.api_base,
-                channel.api_version,
-                channel.account_id,
-                channel.access_token,
-                reply,
-            )
-        if channel.kind in ("messenger", "instagram"):
-            tag: str | None = None
-            if age > WINDOW_S:
-                if is_human_agent_reply(reply) and age <= HUMAN_AGENT_WINDOW_S:
-                    tag = messenger.HUMAN_AGENT
-                else:
-                    return PermanentFailure(
-                        f"parked: outside the {channel.kind} 24-hour window"
-                        + (
-                            " (and past the 7-day human-agent window)"
-                            if is_human_agent_reply(reply)
-                            else ""
-                        )
-                    )
-            build = (
-                instagram.build_messages
-                if channel.kind == "instagram"
-                else messenger.build_messages
-            )
-            return build(
-                channel.api_base,
-                channel.api_version,
-                channel.account_id,
-                channel.access_token,
-                reply,
-                tag=tag,
-            )
-        return PermanentFailure(f"unsupported channel kind {channel.kind}")
-
     async def send(self, call: ProviderCall) -> SendOutcome:
+        return await self._client.call(self._kind, call)
+
+
+class ProviderClient:
+    """One provider HTTP call, answered as the kind reads it; network failures are transient.
+
+    Shared by delivery and by the admin routes' connect/disconnect calls (``setWebhook``), so a
+    provider is always called the same way.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, timeout_s: float = 10.0) -> None:
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def call(self, kind: ChannelKind, call: ProviderCall) -> SendOutcome:
         try:
             async with self._session.request(
                 call.method, call.url, json=call.json, headers=call.headers, timeout=self._timeout
             ) as resp:
                 body = await resp.read()
-                if self._kind == "telegram":
-                    return telegram.interpret_response(resp.status, body)
-                return meta.interpret_response(
-                    resp.status, body, resp.headers.get("Retry-After"), product=self._kind
-                )
+                return kind.interpret(resp.status, body, resp.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
             return RetryLater(f"network: {type(exc).__name__}")
-
-
-class TelegramSender(ChannelSender):
-    """Kept for callers of the spine: the Telegram flavour of :class:`ChannelSender`."""
-
-    def __init__(
-        self, session: aiohttp.ClientSession, channels: ChannelLookup, timeout_s: float = 10.0
-    ) -> None:
-        super().__init__("telegram", session, channels, timeout_s)
 
 
 class LocalSender:

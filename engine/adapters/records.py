@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine.adapters.secrets import SecretBox, hash_api_key, mask, new_api_key
+from engine.domain.channels import Channel
 from engine.domain.conversation import MerchantProfile
 from engine.services.ports import Document, DocumentStore
 
@@ -31,38 +31,6 @@ DELIVERIES = "deliveries"
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
-
-
-# Secret fields per channel kind: encrypted at rest, masked in listings, never logged.
-CHANNEL_SECRETS = {
-    "telegram": ("bot_token", "secret_token"),
-    "whatsapp": ("access_token", "app_secret", "verify_token"),
-    "messenger": ("access_token", "app_secret", "verify_token"),
-    "instagram": ("access_token", "app_secret", "verify_token"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """A connected channel with its secrets decrypted (lives only in process memory).
-
-    ``account_id`` is the platform-side id the channel sends as: the WhatsApp phone number id,
-    the Facebook page id or the Instagram account id (empty for Telegram).
-    """
-
-    id: str
-    merchant_id: str
-    kind: str
-    api_base: str
-    bot_token: str = field(default="", repr=False)
-    secret_token: str = field(default="", repr=False)
-    access_token: str = field(default="", repr=False)
-    app_secret: str = field(default="", repr=False)
-    verify_token: str = field(default="", repr=False)
-    account_id: str = ""
-    api_version: str = ""
-    template_name: str = ""
-    template_language: str = ""
 
 
 class Records:
@@ -166,12 +134,15 @@ class Records:
             return None
         return self._channel_from(doc)
 
-    def _channel_from(self, doc: Document) -> Channel:
+    def _secrets_of(self, doc: Document) -> dict[str, str]:
         enc: dict[str, str] = dict(doc.get("secrets_enc") or {})
         for legacy in ("bot_token", "secret_token"):  # documents written by the spine
-            if f"{legacy}_enc" in doc and legacy not in enc:
+            if doc.get(f"{legacy}_enc") and legacy not in enc:
                 enc[legacy] = str(doc[f"{legacy}_enc"])
-        plain = {k: self._box.decrypt(str(v)) for k, v in enc.items()}
+        return {k: self._box.decrypt(str(v)) for k, v in enc.items()}
+
+    def _channel_from(self, doc: Document) -> Channel:
+        plain = self._secrets_of(doc)
         config: dict[str, str] = {k: str(v) for k, v in (doc.get("config") or {}).items()}
         return Channel(
             id=str(doc["_id"]),
@@ -200,9 +171,7 @@ class Records:
                 continue
             channel = self._channel_from(doc)
             secrets_shown = {
-                name: mask(getattr(channel, name))
-                for name in CHANNEL_SECRETS.get(channel.kind, ())
-                if getattr(channel, name)
+                name: mask(value) for name, value in self._secrets_of(doc).items() if value
             }
             out.append(
                 {
@@ -352,7 +321,7 @@ class Records:
         )
         await self.touch_conversation(merchant_id, doc)
 
-    # -- admin API (issue 4) -----------------------------------------------------------------
+    # -- conversations ----------------------------------------------------------------------
     @property
     def documents(self) -> DocumentStore:
         """The store itself, for the admin API's own repositories (same port, same scoping)."""

@@ -14,39 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from engine.config import ConfigError, Settings
-
-
-class CliError(Exception):
-    pass
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    s = Settings.from_env()
-    overrides: dict[str, Any] = {}
-    if getattr(args, "host", None):
-        overrides["host"] = args.host
-    if getattr(args, "port", None) is not None:
-        overrides["port"] = args.port
-    if getattr(args, "role", None):
-        overrides["role"] = args.role
-    if getattr(args, "data_dir", None):
-        data_dir = Path(args.data_dir).expanduser()
-        overrides["data_dir"] = data_dir
-        if s.models_dir == Path(".kaleem/models"):
-            overrides["models_dir"] = data_dir / "models"
-    return s.with_overrides(**overrides) if overrides else s
-
-
-def _operator_token(settings: Settings) -> str:
-    if settings.admin_token:
-        return settings.admin_token
-    path = settings.data_dir / "admin.token"
-    if path.exists():
-        return path.read_text().strip()
-    raise CliError("no operator token: set KALEEM_ADMIN_TOKEN (or run `kaleem serve` first)")
+from engine.cli import outbox
+from engine.cli.common import CliError, operator_token, request, settings_from
+from engine.config import ConfigError
 
 
 # -- serve -------------------------------------------------------------------------------------
@@ -54,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from actors.runtime import Runtime, ensure_admin_token
     from observability.logging_setup import configure
 
-    settings = _settings(args)
+    settings = settings_from(args)
     configure(settings.log_level, settings.log_json, service="kaleem-gateway")
     settings, generated = ensure_admin_token(settings)
     runtime = Runtime(settings)
@@ -108,45 +78,14 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
 
 
 # -- admin commands ----------------------------------------------------------------------------
-async def _request(
-    method: str,
-    url: str,
-    token: str,
-    *,
-    json_body: Any = None,
-    data: bytes | None = None,
-    content_type: str | None = None,
-    merchant: str | None = None,
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if merchant:
-        headers["X-Kaleem-Merchant"] = merchant
-    if content_type:
-        headers["Content-Type"] = content_type
-    async with aiohttp.ClientSession() as session:
-        try:
-            async with session.request(
-                method, url, json=json_body, data=data, headers=headers
-            ) as resp:
-                body = await resp.json(content_type=None)
-                if resp.status >= 400:
-                    detail = (
-                        body.get("detail") or body.get("title") if isinstance(body, dict) else body
-                    )
-                    raise CliError(f"{method} {url} → {resp.status}: {detail}")
-                return dict(body)
-        except aiohttp.ClientConnectionError as exc:
-            raise CliError(f"cannot reach the engine at {url}: {exc}") from exc
-
-
 def cmd_merchant_create(args: argparse.Namespace) -> int:
-    s = _settings(args)
+    s = settings_from(args)
     url = (args.url or s.base_url).rstrip("/")
     out = asyncio.run(
-        _request(
+        request(
             "POST",
             f"{url}/api/v1/merchants",
-            _operator_token(s),
+            operator_token(s),
             json_body={"name": args.name, "default_language": args.language},
         )
     )
@@ -166,10 +105,10 @@ def _read_import_file(name: str) -> tuple[Path, bytes]:
 
 
 async def _import(args: argparse.Namespace, route: str, path: Path, data: bytes) -> int:
-    s = _settings(args)
+    s = settings_from(args)
     url = (args.url or s.base_url).rstrip("/")
-    token = _operator_token(s)
-    job = await _request(
+    token = operator_token(s)
+    job = await request(
         "POST",
         f"{url}{route}",
         token,
@@ -179,7 +118,7 @@ async def _import(args: argparse.Namespace, route: str, path: Path, data: bytes)
     )
     job_id = job["job_id"]
     while True:
-        status = await _request("GET", f"{url}/api/v1/jobs/{job_id}", token, merchant=args.merchant)
+        status = await request("GET", f"{url}/api/v1/jobs/{job_id}", token, merchant=args.merchant)
         progress = status.get("progress", {})
         total = int(progress.get("total") or 0)
         indexed = int(progress.get("indexed") or 0)
@@ -206,7 +145,7 @@ def cmd_knowledge_import(args: argparse.Namespace) -> int:
 
 
 def cmd_channel_create(args: argparse.Namespace) -> int:
-    s = _settings(args)
+    s = settings_from(args)
     url = (args.url or s.base_url).rstrip("/")
     body: dict[str, Any] = {
         "kind": args.kind,
@@ -216,10 +155,10 @@ def cmd_channel_create(args: argparse.Namespace) -> int:
     if args.api_base:
         body["api_base"] = args.api_base
     out = asyncio.run(
-        _request(
+        request(
             "POST",
             f"{url}/api/v1/channels",
-            _operator_token(s),
+            operator_token(s),
             json_body=body,
             merchant=args.merchant,
         )
@@ -231,7 +170,7 @@ def cmd_channel_create(args: argparse.Namespace) -> int:
 def cmd_models_build(args: argparse.Namespace) -> int:
     from models.registry import ensure_models
 
-    s = _settings(args)
+    s = settings_from(args)
     target = Path(args.models_dir) if args.models_dir else s.models_dir
     paths = ensure_models(target)
     print(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -290,9 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin(cc)
     cc.set_defaults(func=cmd_channel_create)
 
-    from engine.cli.outbox import register as register_outbox
-
-    register_outbox(sub, admin)
+    outbox.register(sub, admin)
 
     from engine.evaluation.cli import register as register_eval
 

@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from engine.cli.common import operator_token, request, settings_from
+
 
 def register(sub: Any, admin: Callable[[argparse.ArgumentParser], None]) -> None:
     outbox = sub.add_parser("outbox", help="outbound delivery").add_subparsers(
@@ -32,18 +34,14 @@ def register(sub: Any, admin: Callable[[argparse.ArgumentParser], None]) -> None
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    from engine.cli import _operator_token, _settings
-
-    s = _settings(args)
-    return (args.url or s.base_url).rstrip("/"), _operator_token(s)
+    s = settings_from(args)
+    return (args.url or s.base_url).rstrip("/"), operator_token(s)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from engine.cli import _request
-
     url, token = _target(args)
     out: dict[str, Any] = asyncio.run(
-        _request(
+        request(
             "GET",
             f"{url}/api/v1/outbox/dead-letters?limit={int(args.limit)}",
             token,
@@ -56,12 +54,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from engine.cli import _request
-
     url, token = _target(args)
     for entry_id in args.ids:
         out = asyncio.run(
-            _request(
+            request(
                 "POST",
                 f"{url}/api/v1/outbox/dead-letters/{entry_id}/replay",
                 token,

@@ -48,7 +48,7 @@ MAX_ROWS: Final = 50_000
 # 0 = the dense vector reads title, category and worded attributes only; the description
 # goes to the BM25 half of hybrid retrieval (engine.services.retrieval.lexical_text). Measured
 # (bench/index.py, quiet 2-core box, e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars
-# 163/s; eval store hit@3 1.00 / 1.00 / 0.98 (issue 6 report).
+# 163/s; eval store hit@3 1.00 / 1.00 / 0.98.
 EMBEDDING_DESCRIPTION_CHARS: Final = 0
 
 JSONL_TYPES: Final = frozenset(

@@ -1,24 +1,19 @@
-"""One conversation turn: the customer's pending messages in, one reply and a new state out.
+"""A conversation as typed state: what the checkpoint holds between turns, and a turn's result.
 
-Pure domain apart from the retrieval port: the host actor supplies the messages (coalesced:
-everything that arrived while the previous turn ran), the checkpointed state and the merchant
-profile; this module decides what the bot says. Idempotency lives here too: ``handled`` keeps
-the ids of recent messages, so a replay after a crash is recognised and not answered twice.
+The state is checkpointed after every turn (with the reply, atomically) and restored on
+activation, so it must round-trip through a dict unchanged; old checkpoints load with empty
+values for fields added later. The turn itself is ``engine.domain.dialogue.turns``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
-from engine.domain.carts import CART_CONTROL, decode_control
-from engine.domain.dialogue import intents, replies
-from engine.domain.dialogue.flow import CommercePort, DialogueFlow
-from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
-from engine.domain.text import Language, detect_language
-from engine.services.retrieval import Filters, RetrievalResult
+from engine.domain.messages import InboundMessage, OutboundReply
+from engine.domain.text import Language
 
 log = logging.getLogger(__name__)
 
@@ -146,190 +141,3 @@ def outbox_id_for(message_ids: list[str], conversation_key: str) -> str:
         (conversation_key + "|" + "|".join(message_ids)).encode(), digest_size=12
     ).hexdigest()
     return f"r-{digest}"
-
-
-class RetrievalPort(Protocol):
-    async def retrieve(
-        self,
-        merchant_id: str,
-        query: str,
-        *,
-        product_limit: int = 10,
-        knowledge_limit: int = 5,
-        max_price: float | None = None,
-        filters: Filters | None = None,
-    ) -> RetrievalResult: ...
-
-
-class GapsPort(Protocol):
-    async def record(
-        self, merchant_id: str, question: str, *, intent: str, language: str, best_score: float
-    ) -> None: ...
-
-
-class TurnService:
-    def __init__(
-        self,
-        retriever: RetrievalPort,
-        thresholds: Thresholds | None = None,
-        *,
-        commerce: CommercePort | None = None,
-        gaps: GapsPort | None = None,
-    ) -> None:
-        self._retriever = retriever
-        self._t = thresholds or Thresholds()
-        self._commerce = commerce
-        self._gaps = gaps
-        self._flow = DialogueFlow(retriever, self._t, commerce)
-
-    async def run_turn(
-        self,
-        state: ConversationState,
-        messages: list[InboundMessage],
-        merchant: MerchantProfile,
-        now: float,
-    ) -> TurnResult:
-        fresh = [m for m in messages if not state.has_handled(m.message_id)]
-        if not fresh:
-            return TurnResult(state, None)
-        fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
-        if not fresh:
-            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
-        result = await self._answer(state, fresh, merchant, now)
-        return replace(result, heard=heard, cart_edited=cart_edited)
-
-    async def _answer(
-        self,
-        state: ConversationState,
-        fresh: list[InboundMessage],
-        merchant: MerchantProfile,
-        now: float,
-    ) -> TurnResult:
-        text = "\n".join(m.text for m in fresh).strip()
-        language = (
-            detect_language(text)
-            if text
-            else as_language(state.language or merchant.default_language)
-        )
-        intent = intents.classify(text)
-        key = fresh[0].conversation_key
-        decision = await self._flow.decide(state, merchant, text, language, intent, key)
-        if decision.gap_score is not None and self._gaps is not None:
-            try:
-                await self._gaps.record(
-                    merchant.merchant_id,
-                    text,
-                    intent=intent.name,
-                    language=language,
-                    best_score=decision.gap_score,
-                )
-            except Exception:  # a gap log must never cost the customer a reply
-                log.exception("recording a knowledge gap failed")
-        result = self._finish(
-            state,
-            fresh,
-            decision.text,
-            decision.products,
-            decision.handoff,
-            decision.intent,
-            language,
-            now,
-            decision.inference_s,
-        )
-        if decision.shown is not None:
-            result.state.last_products = decision.shown
-        return result
-
-    @staticmethod
-    def _unless_agent_has_it(
-        state: ConversationState, fresh: list[InboundMessage], now: float
-    ) -> tuple[list[InboundMessage], tuple[InboundMessage, ...], bool]:
-        """Apply controls in arrival order; return (what the bot answers, what the customer
-        said, whether staff edited the cart).
-
-        Messages that arrived while an agent had the conversation are marked handled and
-        never answered, even when they are coalesced with a later hand-back. A staff cart edit
-        replaces the cart before the bot answers anything coalesced with it, so the bot's reply
-        always describes the cart the customer really has.
-        """
-        answer: list[InboundMessage] = []
-        heard: list[InboundMessage] = []
-        cart_edited = False
-        for m in fresh:
-            control = m.trace.get(CONTROL)
-            if control == CART_CONTROL:
-                lines = decode_control(m.text)
-                if lines is not None:
-                    state.cart = lines
-                    if not lines:
-                        state.checkout = {}  # nothing left to check out
-                    cart_edited = True
-            elif control is not None:
-                state.paused = control == "pause"
-            else:
-                heard.append(m)
-                if not state.paused:
-                    answer.append(m)
-        if len(answer) < len(fresh):
-            kept = {m.message_id for m in answer}
-            silent = [m.message_id for m in fresh if m.message_id not in kept]
-            state.handled = (state.handled + silent)[-HANDLED_KEEP:]
-            state.updated_at = now
-        return answer, tuple(heard), cart_edited
-
-    def fallback_turn(
-        self, state: ConversationState, messages: list[InboundMessage], now: float
-    ) -> TurnResult:
-        """Used when the pipeline keeps failing: an honest apology and a human, never silence."""
-        fresh = [m for m in messages if not state.has_handled(m.message_id)]
-        if not fresh:
-            return TurnResult(state, None)
-        fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
-        if not fresh:
-            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
-        language = detect_language(" ".join(m.text for m in fresh))
-        result = self._finish(
-            state, fresh, replies.technical_fallback(language), [], True, "fallback", language, now
-        )
-        return replace(result, heard=heard, cart_edited=cart_edited)
-
-    def _finish(
-        self,
-        state: ConversationState,
-        fresh: list[InboundMessage],
-        reply_text: str,
-        products: list[ProductCard],
-        handoff: bool,
-        intent_name: str,
-        language: Language,
-        now: float,
-        inference: float = 0.0,
-    ) -> TurnResult:
-        ids = [m.message_id for m in fresh]
-        first = fresh[0]
-        text = "\n".join(m.text for m in fresh).strip()
-        reply = OutboundReply(
-            outbox_id=outbox_id_for(ids, first.conversation_key),
-            merchant_id=first.merchant_id,
-            channel_id=first.channel_id,
-            channel_kind=first.channel_kind,
-            customer_id=first.customer_id,
-            text=reply_text,
-            intent=intent_name,
-            handoff=handoff,
-            in_reply_to=tuple(ids),
-            received_at=min(m.received_at for m in fresh),
-            language=language,
-            products=tuple(products),
-            trace=dict(first.trace),
-        )
-        state.language = language
-        state.turns += 1
-        state.handoff = state.handoff or handoff
-        state.handled = (state.handled + ids)[-HANDLED_KEEP:]
-        if products:
-            state.last_products = [p.to_dict() for p in products]
-        turn = [{"role": "customer", "text": text}, {"role": "bot", "text": reply_text}]
-        state.history = [*state.history, *turn][-HISTORY_KEEP:]
-        state.updated_at = now
-        return TurnResult(state, reply, inference)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ChannelKind = str  # "telegram" | "webchat" | "playground" (more kinds in later issues)
+ChannelKind = str  # one of connectors.registry.KINDS
 
 
 @dataclass(frozen=True, slots=True)

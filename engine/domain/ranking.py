@@ -14,13 +14,23 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from engine.domain.text import lexical_tokens
-from engine.services.ports import Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A first-stage hit offered to a second stage: id, the text it matched on, its score."""
+
+    id: str
+    text: str
+    score: float
+
 
 BM25_K1: Final = 1.2
 BM25_B: Final = 0.75
@@ -104,21 +114,6 @@ def rerank(
     fused = fuse([c.score for c in candidates], lexical, w_dense)
     order = sorted(range(len(candidates)), key=lambda i: -fused[i])
     return [(candidates[i].id, fused[i]) for i in order]
-
-
-class LexicalReranker:
-    """:class:`engine.services.ports.Reranker` built on :func:`rerank`.
-
-    The fallback second stage when no model reranker is deployed (tests, the embedded
-    single-process mode) or when the Serve reranker is overloaded; CPU cost is microseconds
-    per candidate, so running it on the event loop is fine.
-    """
-
-    def __init__(self, w_dense: float = DEFAULT_DENSE_WEIGHT) -> None:
-        self._w_dense = w_dense
-
-    async def rerank(self, query: str, candidates: list[Candidate]) -> list[tuple[str, float]]:
-        return rerank(query, candidates, self._w_dense)
 
 
 # --- corpus-level BM25 and calibrated hybrid fusion ------------------------------------------

@@ -98,7 +98,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Adds ``eval`` with its subcommands to the ``kaleem`` parser (``engine/cli.py``)."""
+    """Adds ``eval`` with its subcommands to the ``kaleem`` parser (``engine/cli``)."""
     ev = sub.add_parser("eval", help="measure answer quality").add_subparsers(
         dest="eval_command", required=True
     )

@@ -83,7 +83,8 @@ class LocalEngine:
     def __init__(self, models_dir: Path, data_dir: Path, model: str = "e5") -> None:
         from engine.adapters.documents import EmbeddedDocumentStore
         from engine.adapters.vectors import EdgeVectorStore
-        from engine.domain.conversation import MerchantProfile, Thresholds, TurnService
+        from engine.domain.conversation import MerchantProfile, Thresholds
+        from engine.domain.dialogue.turns import TurnService
         from engine.services.commerce import Commerce
         from engine.services.gaps import KnowledgeGaps
         from engine.services.retrieval import LexicalIndexes, Retriever
@@ -98,7 +99,7 @@ class LocalEngine:
         self.commerce = Commerce(self.documents)
         self.gaps = KnowledgeGaps(self.documents)
         retriever = Retriever(
-            self.embedder, self.vectors, None, LexicalIndexes(self.documents, check_every_s=0.0)
+            self.embedder, self.vectors, LexicalIndexes(self.documents, check_every_s=0.0)
         )
         self.turns = TurnService(retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps)
         self.profile = MerchantProfile("m_eval", "Kaleem Eval Store", "ar")

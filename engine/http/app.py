@@ -1,7 +1,11 @@
-"""The gateway's aiohttp application factory.
+"""The gateway's aiohttp application: the ONE HTTP layer of the engine.
 
-Resources (the reply hub, the local delivery worker) are owned through ``cleanup_ctx`` so they
-start with the app and stop with it; typed ``AppKey`` state holds the dependencies.
+``create_app`` builds everything the gateway serves: the system routes (``/healthz``,
+``/readyz``, ``/metrics``), the ``/api/v1`` route table (``engine/http/routes``: auth, RBAC,
+validation and OpenAPI declared together), the provider webhooks and the webchat. Errors of
+every route leave through one problem+json path (``edge_middleware``). Resources that live as
+long as the app (the reply hub, the local delivery worker, the provider HTTP session) are owned
+through ``cleanup_ctx``; typed ``AppKey`` state holds the dependencies.
 """
 
 from __future__ import annotations
@@ -12,25 +16,47 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from engine.adapters.providers import CachedChannels, LocalSender
+from connectors import registry
+from engine.adapters.providers import CachedChannels, LocalSender, ProviderClient
+from engine.adapters.records import CONVERSATIONS
+from engine.adapters.redis import keys
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
-from engine.http import webchat, webhooks
-from engine.http.api import register_api_routes
+from engine.http import openapi, webchat, webhooks
 from engine.http.auth import MerchantAuth
+from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.http.deps import GatewayDeps
 from engine.http.hub import ReplyHub
-from engine.http.keys import AUTH, CHANNELS, DEPS, HUB
-from engine.http.problems import Handler, json_response, problem_middleware
-from engine.http.routes import admin, channels
-from engine.http.routes import gaps as analytics
+from engine.http.keys import AUTH, CHANNELS, DEPS, HUB, INTAKE, OPENAPI, PROVIDERS
+from engine.http.limits import LoginThrottle, RateLimiter, digest
+from engine.http.problems import Handler, ProblemError, as_problem, json_response
+from engine.http.routes import ALL_ROUTES
+from engine.http.routing import add_routes
+from engine.http.tokens import TokenService
+from engine.services.commerce import CARTS, Commerce
 from engine.services.delivery import DeliveryWorker
+from engine.services.gaps import KnowledgeGaps
+from engine.services.intake import Intake
 from observability import metrics, queue_probe
 
 log = logging.getLogger(__name__)
+
+UNLIMITED = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Kaleem-Merchant"
+EXPOSE = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Location"
 
 
 @web.middleware
@@ -53,6 +79,85 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics.HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
 
 
+def _decorate(request: web.Request, resp: web.StreamResponse, extra: dict[str, str]) -> None:
+    """Security headers, rate-limit headers and CORS for ``/api/`` answers."""
+    if resp.prepared:
+        return
+    for k, v in {**SECURITY_HEADERS, **extra}.items():
+        resp.headers.setdefault(k, v)
+    docs = request.path == "/api/v1/docs"
+    resp.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+    settings = request.app[DEPS].settings
+    if settings.base_url.startswith("https://"):
+        resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    if origin and origin in settings.cors_origins:
+        resp.headers["Access-Control-Allow-Origin"] = origin
+        resp.headers["Access-Control-Expose-Headers"] = EXPOSE
+        resp.headers["Vary"] = "Origin"
+
+
+def _preflight(request: web.Request) -> web.StreamResponse:
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    if origin not in request.app[DEPS].settings.cors_origins:
+        return as_problem(ProblemError(403, "Forbidden", "origin not allowed"))
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
+async def _rate_limit(request: web.Request, extra: dict[str, str]) -> None:
+    """Per IP and per credential, shared by every replica (Redis)."""
+    api = request.app[API]
+    settings = api.settings
+    buckets = [("ip:" + digest(client_ip(request)), settings.api_rate_per_ip)]
+    token = request.headers.get("Authorization", "")
+    if token:
+        buckets.append(("key:" + digest(token), settings.api_rate_per_key))
+    verdict = await api.limiter.hit(buckets)
+    extra.update(verdict.headers())
+    if not verdict.allowed:
+        extra["Retry-After"] = str(verdict.reset_s)
+        raise ProblemError(429, "Too many requests", f"retry in {verdict.reset_s} s")
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error of every route becomes one RFC 9457 problem document here; ``/api/``
+    answers also get CORS, rate limits (per key and per IP) and security headers."""
+    is_api = request.path.startswith("/api/")
+    extra: dict[str, str] = {}
+    if (
+        is_api
+        and request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in (request.headers)
+    ):
+        resp = _preflight(request)
+        _decorate(request, resp, extra)
+        return resp
+    try:
+        if is_api and request.path not in UNLIMITED:
+            await _rate_limit(request, extra)
+        resp = await handler(request)
+    except (ProblemError, web.HTTPException) as exc:
+        if isinstance(exc, web.HTTPException) and exc.status < 400:
+            raise
+        if isinstance(exc, ProblemError) and "retry_after" in exc.extra:
+            extra["Retry-After"] = str(exc.extra["retry_after"])
+        resp = as_problem(exc)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        resp = as_problem(ProblemError(500, "Internal error", "the error was logged"))
+    if is_api:
+        _decorate(request, resp, extra)
+    return resp
+
+
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -69,8 +174,12 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_endpoint(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     metrics.watch_data_dir(deps.settings.data_dir)
+    inbox = [keys.inbox_stream(p) for p in range(deps.settings.inbox_partitions)]
+    outbox = {kind: keys.outbox_stream(kind) for kind in registry.outbox_streams()}
     with contextlib.suppress(Exception):  # a scrape must answer even when Redis does not
-        await asyncio.wait_for(queue_probe.sample(deps.redis, deps.settings.inbox_partitions), 2)
+        await asyncio.wait_for(
+            queue_probe.sample(deps.redis, inbox, outbox, keys.dead_letters()), 2
+        )
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
@@ -83,11 +192,20 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     await hub.stop()
 
 
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP session for the admin routes' provider calls (``setWebhook`` and the like)."""
+    async with aiohttp.ClientSession() as session:
+        app[PROVIDERS] = ProviderClient(session, timeout_s=5.0)
+        yield
+
+
 async def _local_delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     """Webchat and playground replies leave the outbox here and reach the hub via pub/sub."""
     deps = app[DEPS]
     worker = DeliveryWorker(
-        StreamConsumer(deps.redis, [outbox_stream("webchat")], OUTBOX_GROUP, deps.instance),
+        StreamConsumer(
+            deps.redis, [outbox_stream(registry.LOCAL_OUTBOX)], OUTBOX_GROUP, deps.instance
+        ),
         Outbox(deps.redis),
         LocalSender(deps.redis),
         None,
@@ -101,37 +219,66 @@ async def _local_delivery_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
+    store = deps.records.documents
+    s = deps.settings
+    tokens = TokenService(deps.redis, jwt_secret(s))
+    auth.use(tokens, KeyDirectory(store))
+    return Api(
+        deps=deps,
+        records=deps.records,
+        store=store,
+        tokens=tokens,
+        throttle=LoginThrottle(deps.redis, s.login_max_failures, s.login_max_per_ip),
+        limiter=RateLimiter(deps.redis, s.api_rate_window_s),
+        commerce=Commerce(store),
+        gaps=KnowledgeGaps(store),
+        auth=auth,
+        retriever=deps.retriever,
+    )
+
+
 def create_app(deps: GatewayDeps) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, problem_middleware],
+        middlewares=[metrics_middleware, edge_middleware],
         client_max_size=deps.settings.max_import_bytes,
     )
     app[DEPS] = deps
     app[AUTH] = MerchantAuth(deps.records, deps.settings.admin_token)
+    app[API] = _api(deps, app[AUTH])
     app[HUB] = ReplyHub(deps.redis)
     app[CHANNELS] = CachedChannels(deps.records, ttl_s=10.0)
+    app[INTAKE] = Intake(deps.inbox, deps.records)
+    app[OPENAPI] = openapi.build(ALL_ROUTES)
     app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_local_delivery_ctx)
+    app.on_startup.append(_ensure_indexes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
-    app.router.add_post("/api/v1/merchants", admin.create_merchant)
-    app.router.add_post("/api/v1/catalog/import", admin.import_catalog)
-    app.router.add_post("/api/v1/knowledge/import", admin.import_knowledge)
-    app.router.add_get("/api/v1/jobs/{job_id}", admin.get_job)
-    app.router.add_post("/api/v1/channels", channels.create_channel)
-    app.router.add_get("/api/v1/channels", channels.list_channels)
-    app.router.add_delete("/api/v1/channels/{channel_id}", channels.delete_channel)
-    app.router.add_get("/api/v1/outbox/dead-letters", channels.list_dead_letters)
-    app.router.add_post(
-        "/api/v1/outbox/dead-letters/{entry_id}/replay", channels.replay_dead_letter
-    )
-    app.router.add_post("/api/v1/playground/messages", admin.playground_message)
-    app.router.add_post("/webhooks/telegram/{channel_id}", webhooks.telegram_webhook)
-    app.router.add_get("/webhooks/{kind}/{channel_id}", webhooks.meta_verify)
-    app.router.add_post("/webhooks/{kind}/{channel_id}", webhooks.meta_webhook)
-    app.router.add_get("/webchat/{merchant_id}", webchat.webchat_page)
-    app.router.add_get("/ws/webchat/{merchant_id}", webchat.webchat_socket)
-    register_api_routes(app)
-    analytics.register(app)
+    add_routes(app, ALL_ROUTES)
+    webhooks.add_routes(app)
+    webchat.add_routes(app)
     return app
+
+
+async def _ensure_indexes(app: web.Application) -> None:
+    from engine.http.context import API_KEYS, AUDIT, NOTES, USERS
+
+    store = app[API].store
+    await store.collection(USERS).create_index([("email", 1)], unique=True)
+    await store.collection(USERS).create_index([("merchant_id", 1)])
+    await store.collection(USERS).create_index([("invite_hash", 1)])
+    await store.collection(API_KEYS).create_index([("key_hash", 1)], unique=True)
+    await store.collection(API_KEYS).create_index([("merchant_id", 1)])
+    await store.collection(AUDIT).create_index([("merchant_id", 1)])
+    await store.collection(NOTES).create_index([("merchant_id", 1), ("conversation_id", 1)])
+    await store.collection(CONVERSATIONS).create_index([("merchant_id", 1)])
+    # Keyset pages of the conversation list: newest first, unfiltered or by one filter field.
+    for field in (None, "status", "channel_id", "assignee", "labels"):
+        prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
+        await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
+    await app[API].commerce.ensure_indexes()
+    for prefix in ([("merchant_id", 1)], [("merchant_id", 1), ("channel_id", 1)]):
+        await store.collection(CARTS).create_index([*prefix, ("updated_at", -1)])

@@ -1,9 +1,10 @@
 """Who is calling: the operator (platform staff), a merchant server (API key) or a user (JWT).
 
 Operators may act for a merchant by naming it in ``X-Kaleem-Merchant``; that is how the CLI
-imports a catalog for a merchant without holding its key. Users of the admin API (issue 4) send
-a short-lived access JWT; the admin API plugs its verifier and its API-key directory in with
-``MerchantAuth.use`` so this module stays free of JWT and user storage details.
+imports a catalog for a merchant without holding its key. Users send a short-lived access JWT;
+the app factory plugs the verifier and the API-key directory in with ``MerchantAuth.use`` so
+this module stays free of JWT and user storage details. What a caller may do is declared once,
+per route (``engine.http.routing``).
 """
 
 from __future__ import annotations
@@ -46,19 +47,6 @@ class KeyDirectory(Protocol):
     async def resolve(self, key_hash: str) -> Caller | None: ...
 
 
-# Routes outside the admin API's own RBAC (the spine's, the channels issue's) predate roles: a
-# user token needs at least this role for a write under these prefixes, and "viewer" for reads.
-# API keys act as admins and the operator as an owner, so their behaviour does not change.
-_LEGACY_MIN_ROLE = (
-    ("/api/v1/channels", "admin"),
-    ("/api/v1/catalog/", "admin"),
-    ("/api/v1/knowledge/import", "admin"),
-    ("/api/v1/outbox/", "admin"),
-    ("/api/v1/playground/", "agent"),
-)
-_RANK = {"viewer": 0, "agent": 1, "admin": 2, "owner": 3}
-
-
 def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -95,14 +83,19 @@ class MerchantAuth:
         """Drop a cached key at once (revocation on this replica; others within ``ttl_s``)."""
         self._cache.pop(key_hash, None)
 
-    def require_operator(self, request: web.Request) -> None:
+    def require_operator(self, request: web.Request) -> Caller:
         if not is_operator(bearer(request), self._admin):
             raise ProblemError(403, "Forbidden", "this route needs the operator token")
+        return Caller("", operator=True)
 
-    async def require_merchant(self, request: web.Request) -> Caller:
+    async def require_merchant(self, request: web.Request, *, any_merchant: bool = False) -> Caller:
+        """The caller and the merchant it acts for. ``any_merchant``: an operator who names no
+        merchant acts for all of them (``Caller.merchant_id`` is empty)."""
         token = bearer(request)
         if is_operator(token, self._admin):
             merchant_id = request.headers.get(MERCHANT_HEADER, "")
+            if not merchant_id and any_merchant:
+                return Caller("", operator=True)
             if not merchant_id:
                 raise ProblemError(
                     400, "Merchant required", f"operators must name one in {MERCHANT_HEADER}"
@@ -111,9 +104,7 @@ class MerchantAuth:
                 raise ProblemError(404, "Not found", "no such merchant")
             return Caller(merchant_id, operator=True)
         if self._verifier is not None and self._verifier.looks_like(token):
-            caller = await self._verifier.verify(token)
-            self._check_legacy_role(request, caller)
-            return caller
+            return await self._verifier.verify(token)
         key = hash_api_key(token)
         now = time.monotonic()
         hit = self._cache.get(key)
@@ -129,13 +120,4 @@ class MerchantAuth:
             self._cache[key] = (now, found)
         if found is None:
             raise ProblemError(401, "Unauthorized", "unknown API key")
-        self._check_legacy_role(request, found)
         return found
-
-    @staticmethod
-    def _check_legacy_role(request: web.Request, caller: Caller) -> None:
-        if request.method in {"GET", "HEAD", "OPTIONS"}:
-            return
-        for prefix, role in _LEGACY_MIN_ROLE:
-            if request.path.startswith(prefix) and _RANK.get(caller.role, -1) < _RANK[role]:
-                raise ProblemError(403, "Forbidden", f"the {caller.role} role cannot do this")

@@ -11,13 +11,14 @@ from aiohttp import web
 
 from engine.adapters.records import Records, new_id
 from engine.config import Settings
-from engine.domain.conversation import RetrievalPort
+from engine.domain.retrieval import RetrievalPort
 from engine.http.auth import Caller, MerchantAuth
 from engine.http.deps import GatewayDeps
 from engine.http.limits import LoginThrottle, RateLimiter
 from engine.http.problems import ProblemError
 from engine.http.tokens import TokenService
 from engine.services.commerce import Commerce
+from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Document, DocumentStore
 
 USERS = "users"
@@ -42,6 +43,7 @@ class Api:
     throttle: LoginThrottle
     limiter: RateLimiter
     commerce: Commerce
+    gaps: KnowledgeGaps
     auth: MerchantAuth
     retriever: RetrievalPort | None
 

@@ -16,8 +16,8 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from connectors.webchat import public_reply
 from engine.adapters.redis import keys
-from engine.http.hub_format import public_reply
 
 log = logging.getLogger(__name__)
 

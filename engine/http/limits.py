@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-_P = "kaleem:rl"
+from engine.adapters.redis import keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class RateLimiter:
         reset = self._window - int(time.time()) % self._window
         pipe = self._redis.pipeline(transaction=False)
         for name, _ in buckets:
-            key = f"{_P}:{name}:{window}"
+            key = keys.rate_window(name, window)
             pipe.incr(key)
             pipe.expire(key, self._window + 1)
         counts = (await pipe.execute())[0::2]
@@ -69,7 +69,10 @@ class LoginThrottle:
         self._max_ip = max_per_ip
 
     def _keys(self, email: str, ip: str) -> tuple[str, str]:
-        return f"{_P}:login:acct:{digest(email.lower())}", f"{_P}:login:ip:{digest(ip)}"
+        return (
+            keys.login_failures("acct", digest(email.lower())),
+            keys.login_failures("ip", digest(ip)),
+        )
 
     async def check(self, email: str, ip: str) -> int:
         """0 when the attempt may proceed, else the seconds to wait (Retry-After)."""

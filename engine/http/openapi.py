@@ -43,6 +43,9 @@ def _problem_responses(components: dict[str, Any], route: Route) -> dict[str, An
         codes["503"] = "Search unavailable"
     if route.path.endswith("/live"):
         codes["426"] = "Not a WebSocket upgrade"
+    if route.request_media:
+        codes["415"] = "Unsupported media type"
+    codes.update(dict(route.errors))
     return {
         code: {"description": text, "content": {"application/problem+json": {"schema": ref}}}
         for code, text in codes.items()
@@ -105,6 +108,11 @@ def build(routes: list[Route], version: str = "1.0.0") -> dict[str, Any]:
                     "application/json": {"schema": _schema(r.body, "validation", components)}
                 },
             }
+        elif r.request_media:
+            op["requestBody"] = {
+                "required": True,
+                "content": {media: {"schema": {"type": "string"}} for media in r.request_media},
+            }
         ok = str(r.status)
         if r.status == 204:
             op["responses"]["204"] = {"description": "Done"}
@@ -118,7 +126,11 @@ def build(routes: list[Route], version: str = "1.0.0") -> dict[str, Any]:
         elif r.raw_body is not None:
             op["responses"][ok] = {
                 "description": "Switching protocols" if r.status == 101 else "OK",
-                "content": {r.raw_body: {"schema": {"type": "string"}}},
+                "content": {
+                    r.raw_body: {
+                        "schema": {"type": "object" if r.raw_body.endswith("json") else "string"}
+                    }
+                },
             }
         op["responses"].update(_problem_responses(components, r))
         paths.setdefault(r.path, {})[r.method.lower()] = op

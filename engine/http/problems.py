@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,37 +32,17 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ProblemError as exc:
+def as_problem(exc: ProblemError | web.HTTPException) -> web.Response:
+    """The one rendering of an error as a problem document (see ``edge_middleware``)."""
+    if isinstance(exc, ProblemError):
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
-    except web.HTTPRequestEntityTooLarge as exc:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return problem(413, "Payload too large", exc.text or "")
-    except web.HTTPException as exc:
-        if exc.status >= 400 and exc.content_type != "application/problem+json":
-            return problem(exc.status, exc.reason, exc.text or "")
-        raise
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
-        return problem(500, "Internal error", "the error was logged")
+    return problem(exc.status, exc.reason, exc.text or "")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
-
-
-async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or a clear 4xx: too large, not JSON, not an object."""
-    body = await read_limited(request, limit)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "Malformed JSON", str(exc)) from exc
-    if not isinstance(data, dict):
-        raise ProblemError(400, "Malformed JSON", "the body must be a JSON object")
-    return data
 
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -84,33 +61,3 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
             raise ProblemError(413, "Payload too large", f"the limit is {limit} bytes")
         parts.append(part)
     return b"".join(parts)
-
-
-def require_str(
-    data: dict[str, Any], name: str, *, max_len: int = 256, required: bool = True
-) -> str:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise ProblemError(
-                422,
-                "Validation failed",
-                f"{name} is required",
-                errors=[{"field": name, "message": "required"}],
-            )
-        return ""
-    if not isinstance(value, str):
-        raise ProblemError(
-            422,
-            "Validation failed",
-            f"{name} must be a string",
-            errors=[{"field": name, "message": "must be a string"}],
-        )
-    if len(value) > max_len:
-        raise ProblemError(
-            422,
-            "Validation failed",
-            f"{name} is longer than {max_len} characters",
-            errors=[{"field": name, "message": f"at most {max_len} characters"}],
-        )
-    return value

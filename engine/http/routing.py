@@ -1,9 +1,9 @@
 """Declarative routes: one ``Route`` describes auth, RBAC, validation AND the OpenAPI entry.
 
 Why: the OpenAPI document must be generated from the same schemas that validate requests (one
-source of truth). Every admin route is a ``Route`` whose pydantic models validate the body and
-the query string here and are turned into JSON Schema by ``engine.http.openapi``; a route cannot
-exist without being documented.
+source of truth). Every ``/api/v1`` route is a ``Route`` whose pydantic models validate the body
+and the query string here and are turned into JSON Schema by ``engine.http.openapi``; a route
+cannot exist without being documented (``engine/http/routes/__init__.py`` is the list).
 
 Tenant isolation: a caller only ever sees its own merchant. When a role is not allowed a
 route that names a resource, we first ask whether that resource exists *for the caller's
@@ -31,8 +31,9 @@ RANK: dict[str, int] = {"viewer": 0, "agent": 1, "admin": 2, "owner": 3}
 
 # What each permission needs: viewers read; agents handle conversations, orders and leads;
 # admins change the catalog, knowledge, users, keys and channels; owners alone own billing
-# and other owners.
+# and other owners. "operator" routes are for the platform's operator token only.
 PERMS: dict[str, int] = {"read": 0, "converse": 1, "write": 2, "manage": 2, "owner": 3}
+OPERATOR = "operator"
 
 JSON_LIMIT = 64 * 1024
 
@@ -46,8 +47,15 @@ class Ctx:
 
     @property
     def merchant_id(self) -> str:
-        assert self.caller is not None
+        assert self.caller is not None and self.caller.merchant_id
         return self.caller.merchant_id
+
+    @property
+    def scope(self) -> str | None:
+        """The merchant whose records this call sees; None for an operator acting for all
+        (only on routes declared with ``operator_scope``)."""
+        assert self.caller is not None
+        return self.caller.merchant_id or None
 
     @property
     def path(self) -> dict[str, str]:
@@ -89,25 +97,45 @@ class Route:
     status: int = 200
     exists: ExistsFn | None = None
     headers: tuple[tuple[str, bool, str], ...] = ()  # (name, required, description)
-    raw_body: str | None = None  # a non-JSON media type accepted as-is
+    raw_body: str | None = None  # the response's media type when it is not JSON
+    # A request body read as-is (imports): its media types; the handler parses it.
+    request_media: tuple[str, ...] = ()
+    # An operator may call without naming a merchant and then sees every merchant's records.
+    operator_scope: bool = False
+    # The status of a query-string validation failure (a documented 400 on some routes).
+    query_error_status: int = 422
+    # Errors this route may answer beyond the common ones: (status, description).
+    errors: tuple[tuple[str, str], ...] = ()
 
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
 
 
-def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+def field_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    """Field-level errors; for a body that is a union told apart by a tag (``kind``), the
+    tag itself is the field of a bad tag, and the member's name is left out of the path."""
     out = []
     for err in exc.errors()[:50]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-        out.append({"field": loc or "body", "message": str(err.get("msg", "invalid"))})
+        parts = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+        if parts and parts[0] in tags:
+            parts = parts[1:]
+        if err.get("type") in _TAG_ERRORS:
+            parts = [str((err.get("ctx") or {}).get("discriminator", "kind")).strip("'")]
+        out.append({"field": ".".join(parts) or "body", "message": str(err.get("msg", "invalid"))})
     return out
 
 
-def invalid(exc: ValidationError) -> ProblemError:
-    errors = field_errors(exc)
+def invalid(
+    exc: ValidationError, status: int = 422, tags: frozenset[str] = frozenset()
+) -> ProblemError:
+    errors = field_errors(exc, tags)
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
-    return ProblemError(422, "Validation failed", detail, errors=errors)
+    title = "Validation failed" if status == 422 else "Invalid query parameter"
+    return ProblemError(status, title, detail, errors=errors)
 
 
 def allowed(role: str, perm: str) -> bool:
@@ -127,10 +155,10 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc) from exc
+        raise invalid(exc, tags=getattr(model, "union_tags", frozenset())) from exc
 
 
-def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+def parse_query(request: web.Request, model: type[BaseModel], status: int = 422) -> BaseModel:
     data: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -138,7 +166,7 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc) from exc
+        raise invalid(exc, status) from exc
 
 
 def dump(value: Any) -> Any:
@@ -150,17 +178,25 @@ def dump(value: Any) -> Any:
 def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         caller: Caller | None = None
-        if route.perm is not None:
-            caller = await request.app[AUTH].require_merchant(request)
+        if route.perm == OPERATOR:
+            caller = request.app[AUTH].require_operator(request)
+        elif route.perm is not None:
+            caller = await request.app[AUTH].require_merchant(
+                request, any_merchant=route.operator_scope
+            )
         ctx = Ctx(request, caller)
-        if caller is not None and route.perm is not None and not allowed(caller.role, route.perm):
+        if (
+            caller is not None
+            and route.perm not in (None, OPERATOR)
+            and not allowed(caller.role, str(route.perm))
+        ):
             if route.exists is not None and not await route.exists(ctx):
                 raise ProblemError(404, "Not found", "no such resource")
             raise ProblemError(
                 403, "Forbidden", f"the {caller.role} role cannot do this ({route.perm})"
             )
         if route.query is not None:
-            ctx.query = parse_query(request, route.query)
+            ctx.query = parse_query(request, route.query, route.query_error_status)
         if route.body is not None:
             ctx.body = await parse_body(request, route.body)
         result = await route.handler(ctx)

@@ -564,3 +564,134 @@ class AnalyticsOut(Response):
 
 class Empty(Response):
     ok: bool = True
+
+
+# -- operator: merchants --------------------------------------------------------------------------
+class MerchantIn(Request):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    default_language: Literal["ar", "en"] = "ar"
+
+
+class MerchantCreated(Response):
+    id: str
+    api_key: str
+
+
+# -- imports and jobs ---------------------------------------------------------------------------
+class JobAccepted(Response):
+    job_id: str
+
+
+class JobProgress(Response):
+    total: int = 0
+    stored: int = 0
+    indexed: int = 0
+
+
+class JobError(Response):
+    line: int | None = None
+    message: str
+
+
+class JobOut(Response):
+    id: str
+    kind: str | None = None
+    status: Literal["running", "done", "failed"]
+    progress: JobProgress
+    errors: list[JobError]
+    failure: str | None = None
+
+
+# -- channels and delivery -------------------------------------------------------------------------
+class ChannelCreated(Response):
+    id: str
+    kind: str
+    webhook_url: str
+    webhook_registered: bool | None = None
+    webhook_error: str | None = None
+
+
+class ChannelOut(Response):
+    """Per-kind settings (``phone_number_id``, ``page_id``, ``api_version``...) appear too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    api_base: str
+    secrets: dict[str, str]
+    created_at: float | None = None
+
+
+class ChannelList(Response):
+    channels: list[ChannelOut]
+
+
+EntryId = Annotated[str, Field(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+
+
+class DeadLetterQuery(Request):
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    before: Annotated[str, Field(pattern=r"^(\+|[0-9]{1,20}-[0-9]{1,20})$")] = "+"
+
+
+class DeadLetterOut(Response):
+    id: str
+    reason: str | None = None
+    attempts: int | None = None
+    at: float | None = None
+    merchant_id: str | None = None
+    channel_id: str | None = None
+    channel_kind: str | None = None
+    customer_id: str | None = None
+    outbox_id: str | None = None
+
+
+class DeadLetterList(Response):
+    dead_letters: list[DeadLetterOut]
+
+
+class DeadLetterReplayed(Response):
+    replayed: str
+    outbox_id: str
+
+
+# -- playground ------------------------------------------------------------------------------------
+class PlaygroundIn(Request):
+    customer_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@+-]{1,128}$")]
+    text: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class ReplyProduct(Response):
+    sku: str | None = None
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+
+
+class PlaygroundOut(Response):
+    text: str
+    products: list[ReplyProduct]
+    intent: str
+    handoff: bool
+
+
+# -- knowledge gaps --------------------------------------------------------------------------
+class GapsQuery(Request):
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class GapOut(Response):
+    question: str
+    count: int
+    intent: str | None = None
+    language: str | None = None
+    best_score: float | None = None
+    first_at: float | None = None
+    last_at: float | None = None
+
+
+class GapList(Response):
+    items: list[GapOut]
+    limit: int

@@ -20,13 +20,13 @@ import jwt
 import orjson
 import redis.asyncio as aioredis
 
+from engine.adapters.redis import keys
 from engine.http.auth import Caller
 from engine.http.problems import ProblemError
 
 ACCESS_TTL_S = 15 * 60
 REFRESH_TTL_S = 7 * 24 * 3600
 ISSUER = "kaleem"
-_P = "kaleem:auth"
 
 _ROTATE_LUA = """
 local rec = redis.call('GET', KEYS[1])
@@ -45,16 +45,16 @@ def _h(token: str) -> str:
 
 
 def family_key(family: str) -> str:
-    return f"{_P}:fam:{family}"
+    return keys.token_family(family)
 
 
 def blacklist_key(jti: str) -> str:
-    return f"{_P}:bl:{jti}"
+    return keys.token_blacklist(jti)
 
 
 def epoch_key(user_id: str) -> str:
     """Tokens issued before this time are void (role change, user removed)."""
-    return f"{_P}:epoch:{user_id}"
+    return keys.token_epoch(user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +130,14 @@ class TokenService:
     async def _issue(self, user_id: str, merchant_id: str, role: str, family: str) -> TokenPair:
         refresh = "rt_" + secrets.token_urlsafe(32)
         record = orjson.dumps({"uid": user_id, "mid": merchant_id, "fam": family})
-        await self._redis.set(f"{_P}:rt:{_h(refresh)}", record, ex=REFRESH_TTL_S)
+        await self._redis.set(keys.refresh_token(_h(refresh)), record, ex=REFRESH_TTL_S)
         return TokenPair(self._access(user_id, merchant_id, role, family), refresh)
 
     async def rotate(self, refresh_token: str) -> tuple[str, str, str]:
         """Consume a refresh token: ``(user_id, merchant_id, family)`` or 401."""
         result = await self._rotate(
-            keys=[f"{_P}:rt:{_h(refresh_token)}"], args=[f"{_P}:fam:", REFRESH_TTL_S]
+            keys=[keys.refresh_token(_h(refresh_token))],
+            args=[keys.token_family(""), REFRESH_TTL_S],
         )
         text = result.decode() if isinstance(result, bytes) else str(result)
         if text == "reuse":

@@ -1,27 +1,25 @@
-"""Website webchat: a small page and its WebSocket, feeding the same inbox as every channel."""
+"""Website webchat: a small page and its WebSocket, feeding the same inbox as every channel.
+
+The frames' meaning is the webchat kind's (``connectors/webchat.py``); this module holds the
+socket: it attaches it to the reply hub, hands each frame to the kind and the message to intake.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.resources
 import logging
-import re
-import secrets
 import time
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from engine.domain.messages import InboundMessage, conversation_key
-from engine.http.keys import DEPS, HUB
+from connectors import webchat
+from engine.domain.messages import conversation_key
+from engine.http.keys import DEPS, HUB, INTAKE
 from engine.http.problems import ProblemError
 
 log = logging.getLogger(__name__)
-
-_CUSTOMER = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_TEXT = 4096
-CHANNEL_ID = "webchat"
 
 
 def _page() -> str:
@@ -54,12 +52,12 @@ async def webchat_socket(request: web.Request) -> web.WebSocketResponse:
     if await deps.records.merchant(merchant_id) is None:
         raise ProblemError(404, "Not found", "no such store")
     customer_id = request.query.get("customer", "")
-    if not _CUSTOMER.match(customer_id):
+    if not webchat.CUSTOMER_ID.match(customer_id):
         raise ProblemError(400, "Bad customer id", "customer: 8-64 of A-Z a-z 0-9 _ -")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
     await ws.prepare(request)
     hub = request.app[HUB]
-    key = conversation_key(merchant_id, CHANNEL_ID, customer_id)
+    key = conversation_key(merchant_id, webchat.CHANNEL_ID, customer_id)
     hub.attach(key, ws)
     try:
         async for msg in ws:
@@ -82,22 +80,13 @@ async def _handle_frame(
         frame = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return "frames must be JSON"
-    if not isinstance(frame, dict) or frame.get("type") != "message":
-        return 'expected {"type": "message", "text": "..."}'
-    text = frame.get("text")
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        return f"text must be 1-{MAX_TEXT} characters"
-    client_id = frame.get("id")
-    if not isinstance(client_id, str) or not _MESSAGE_ID.match(client_id):
-        client_id = secrets.token_hex(8)
-    message = InboundMessage(
-        merchant_id=merchant_id,
-        channel_id=CHANNEL_ID,
-        channel_kind="webchat",
-        customer_id=customer_id,
-        message_id=f"wc-{customer_id}-{client_id}",
-        text=text.strip(),
-        received_at=time.time(),
-    )
-    await request.app[DEPS].inbox.append(message)
+    message = webchat.KIND.message(merchant_id, customer_id, frame, time.time())
+    if isinstance(message, str):
+        return message
+    await request.app[INTAKE].append(message)
     return None
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/webchat/{merchant_id}", webchat_page)
+    app.router.add_get("/ws/webchat/{merchant_id}", webchat_socket)

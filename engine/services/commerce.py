@@ -1,24 +1,30 @@
-"""Carts, orders and leads: the commerce records a conversation can create.
+"""Orders and leads, priced from the catalogue (the use case over the commerce rules).
 
-Why a separate module: the chat decides *when* to create an order, but what an order *is*
-(its lines, its total, its customer) must not depend on anything the customer typed except the
-SKUs, quantities and contact details. Prices always come from the merchant's ``products``
-collection, so "make it 1 riyal" in a chat can never change a total. Every record carries
-``merchant_id`` and every query is scoped by it (tenant isolation), exactly like
-:mod:`engine.adapters.records`.
-
-Written against the ``DocumentStore`` port (MongoDB in production, the embedded store by
-default). The admin API (issue 4) adds list/update methods at the end of this file.
+Prices always come from the merchant's ``products``, so "make it 1 riyal" in a chat can never
+change a total (``engine.domain.commerce`` says what a line and a customer may be). Every
+record carries ``merchant_id`` and every query is scoped by it (tenant isolation).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any, Final
 
-from engine.domain.text import normalize_digits
+from engine.domain.commerce import (
+    MAX_CITY_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    ORDER_STATUSES,
+    PHONE_RE,
+    CommerceError,
+    InvalidCustomer,
+    OutOfStock,
+    UnknownSku,
+    clean_customer,
+    merge_lines,
+    normalize_phone,
+)
 from engine.services.ports import Document, DocumentStore
 
 CARTS: Final = "carts"
@@ -26,106 +32,9 @@ ORDERS: Final = "orders"
 LEADS: Final = "leads"
 PRODUCTS: Final = "products"
 
-MAX_LINES: Final = 50
-MAX_QTY: Final = 99
-MAX_NAME_CHARS: Final = 120
-MAX_CITY_CHARS: Final = 80
-MAX_NOTE_CHARS: Final = 1_000
-ORDER_STATUSES: Final = ("new", "confirmed", "shipped", "delivered", "cancelled")
-
-
-class CommerceError(ValueError):
-    """A commerce request that cannot be honoured; the message is safe to show a merchant."""
-
-
-class UnknownSku(CommerceError):
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"unknown sku: {sku!r}")
-        self.sku = sku
-
-
-class OutOfStock(CommerceError):
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"sku is out of stock: {sku!r}")
-        self.sku = sku
-
-
-class InvalidQuantity(CommerceError):
-    """Quantities are whole numbers 1..MAX_QTY."""
-
-
-class InvalidCustomer(CommerceError):
-    """Name, phone or city missing or malformed."""
-
-
-class EmptyOrder(CommerceError):
-    """An order needs at least one line."""
-
-
-_PHONE_RE: Final = re.compile(r"^\+?\d{7,15}$")
-
-
-def normalize_phone(phone: str) -> str:
-    """Digits (Arabic-Indic folded) with an optional leading ``+``; spaces/dashes dropped.
-
-    Stored normalised so "٠٥٥ ١٢٣ ٤٥٦٧" and "0551234567" find the same orders.
-    """
-    text = normalize_digits(str(phone)).strip()
-    plus = text.startswith("+") or text.startswith("00")
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("00"):
-        digits = digits[2:]
-    return ("+" if plus else "") + digits
-
-
-def valid_phone(phone: str) -> bool:
-    return bool(_PHONE_RE.match(normalize_phone(phone)))
-
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
-
-
-def _clean_customer(customer: dict[str, Any]) -> dict[str, str]:
-    name = " ".join(str(customer.get("name") or "").split())
-    city = " ".join(str(customer.get("city") or "").split())
-    phone = normalize_phone(str(customer.get("phone") or ""))
-    if not name or len(name) > MAX_NAME_CHARS:
-        raise InvalidCustomer(f"customer name is required (at most {MAX_NAME_CHARS} characters)")
-    if not city or len(city) > MAX_CITY_CHARS:
-        raise InvalidCustomer(f"customer city is required (at most {MAX_CITY_CHARS} characters)")
-    if not _PHONE_RE.match(phone):
-        raise InvalidCustomer("customer phone must have 7 to 15 digits")
-    return {"name": name, "phone": phone, "city": city}
-
-
-def _qty(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidQuantity("qty must be a whole number")
-    try:
-        number = float(normalize_digits(str(value)))
-    except ValueError as exc:
-        raise InvalidQuantity("qty must be a whole number") from exc
-    if not number.is_integer() or not 1 <= number <= MAX_QTY:
-        raise InvalidQuantity(f"qty must be a whole number from 1 to {MAX_QTY}")
-    return int(number)
-
-
-def _merge_lines(items: list[dict[str, Any]]) -> dict[str, int]:
-    """SKU -> total quantity, keeping first-seen order; the same SKU twice is one line."""
-    if not items:
-        raise EmptyOrder("an order needs at least one item")
-    if len(items) > MAX_LINES:
-        raise CommerceError(f"an order has at most {MAX_LINES} lines")
-    merged: dict[str, int] = {}
-    for item in items:
-        sku = str(item.get("sku") or "").strip()
-        if not sku:
-            raise UnknownSku(sku)
-        merged[sku] = merged.get(sku, 0) + _qty(item.get("qty", 1))
-        if merged[sku] > MAX_QTY:
-            raise InvalidQuantity(f"qty must be a whole number from 1 to {MAX_QTY}")
-    return merged
 
 
 class Commerce:
@@ -144,7 +53,7 @@ class Commerce:
     async def price_lines(self, merchant_id: str, items: list[dict[str, Any]]) -> list[Document]:
         """Order lines priced from the catalogue: ``sku, title, qty, unit_price, currency,
         line_total``. Raises :class:`UnknownSku`/:class:`OutOfStock`/:class:`InvalidQuantity`."""
-        merged = _merge_lines(items)
+        merged = merge_lines(items)
         products = self._store.collection(PRODUCTS)
         lines: list[Document] = []
         for sku, qty in merged.items():
@@ -180,7 +89,7 @@ class Commerce:
 
         Nothing is written when anything is invalid (all checks run before the first write).
         """
-        contact = _clean_customer(customer)
+        contact = clean_customer(customer)
         lines = await self.price_lines(merchant_id, items)
         currencies = {line["currency"] for line in lines if line["currency"]}
         now = time.time()
@@ -248,7 +157,7 @@ class Commerce:
     ) -> Document:
         """A contact the merchant can follow up; phone (normalised) or name is required."""
         norm = normalize_phone(phone) if phone else ""
-        if phone and not _PHONE_RE.match(norm):
+        if phone and not PHONE_RE.match(norm):
             raise InvalidCustomer("lead phone must have 7 to 15 digits")
         clean_name = " ".join(str(name).split())[:MAX_NAME_CHARS]
         if not norm and not clean_name:
@@ -271,7 +180,7 @@ class Commerce:
         await self._store.collection(LEADS).insert_one(dict(lead))
         return lead
 
-    # -- staff updates (admin API, issue 4) --------------------------------------------------
+    # -- staff updates --------------------------------------------------------------------
     async def update_order_status(
         self, merchant_id: str, order_id: str, expected: str, status: str
     ) -> Document | None:

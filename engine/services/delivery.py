@@ -33,57 +33,8 @@ class Sender(Protocol):
     async def send(self, call: ProviderCall) -> SendOutcome: ...
 
 
-class TokenBucket:
-    """A classic token bucket; ``acquire`` sleeps until a token is free (no polling loop)."""
-
-    def __init__(self, rate_per_s: float, burst: float = 1.0) -> None:
-        self._rate = rate_per_s
-        self._burst = max(burst, 1.0)
-        self._tokens = self._burst
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        if self._rate <= 0:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
-            if self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self._rate
-                await asyncio.sleep(wait)
-                self._tokens = 0.0
-                self._stamp = time.monotonic()
-            else:
-                self._tokens -= 1.0
-
-
 class Limiter(Protocol):
     async def acquire(self, channel_id: str, recipient: str) -> None: ...
-
-
-class RateLimits:
-    """Per-recipient and global buckets in ONE process (tests, single-process setups).
-
-    Production uses ``RedisRateLimiter``: the same contract, shared by every
-    process through Redis. Bounded by an LRU on recipients.
-    """
-
-    def __init__(self, per_recipient_s: float, global_s: float, max_recipients: int = 50_000):
-        self._per = per_recipient_s
-        self._global = TokenBucket(global_s, burst=max(1.0, global_s))
-        self._buckets: dict[str, TokenBucket] = {}
-        self._max = max_recipients
-
-    async def acquire(self, channel_id: str, recipient: str) -> None:
-        key = f"{channel_id}:{recipient}"
-        bucket = self._buckets.pop(key, None) or TokenBucket(self._per)
-        self._buckets[key] = bucket  # re-insert: most recently used last
-        if len(self._buckets) > self._max:
-            self._buckets.pop(next(iter(self._buckets)))
-        await bucket.acquire()
-        await self._global.acquire()
 
 
 class CircuitBreaker:

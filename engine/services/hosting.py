@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.adapters.redis.queues import StreamEntry
-from engine.domain.conversation import ConversationState, MerchantProfile, TurnResult, TurnService
+from engine.domain.conversation import ConversationState, MerchantProfile, TurnResult
+from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply
 from observability import tracing
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from engine.adapters.redis import keys
+
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 1.0
@@ -27,7 +29,7 @@ class Publisher(Protocol):
 
 
 def channel(merchant_id: str) -> str:
-    return f"kaleem:{merchant_id}:agent-events"
+    return keys.agent_events(merchant_id)
 
 
 def encode(kind: str, data: dict[str, Any]) -> bytes:

@@ -1,6 +1,6 @@
 """Ports: what the domain needs from the outside world, as Protocols.
 
-Adapters live in ``engine/storage`` (direct clients), ``actors/`` (proxies over Ray) and
+Adapters live in ``engine/adapters`` (direct clients), ``actors/`` (proxies over Ray) and
 ``serve_apps/`` (Serve handles). Tests use in-process fakes that satisfy the same Protocols.
 Documents crossing these ports are plain dicts whose ``_id`` is always a string we chose, so
 they travel through Ray and JSON unchanged.
@@ -129,16 +129,3 @@ class Embedder(Protocol):
     async def embed_queries(self, texts: list[str]) -> FloatMatrix: ...
 
     async def embed_passages(self, texts: list[str]) -> FloatMatrix: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    id: str
-    text: str
-    score: float
-
-
-class Reranker(Protocol):
-    """Second stage over first-stage candidates; returns (id, score) best first."""
-
-    async def rerank(self, query: str, candidates: list[Candidate]) -> list[tuple[str, float]]: ...

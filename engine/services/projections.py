@@ -22,8 +22,9 @@ import logging
 from typing import Any
 
 from engine.adapters.records import Records, conversation_id
-from engine.domain.carts import CARTS, cart_items, cart_total
+from engine.domain.carts import cart_items, cart_total
 from engine.services import live_events
+from engine.services.commerce import CARTS
 from engine.services.hosting import CommittedTurn
 from engine.services.ports import Document, DocumentStore
 

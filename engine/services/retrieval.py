@@ -8,8 +8,7 @@ Hot path: ONE Serve call per question (the query embedding). The lexical half an
 run here, in the host actor, over an in-memory BM25 index per merchant built from the
 document store: measured on ARCD, the model-based second stage we could run offline (USE over
 the fused candidates) moved nDCG@10 by +0.005 for the price of a second Serve call (~6 ms CPU,
-half the engine's message throughput), so it is not on the hot path. A ``Reranker`` can still
-be passed in; it then re-scores the fused top candidates.
+half the engine's message throughput), so it is not on the hot path.
 
 Two different numbers per candidate, on purpose:
 
@@ -26,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,12 +42,11 @@ from engine.domain.ranking import (
     hybrid_rank,
     lexical_scores,
 )
+from engine.domain.retrieval import Filters, KnowledgeHit, ProductHit, RetrievalResult
 from engine.domain.text import expand_for_embedding, normalize_arabic
 from engine.services.ports import (
-    Candidate,
     DocumentStore,
     Embedder,
-    Reranker,
     VectorHit,
     VectorStore,
 )
@@ -62,66 +60,6 @@ KNOWLEDGE_DEPTH = 10
 # Windows, not chunks, come back from the vector store: ~3 windows per chunk keeps about
 # KNOWLEDGE_DEPTH distinct chunks in the dense half.
 KNOWLEDGE_WINDOW_DEPTH = 3 * KNOWLEDGE_DEPTH
-
-
-@dataclass(frozen=True, slots=True)
-class ProductHit:
-    card: ProductCard
-    score: float
-    dense: float
-    in_stock: bool
-    category: str | None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    text: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class KnowledgeHit:
-    doc_id: str
-    title: str
-    text: str
-    score: float
-    dense: float
-    language: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalResult:
-    products: list[ProductHit]
-    knowledge: list[KnowledgeHit]
-    inference_s: float = 0.0
-
-    @property
-    def best_product(self) -> float:
-        return max((p.score for p in self.products[:3]), default=0.0)
-
-    @property
-    def best_knowledge(self) -> float:
-        return max((k.score for k in self.knowledge[:2]), default=0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Hard constraints from the question (see :mod:`engine.domain.dialogue.constraints`)."""
-
-    max_price: float | None = None
-    min_price: float | None = None
-    colour: str | None = None
-    size: str | None = None
-    category: str | None = None
-    exclude_skus: tuple[str, ...] = ()
-
-    def active(self) -> bool:
-        return any(
-            (
-                self.max_price is not None,
-                self.min_price is not None,
-                self.colour,
-                self.size,
-                self.category,
-                self.exclude_skus,
-            )
-        )
 
 
 # --- per-merchant lexical index ----------------------------------------------------------------
@@ -406,12 +344,10 @@ class Retriever:
         self,
         embedder: Embedder,
         vectors: VectorStore,
-        reranker: Reranker | None = None,
         lexicons: LexicalIndexes | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
-        self._reranker = reranker
         self._lexicons = lexicons
 
     async def retrieve(
@@ -469,12 +405,6 @@ class Retriever:
             lexicon = await lexicon_task if lexicon_task is not None else None
             products = self._products(query, product_hits, lexicon, f, depth)
             knowledge = self._knowledge(query, knowledge_hits, lexicon) if knowledge_limit else []
-        if self._reranker is not None and (products or knowledge):
-            t1 = loop.time()
-            with tracing.span("rerank", kind=tracing.CLIENT):
-                products, knowledge = await self._second_stage(query, products, knowledge)
-            inference += loop.time() - t1
-            metrics.INFERENCE_LATENCY.labels("reranker").observe(loop.time() - t1)
         return RetrievalResult(products[:product_limit], knowledge[:knowledge_limit], inference)
 
     def _products(
@@ -554,24 +484,6 @@ class Retriever:
         lexical = lexical_scores(query, [texts.get(i, "") for i in ids])
         fused = fuse([dense.get(i, floor) for i in ids], lexical)
         return dict(zip(ids, fused, strict=True))
-
-    async def _second_stage(
-        self, query: str, products: list[ProductHit], knowledge: list[KnowledgeHit]
-    ) -> tuple[list[ProductHit], list[KnowledgeHit]]:
-        assert self._reranker is not None
-        top_p, top_k = products[:HYBRID_DEPTH], knowledge[:KNOWLEDGE_DEPTH]
-        candidates = [
-            Candidate(id=f"p:{n}", text=h.text or h.card.title, score=h.dense)
-            for n, h in enumerate(top_p)
-        ] + [
-            Candidate(id=f"k:{n}", text=f"{h.title}\n{h.text}", score=h.dense)
-            for n, h in enumerate(top_k)
-        ]
-        metrics.INFERENCE_BATCH.labels("reranker").observe(len(candidates))
-        scores = dict(await self._reranker.rerank(query, candidates))
-        order_p = sorted(range(len(top_p)), key=lambda n: -scores.get(f"p:{n}", 0.0))
-        order_k = sorted(range(len(top_k)), key=lambda n: -scores.get(f"k:{n}", 0.0))
-        return [top_p[n] for n in order_p], [top_k[n] for n in order_k]
 
 
 def _as_kwargs(f: Filters) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from engine.adapters.documents import EmbeddedDocumentStore
 from engine.adapters.records import MESSAGES, Records, conversation_id
 from engine.adapters.secrets import SecretBox
 from engine.domain.carts import CART_CONTROL, decode_control, encode_control
-from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
+from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile
+from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage
 from engine.services.commerce import CARTS
 from engine.services.hosting import CommittedTurn

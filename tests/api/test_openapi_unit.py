@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.http.api import ALL_ROUTES
 from engine.http.openapi import build
 from engine.http.paging import decode_cursor, encode_cursor
 from engine.http.problems import ProblemError
+from engine.http.routes import ALL_ROUTES
 
 
 def test_every_route_is_documented_with_its_schemas() -> None:

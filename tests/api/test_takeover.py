@@ -12,7 +12,8 @@ import pytest
 
 from engine.adapters.records import conversation_id
 from engine.adapters.redis.keys import conversation_state
-from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile, TurnService
+from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile
+from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage
 from engine.services.retrieval import RetrievalResult
 from tests.api.test_admin_api import call, make_tenant

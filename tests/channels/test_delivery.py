@@ -18,6 +18,8 @@ import pytest
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
+from connectors import registry
+from connectors.base import SendLimits, SendRule
 from connectors.instagram import split_utf8
 from connectors.messenger import default_split
 from engine.adapters.documents import EmbeddedDocumentStore
@@ -25,7 +27,7 @@ from engine.adapters.providers import ChannelSender
 from engine.adapters.records import Records
 from engine.adapters.redis import keys
 from engine.adapters.redis.queues import Outbox, StreamConsumer
-from engine.adapters.redis.ratelimits import RedisRateLimiter, Rule, rules_for
+from engine.adapters.redis.ratelimits import RedisRateLimiter
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.adapters.secrets import SecretBox
 from engine.domain.messages import OutboundReply, ProductCard
@@ -75,9 +77,13 @@ class Env:
         return DeliveryWorker(
             StreamConsumer(self.redis, [keys.outbox_stream(kind)], keys.OUTBOX_GROUP, name),
             Outbox(self.redis),
-            ChannelSender(kind, self.session, self.records),
+            ChannelSender(registry.KINDS[kind], self.session, self.records),
             RedisRateLimiter(
-                self.redis, kind, rules_for(kind, whatsapp_pair_per_s=50, whatsapp_pair_burst=50)
+                self.redis,
+                kind,
+                registry.KINDS[kind].send_rules(
+                    SendLimits(whatsapp_pair_per_s=50, whatsapp_pair_burst=50)
+                ),
             ),
             max_attempts=6,
             breaker=CircuitBreaker(threshold=3, cooldown_s=0.2, max_cooldown_s=2.0),
@@ -329,7 +335,7 @@ async def test_platform_outage_then_every_reply_delivered_once_in_order(
 
 async def test_rate_buckets_are_shared_between_processes(env: Env) -> None:
     """Two limiters (as in two processes) draw from ONE Redis bucket per chat."""
-    rules = (Rule("recipient", 1.0, 1.0),)
+    rules = (SendRule("recipient", 1.0, 1.0),)
     a = RedisRateLimiter(env.redis, "telegram", rules)
     b = RedisRateLimiter(env.redis, "telegram", rules)
     await a.acquire("ch_rate", "77")  # takes the only token

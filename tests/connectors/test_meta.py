@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from connectors import meta, whatsapp
-from connectors.base import Delivered, MalformedPayload, PermanentFailure, RetryLater
+from connectors.base import Delivered, Inbound, MalformedPayload, PermanentFailure, RetryLater
 from connectors.instagram import split_utf8
 from engine.domain.messages import OutboundReply, ProductCard
 
@@ -52,8 +52,8 @@ def _wa(messages: list[dict[str, object]], number: str = "111") -> bytes:
     )
 
 
-def _parse_wa(body: bytes) -> meta.Parsed:
-    return meta.parse_whatsapp(
+def _parse_wa(body: bytes) -> Inbound:
+    return whatsapp.parse_whatsapp(
         body, merchant_id="m", channel_id="c", phone_number_id="111", received_at=1.0
     )
 

@@ -8,7 +8,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import ray
 import yaml
 
@@ -62,7 +61,7 @@ def test_every_container_requests_and_limits_cpu_and_memory_and_runs_non_root() 
             assert not any("value" in e and "TOKEN" in e["name"] for e in c.get("env", []))
 
 
-def test_serve_config_passes_serves_schema_and_builds_both_apps() -> None:
+def test_serve_config_passes_serves_schema_and_builds_the_embedder_app() -> None:
     from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
     from ray.serve.schema import ServeDeploySchema
 
@@ -70,7 +69,7 @@ def test_serve_config_passes_serves_schema_and_builds_both_apps() -> None:
     assert rs["spec"]["rayClusterConfig"]["rayVersion"] == ray.__version__
     config = ServeDeploySchema.model_validate(yaml.safe_load(rs["spec"]["serveConfigV2"]))
     apps = {a.name: a for a in config.applications}
-    assert set(apps) == {"embedder", "reranker"}  # the names actors.runtime looks up
+    assert set(apps) == {"embedder"}  # the name actors.runtime looks up
     for app in apps.values():
         module, attr = app.import_path.split(":")
         builder = getattr(importlib.import_module(module), attr)
@@ -83,13 +82,6 @@ def test_serve_config_passes_serves_schema_and_builds_both_apps() -> None:
         "model": "e5",
         "threads": 1,
     }
-
-
-def test_reranker_builder_rejects_arguments() -> None:
-    from serve_apps.builders import reranker_app
-
-    with pytest.raises(ValueError):
-        reranker_app({"unexpected": "1"})
 
 
 def test_gateway_probes_service_and_hpa_fit_together() -> None:

@@ -249,7 +249,7 @@ async def test_health_readiness_and_metrics(engine: Engine) -> None:
         body = await r.json()
         assert r.status == 200, body
         assert body["ready"] is True
-        assert {"redis", "embedder", "reranker", "host-0", "host-1"} <= set(body["checks"])
+        assert {"redis", "embedder", "host-0", "host-1"} <= set(body["checks"])
     async with engine.session.get(f"{engine.base_url}/metrics") as r:
         text = await r.text()
         assert "kaleem_webhooks_total" in text

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.adapters.documents import EmbeddedDocumentStore
-from engine.services.commerce import (
-    Commerce,
+from engine.domain.commerce import (
     EmptyOrder,
     InvalidCustomer,
     InvalidQuantity,
@@ -14,6 +13,7 @@ from engine.services.commerce import (
     UnknownSku,
     normalize_phone,
 )
+from engine.services.commerce import Commerce
 
 CUSTOMER = {"name": " Sara  Ahmed ", "phone": "+966 55 123 4567", "city": "Jeddah"}
 

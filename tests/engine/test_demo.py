@@ -12,9 +12,8 @@ from engine.demo import (
 )
 from engine.domain.catalog import chunk_knowledge, parse_knowledge, parse_products
 from engine.domain.dialogue.intents import POLICY_QUESTION, classify
-from engine.domain.ranking import rerank
+from engine.domain.ranking import Candidate, rerank
 from engine.domain.text import detect_language
-from engine.services.ports import Candidate
 
 
 def test_demo_catalog_parses_with_zero_errors() -> None:

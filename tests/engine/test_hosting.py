@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from engine.adapters.redis.queues import StreamEntry
-from engine.domain.conversation import MerchantProfile, TurnService
+from engine.domain.conversation import MerchantProfile
+from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 from engine.services.hosting import ConversationHostCore
 from engine.services.retrieval import ProductHit, RetrievalResult

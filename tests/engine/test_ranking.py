@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from engine.domain.ranking import LexicalReranker, fuse, lexical_scores, rerank
-from engine.services.ports import Candidate, Reranker
+from engine.domain.ranking import Candidate, fuse, lexical_scores, rerank
 
 
 def test_lexical_scores_are_normalised() -> None:
@@ -68,10 +65,3 @@ def test_rerank_is_stable_on_ties() -> None:
     candidates = [Candidate(str(i), "same text", 0.5) for i in range(5)]
     assert [i for i, _ in rerank("same", candidates)] == ["0", "1", "2", "3", "4"]
     assert rerank("x", []) == []
-
-
-def test_lexical_reranker_satisfies_the_port() -> None:
-    reranker: Reranker = LexicalReranker()
-    candidates = [Candidate("a", "black bag", 0.5), Candidate("b", "red shoes", 0.5)]
-    ranked = asyncio.run(reranker.rerank("red shoes", candidates))
-    assert ranked[0][0] == "b"

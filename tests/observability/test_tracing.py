@@ -31,12 +31,12 @@ from opentelemetry.trace import StatusCode
 from connectors.base import Delivered, ProviderCall
 from engine.adapters.redis.queues import StreamEntry
 from engine.config import Settings
-from engine.domain.conversation import TurnService
+from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.http.problems import ProblemError
 from engine.services.delivery import DeliveryWorker
 from engine.services.hosting import ConversationHostCore
-from engine.services.ports import Candidate, VectorHit
+from engine.services.ports import VectorHit
 from engine.services.retrieval import Retriever
 from observability import tracing
 from observability.logging_setup import JsonFormatter
@@ -78,11 +78,6 @@ class FakeVectors:
             return []
         payload = {"sku": "S-1", "title": "Red running shoes", "price": 100.0, "text": TEXT}
         return [VectorHit("S-1", 0.95, payload)]
-
-
-class FakeReranker:
-    async def rerank(self, query: str, candidates: list[Candidate]) -> list[tuple[str, float]]:
-        return [(c.id, 1.0) for c in candidates]
 
 
 class FakeOutbox:
@@ -146,7 +141,7 @@ async def test_one_message_is_one_trace_across_gateway_host_and_delivery(
 
     # host (its own process: a fresh context, the message read back from the stream)
     checkpoints = FakeCheckpoints()
-    retriever = Retriever(FakeEmbedder(), FakeVectors(), FakeReranker())  # type: ignore[arg-type]
+    retriever = Retriever(FakeEmbedder(), FakeVectors())  # type: ignore[arg-type]
     core = ConversationHostCore(FakeInbox(), checkpoints, TurnService(retriever), Merchants())
     await fresh(core.dispatch([StreamEntry("inbox", "1-0", over_the_wire(inbound))]))
     await settle(core)
@@ -169,7 +164,6 @@ async def test_one_message_is_one_trace_across_gateway_host_and_delivery(
         "embed",
         "vector.search",
         "rank",
-        "rerank",
         "outbox.write",
         "delivery",
         "provider.call",
@@ -187,7 +181,7 @@ async def test_one_message_is_one_trace_across_gateway_host_and_delivery(
     assert parent("webhook.telegram") is None
     assert parent("inbox.append") == "webhook.telegram"
     assert parent("turn") == "inbox.append"
-    for child in ("embed", "vector.search", "rank", "rerank", "outbox.write", "delivery"):
+    for child in ("embed", "vector.search", "rank", "outbox.write", "delivery"):
         assert parent(child) == "turn", child
     assert parent("provider.call") == "delivery"
     assert spans["turn"].attributes["kaleem.merchant_id"] == "m1"
@@ -411,12 +405,11 @@ async def test_span_tree_of_one_telegram_message_through_the_real_engine(
         assert got == parent, (name, got, parent)
     assert len({x["trace_id"] for x in spans}) == 1
     # every span of the message is in the tree: one turn, one delivery, no strays. The engine
-    # ranks in-process (one Serve call per question); a wired reranker adds "rerank" to the turn.
-    optional = {"provider.call", "rerank"}
+    # ranks in-process (one Serve call per question).
+    optional = {"provider.call"}
     assert sorted(x["name"] for x in spans if x["name"] not in optional) == sorted(
         n for n in TREE if n not in optional
     )
-    assert all(names.get(x["parent_id"]) == "turn" for x in spans if x["name"] == "rerank")
     assert all(
         names.get(x["parent_id"]) == "delivery" for x in spans if x["name"] == "provider.call"
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from connectors import registry
+
 PREFIX = "kaleem"
 INBOX_GROUP = "hosts"
 OUTBOX_GROUP = "delivery"
-LOCAL_KINDS = frozenset({"webchat", "playground"})
 
 
 def inbox_stream(partition: int) -> str:
@@ -14,8 +15,7 @@ def inbox_stream(partition: int) -> str:
 
 def outbox_stream(channel_kind: str) -> str:
     """Local kinds (webchat, playground) share one stream consumed by the gateways."""
-    kind = "local" if channel_kind in LOCAL_KINDS else channel_kind
-    return f"{PREFIX}:outbox:{kind}"
+    return f"{PREFIX}:outbox:{registry.outbox_of(channel_kind)}"
 
 
 def dedupe_key(merchant_id: str, channel_id: str, message_id: str) -> str:
@@ -45,3 +45,41 @@ def rate_bucket(kind: str, scope: str, subject: str) -> str:
 def unreachable(merchant_id: str, channel_id: str, customer_id: str) -> str:
     """Set when the platform said the customer can never be reached (blocked the bot)."""
     return f"{PREFIX}:{merchant_id}:unreachable:{channel_id}:{customer_id}"
+
+
+def agent_events(merchant_id: str) -> str:
+    """Pub/sub channel of a merchant's live events for agents (``/api/v1/live``)."""
+    return f"{PREFIX}:{merchant_id}:agent-events"
+
+
+def idempotency(merchant_id: str, scope: str, key: str) -> str:
+    """The stored answer of a request sent with ``Idempotency-Key`` (24 h)."""
+    return f"{PREFIX}:{merchant_id}:idem:{scope}:{key}"
+
+
+def rate_window(name: str, window: int) -> str:
+    """A fixed-window counter of the admin API's rate limits (``name`` is a digest)."""
+    return f"{PREFIX}:rl:{name}:{window}"
+
+
+def login_failures(scope: str, subject_digest: str) -> str:
+    """Failed logins per account (``scope="acct"``) or per client IP (``scope="ip"``)."""
+    return f"{PREFIX}:rl:login:{scope}:{subject_digest}"
+
+
+def token_family(family: str) -> str:
+    """A refresh-token family (rotation reuse detection); ``""`` gives the prefix."""
+    return f"{PREFIX}:auth:fam:{family}"
+
+
+def token_blacklist(jti: str) -> str:
+    return f"{PREFIX}:auth:bl:{jti}"
+
+
+def token_epoch(user_id: str) -> str:
+    """Tokens issued before this time are void (role change, removal)."""
+    return f"{PREFIX}:auth:epoch:{user_id}"
+
+
+def refresh_token(token_digest: str) -> str:
+    return f"{PREFIX}:auth:rt:{token_digest}"

@@ -324,6 +324,18 @@ class Outbox:
                 break
         return out
 
+    async def find_dead_letter(
+        self, entry_id: str, merchant_id: str | None
+    ) -> dict[str, Any] | None:
+        """One dead letter, if it is this merchant's (``None``: operators see every one)."""
+        raw = await self._redis.xrange(keys.dead_letters(), min=entry_id, max=entry_id, count=1)
+        if not raw:
+            return None
+        item = _dead_letter(*raw[0])
+        if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
+            return None
+        return item
+
     async def replay_dead_letter(
         self, entry_id: str, merchant_id: str | None
     ) -> OutboundReply | None:
@@ -332,11 +344,8 @@ class Outbox:
         The outbox entry is added and the dead letter deleted in one MULTI, so a replay is
         never lost or doubled by a crash in between.
         """
-        raw = await self._redis.xrange(keys.dead_letters(), min=entry_id, max=entry_id, count=1)
-        if not raw:
-            return None
-        item = _dead_letter(*raw[0])
-        if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
+        item = await self.find_dead_letter(entry_id, merchant_id)
+        if item is None:
             return None
         reply = OutboundReply.from_dict(item["reply"])
         pipe = self._redis.pipeline(transaction=True)

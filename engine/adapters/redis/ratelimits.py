@@ -10,11 +10,11 @@ allows it, so a call never consumes per-chat budget it then fails to get globall
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
 
+from connectors.base import SendRule
 from engine.adapters.redis import keys
 
 _GCRA_LUA: Final = """
@@ -40,20 +40,11 @@ return 0
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """``rate_per_s`` sustained, ``burst`` calls allowed back to back."""
-
-    scope: str  # "channel" (per bot/number/page) or "recipient" (per chat / user pair)
-    rate_per_s: float
-    burst: float = 1.0
-
-
 class RedisRateLimiter:
     """``acquire`` waits (no busy polling: it sleeps exactly the time GCRA says) until every
     rule for this channel kind admits one more call."""
 
-    def __init__(self, redis: aioredis.Redis, kind: str, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, redis: aioredis.Redis, kind: str, rules: tuple[SendRule, ...]) -> None:
         self._redis = redis
         self._kind = kind
         self._rules = tuple(r for r in rules if r.rate_per_s > 0)
@@ -73,29 +64,3 @@ class RedisRateLimiter:
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000.0)
-
-
-def rules_for(
-    kind: str,
-    *,
-    telegram_per_chat: float = 1.0,
-    telegram_per_bot: float = 30.0,
-    whatsapp_per_number: float = 80.0,
-    whatsapp_pair_per_s: float = 1 / 6,
-    whatsapp_pair_burst: float = 10.0,
-    meta_per_page: float = 300.0,
-) -> tuple[Rule, ...]:
-    """The documented platform rules, per channel kind."""
-    if kind == "telegram":
-        return (
-            Rule("recipient", telegram_per_chat, 1.0),
-            Rule("channel", telegram_per_bot, telegram_per_bot),
-        )
-    if kind == "whatsapp":
-        return (
-            Rule("recipient", whatsapp_pair_per_s, whatsapp_pair_burst),
-            Rule("channel", whatsapp_per_number, whatsapp_per_number),
-        )
-    if kind in ("messenger", "instagram"):
-        return (Rule("channel", meta_per_page, meta_per_page),)
-    return ()

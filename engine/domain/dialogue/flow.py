@@ -18,18 +18,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from engine.domain.commerce import CommerceError
 from engine.domain.dialogue import constraints, intents, replies
 from engine.domain.messages import ProductCard
+from engine.domain.retrieval import Filters, ProductHit, RetrievalResult
 from engine.domain.text import Language, normalize_arabic, normalize_digits
-from engine.services.retrieval import Filters, ProductHit, RetrievalResult
 
 if TYPE_CHECKING:
-    from engine.domain.conversation import (
-        ConversationState,
-        MerchantProfile,
-        RetrievalPort,
-        Thresholds,
-    )
+    from engine.domain.conversation import ConversationState, MerchantProfile, Thresholds
+    from engine.domain.retrieval import RetrievalPort
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +300,7 @@ class DialogueFlow:
             titles = [h.card.title for h in result.products[:2]]
             return Decision(
                 replies.clarify(language, titles),
-                "clarify",
+                intents.CLARIFY,
                 inference_s=inference,
                 gap_score=best_score,
             )
@@ -427,8 +424,6 @@ class DialogueFlow:
         language: Language,
         conversation_key: str,
     ) -> Decision:
-        from engine.services.commerce import CommerceError
-
         info = dict(state.checkout)
         state.checkout = {}
         if self._commerce is None:

@@ -27,33 +27,40 @@ from engine.domain.text import (
     tokenize,
 )
 
+# Every intent a reply can carry: THE list (metrics label values, analytics, the console).
 GREETING: Final = "greeting"
 PRODUCT_SEARCH: Final = "product_search"
+PRODUCT_DETAIL: Final = "product_detail"
 POLICY_QUESTION: Final = "policy_question"
 HANDOFF: Final = "handoff"
 THANKS: Final = "thanks"
 OUT_OF_SCOPE: Final = "out_of_scope"
-# Reserved for the cart/order flows of later issues; ``classify`` does not emit them yet
-# (order tracking questions are answered from the merchant's policy for now).
 ADD_TO_CART: Final = "add_to_cart"
 VIEW_CART: Final = "view_cart"
 CHECKOUT: Final = "checkout"
 ORDER_STATUS: Final = "order_status"
+CLARIFY: Final = "clarify"  # close matches, unsure: a short question back
+FALLBACK: Final = "fallback"  # the pipeline kept failing: an honest apology and a human
+AGENT: Final = "agent"  # a reply typed by staff, not the bot
 
-INTENTS: Final[frozenset[str]] = frozenset(
-    {
-        GREETING,
-        PRODUCT_SEARCH,
-        POLICY_QUESTION,
-        HANDOFF,
-        THANKS,
-        OUT_OF_SCOPE,
-        ADD_TO_CART,
-        VIEW_CART,
-        CHECKOUT,
-        ORDER_STATUS,
-    }
+INTENTS: Final[tuple[str, ...]] = (
+    GREETING,
+    PRODUCT_SEARCH,
+    PRODUCT_DETAIL,
+    POLICY_QUESTION,
+    HANDOFF,
+    THANKS,
+    OUT_OF_SCOPE,
+    ADD_TO_CART,
+    VIEW_CART,
+    CHECKOUT,
+    ORDER_STATUS,
+    CLARIFY,
+    FALLBACK,
+    AGENT,
 )
+# Replies that answered the customer without showing products.
+ANSWERED: Final = frozenset({POLICY_QUESTION, GREETING, THANKS, AGENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +300,6 @@ def classify(text: str) -> Intent:
 # Checked by the turn service before ``classify`` (they need the conversation's context to mean
 # anything: "add it" with nothing shown is just a product search).
 
-PRODUCT_DETAIL: Final = "product_detail"
 
 _ORDER_STATUS_RX: Final = _rx(
     r"order status|status of (?:my|the) order|where(?:'s| is) my order|track (?:my|the) order|"

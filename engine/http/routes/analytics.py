@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.adapters.records import CONVERSATIONS, MESSAGES
+from engine.domain.dialogue import intents
 from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.routing import Ctx, Route
 from engine.services.commerce import ORDERS
 
 MAX_SCAN = 100_000
-ANSWERED_INTENTS = {"policy_question", "greeting", "thanks", "agent"}
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -103,8 +103,8 @@ async def analytics(ctx: Ctx) -> dict[str, Any]:
                 questions[text] += 1
             for b in buckets:
                 b.messages_in += 1
-        elif msg.get("intent") != "agent":
-            good = bool(msg.get("products")) or msg.get("intent") in ANSWERED_INTENTS
+        elif msg.get("intent") != intents.AGENT:
+            good = bool(msg.get("products")) or msg.get("intent") in intents.ANSWERED
             good = good and not msg.get("handoff")
             for b in buckets:
                 b.bot_out += 1
@@ -124,6 +124,13 @@ async def analytics(ctx: Ctx) -> dict[str, Any]:
     }
 
 
+async def list_gaps(ctx: Ctx) -> dict[str, Any]:
+    """The questions the bot could not answer, most asked first."""
+    q: s.GapsQuery = ctx.query
+    api = ctx.request.app[API]
+    return {"items": await api.gaps.list(ctx.merchant_id, q.limit), "limit": q.limit}
+
+
 ROUTES = [
     Route(
         "GET",
@@ -133,5 +140,15 @@ ROUTES = [
         "analytics",
         query=s.AnalyticsQuery,
         response=s.AnalyticsOut,
+    ),
+    Route(
+        "GET",
+        "/api/v1/analytics/gaps",
+        list_gaps,
+        "Knowledge gaps: questions the bot could not answer",
+        "analytics",
+        query=s.GapsQuery,
+        response=s.GapList,
+        query_error_status=400,
     ),
 ]

@@ -20,14 +20,15 @@ import orjson
 
 from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
-from engine.domain.carts import CART_CONTROL, CARTS, clean_lines, encode_control
+from engine.domain.carts import CART_CONTROL, clean_lines, encode_control
+from engine.domain.commerce import CommerceError
 from engine.http import schemas as s
 from engine.http.context import API, Api
 from engine.http.paging import page
 from engine.http.problems import ProblemError
 from engine.http.routes.conversations import conversation_exists, edit_checkpoint, send_control
 from engine.http.routing import Ctx, Route
-from engine.services.commerce import CommerceError
+from engine.services.commerce import CARTS
 from engine.services.ports import Document
 from engine.services.projections import cart_out, cart_projection
 

@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 from redis.exceptions import WatchError
 
+from connectors import registry
 from engine.adapters.records import CONVERSATIONS, MESSAGES
 from engine.adapters.redis import keys
 from engine.domain.conversation import CONTROL
+from engine.domain.dialogue import intents
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.http import live
 from engine.http import schemas as s
@@ -25,8 +27,6 @@ from engine.http.paging import page
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
 from engine.services.ports import Document
-
-LOCAL_CHANNELS = {"playground": "playground", "webchat": "webchat"}
 
 
 def _api(ctx: Ctx) -> Api:
@@ -143,9 +143,9 @@ async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
 
 
 async def _channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
-    kind = LOCAL_CHANNELS.get(channel_id)
-    if kind is not None:
-        return kind
+    builtin = registry.builtin(channel_id)
+    if builtin is not None:
+        return builtin.kind
     channel = await api.records.channel(channel_id)
     if channel is None or channel.merchant_id != merchant_id:
         raise ProblemError(409, "Channel gone", "the conversation's channel no longer exists")
@@ -244,7 +244,7 @@ async def agent_reply(ctx: Ctx) -> Reply:
         channel_kind=kind,
         customer_id=str(conv.get("customer_id") or ""),
         text=body.text,
-        intent="agent",
+        intent=intents.AGENT,
         handoff=False,
         in_reply_to=(),
         received_at=now,
@@ -255,7 +255,7 @@ async def agent_reply(ctx: Ctx) -> Reply:
         "conversation_key": conv["conversation_key"],
         "direction": "out",
         "text": body.text,
-        "intent": "agent",
+        "intent": intents.AGENT,
         "author": ctx.actor,
         "handoff": False,
         "at": now,

@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 
+from engine.adapters.redis import keys
+from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
 from engine.http.context import API, Api
 from engine.http.paging import page
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
-from engine.services.commerce import LEADS, ORDERS, CommerceError, normalize_phone
+from engine.services.commerce import LEADS, ORDERS
 from engine.services.ports import Document
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -96,7 +98,7 @@ async def create_order(ctx: Ctx) -> Reply:
     fingerprint = hashlib.sha256(
         orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
-    rkey = f"kaleem:{ctx.merchant_id}:idem:orders:{key}"
+    rkey = keys.idempotency(ctx.merchant_id, "orders", key)
     redis = api.deps.redis
     claimed = await redis.set(
         rkey, orjson.dumps({"state": "pending", "hash": fingerprint}), nx=True, ex=IDEMPOTENCY_TTL_S
