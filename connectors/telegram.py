@@ -65,7 +65,7 @@ MAX_CALLBACK_DATA: Final = 64
 _SECRET_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Anything shaped like a bot token ("<bot id>:<35 chars>") is scrubbed from reasons, in case a
 # proxy or a future Telegram error ever echoes the request URL back.
-_TOKEN_LIKE_RE: Final = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+_TOKEN_LIKE_RE: Final = re.compile(r"(?<!\d)\d{3,20}:[A-Za-z0-9_-]{20,}")
 DEFAULT_ALLOWED_UPDATES: Final = ("message", "edited_message", "callback_query")
 _MAX_REASON_LEN: Final = 300
 

@@ -398,7 +398,10 @@ def _lexical_tokens(text: str) -> tuple[str, ...]:
 
 # --- price limits -----------------------------------------------------------------------------
 
-_NUM: Final = r"(\d+(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)"
+# A number starts only where a digit run starts (the lookbehind) and is bounded: unanchored,
+# ``\d+`` was retried at every position of a long digit run and backtracked through it, work
+# quadratic in the run's length on the host's event loop (seconds for 4,096 digits).
+_NUM: Final = r"(?<![\d.,])(\d{1,12}(?:,\d{3}){0,4}(?:\.\d{1,4})?)(?![\d])"
 _CUR: Final = r"(?:\s*(?:sar|sr|riyals?|rs|aed|usd|\$|ريال|ريالات|ر\.?س|رس|درهم|دولار))?"
 _PRICE_LIMIT_RES: Final[tuple[re.Pattern[str], ...]] = (
     # "under 200", "less than 200 SAR", "below SAR 200", "up to 99.5", "< 200". A bare "max"

@@ -27,6 +27,9 @@ from observability import tracing
 log = logging.getLogger(__name__)
 
 TURN_ATTEMPTS = 4
+# Messages answered together in one turn at most: a burst (or a flood) of messages in one
+# conversation becomes several bounded turns, never one turn whose text grows without limit.
+MAX_BATCH = 16
 
 
 class InboxReader(Protocol):
@@ -186,7 +189,7 @@ class ConversationHostCore:
     # -- one conversation ------------------------------------------------------------------
     async def _drain(self, conv: _Conversation) -> None:
         while conv.pending:
-            batch, conv.pending = conv.pending, []
+            batch, conv.pending = conv.pending[:MAX_BATCH], conv.pending[MAX_BATCH:]
             async with self._sem:
                 await self._turn_with_retries(conv, batch)
             self._pending_total -= len(batch)

@@ -45,7 +45,7 @@ _SIZE_RES: Final = (
 )
 _MIN_PRICE_RE: Final = re.compile(
     fold_arabic(
-        r"(?:over|above|more than|at least|اكثر من|أكثر من|فوق)\s*(\d+(?:\.\d+)?)"
+        r"(?:over|above|more than|at least|اكثر من|أكثر من|فوق)\s*(\d{1,12}(?:\.\d{1,4})?)"
         r"\s*(?:sar|sr|riyals?|ريال|ر\.?س)"
     )
 )

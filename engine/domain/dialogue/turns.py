@@ -32,6 +32,10 @@ from engine.domain.text import Language, detect_language
 
 log = logging.getLogger(__name__)
 
+# The most customer text one turn reads: every rule (intents, constraints, prices) runs on it,
+# so it is cut before any of them (each message is already at most 4,096 characters).
+MAX_TURN_TEXT = 4096
+
 
 class GapsPort(Protocol):
     async def record(
@@ -77,7 +81,7 @@ class TurnService:
         merchant: MerchantProfile,
         now: float,
     ) -> TurnResult:
-        text = "\n".join(m.text for m in fresh).strip()
+        text = "\n".join(m.text for m in fresh).strip()[:MAX_TURN_TEXT]
         language = (
             detect_language(text)
             if text
