@@ -30,8 +30,9 @@ tools:
 
 setup: $(STAMP) $(MODELS)/.verified tools  ## venv + project + verified ONNX models + SRE tools
 
+# Local development points channels at fakes on loopback: private provider addresses allowed.
 run: $(STAMP) $(MODELS)/.verified  ## start the engine on embedded defaults with the demo store
-	KALEEM_MODELS_DIR=$(MODELS) $(BIN)/kaleem serve --demo --data-dir $(DATA)
+	KALEEM_ALLOW_PRIVATE_API_BASE=1 KALEEM_MODELS_DIR=$(MODELS) $(BIN)/kaleem serve --demo --data-dir $(DATA)
 
 test: setup  ## the whole suite (unit, integration on real Redis/Ray/Serve/models, end-to-end)
 	KALEEM_TEST_MODELS_DIR=$(abspath $(MODELS)) RAY_AUTH_MODE=disabled $(BIN)/pytest -q
@@ -45,7 +46,7 @@ typecheck:
 check: lint typecheck test
 
 bench-ttfr: setup  ## TTFR benchmark (prints JSON)
-	KALEEM_MODELS_DIR=$(MODELS) RAY_AUTH_MODE=disabled $(BIN)/python bench/ttfr.py
+	KALEEM_ALLOW_PRIVATE_API_BASE=1 KALEEM_MODELS_DIR=$(MODELS) RAY_AUTH_MODE=disabled $(BIN)/python bench/ttfr.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -12,11 +12,11 @@ import contextlib
 import logging
 from typing import Any
 
-import aiohttp
 import ray
 
 from actors.remotes import container
 from connectors import registry
+from engine.adapters import egress
 from engine.adapters.providers import CachedChannels, ChannelSender
 from engine.adapters.redis.ratelimits import RedisRateLimiter
 from engine.bootstrap import send_limits
@@ -38,14 +38,19 @@ class DeliveryActor:
         c = container(settings, stores_actor, None)
         self._records = c.records
         self._kind = kind
-        self._session = aiohttp.ClientSession()
+        self._session = egress.session(allow_private=settings.allow_private_api_base)
         self._tasks: set[asyncio.Task[None]] = set()
         spec = registry.KINDS[kind]
         rules = spec.send_rules(send_limits(settings))
         self._worker = DeliveryWorker(
             c.outbox_consumer(kind, f"{kind}-0"),
             c.outbox,
-            ChannelSender(spec, self._session, CachedChannels(self._records)),
+            ChannelSender(
+                spec,
+                self._session,
+                CachedChannels(self._records),
+                allow_private=settings.allow_private_api_base,
+            ),
             RedisRateLimiter(c.redis, kind, rules),
             max_attempts=settings.delivery_max_attempts,
             on_delivered=self._delivered,

@@ -29,6 +29,7 @@ def engine_runtime(prefix: str, **overrides: Any) -> Iterator[Runtime]:
         ray_dashboard=False,
         log_level="WARNING",
         models_dir=base.models_dir.resolve(),
+        allow_private_api_base=True,  # the fake platforms listen on loopback
         **overrides,
     )
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -56,6 +56,7 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool) -> None:
         redis_url=url,
         secret_key=Fernet.generate_key().decode(),
         inbox_partitions=8,
+        allow_private_api_base=True,  # the fake Telegram listens on loopback
     )
     redis = redis_client(url, max_connections=256)
     records = Records(EmbeddedDocumentStore(None), SecretBox(settings.secret_key))

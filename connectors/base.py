@@ -174,6 +174,8 @@ class ChannelKind:
     builtin_channel_id: ClassVar[str | None] = None
     # The span name of its webhook (traces group the Meta products under one name).
     webhook_span: ClassVar[str] = ""
+    # The platform's own API hosts: the only ones a merchant's ``api_base`` may name.
+    api_hosts: ClassVar[tuple[str, ...]] = ()
 
     # -- connecting ---------------------------------------------------------------------------
     def draft(self, body: ConnectIn, defaults: ProviderDefaults) -> ChannelDraft:

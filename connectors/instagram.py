@@ -67,6 +67,7 @@ class InstagramConnectIn(messenger.PageConnectIn):
 class Instagram(messenger.Messenger):
     kind: ClassVar[str] = CHANNEL_KIND
     connect: ClassVar[type[ConnectIn] | None] = InstagramConnectIn
+    api_hosts: ClassVar[tuple[str, ...]] = ("graph.facebook.com", "graph.instagram.com")
 
     def build(self, channel: Channel, reply: OutboundReply, tag: str | None) -> list[ProviderCall]:
         return build_messages(

@@ -351,7 +351,8 @@ def interpret_response(
 
     WhatsApp answers ``{"messages": [{"id": "wamid..."}]}``; Messenger and Instagram
     ``{"recipient_id", "message_id"}``. Errors keep Meta's code in the reason so an operator
-    reading the dead letters sees ``131047`` rather than a bare 400.
+    reading the dead letters sees ``131047`` rather than a bare 400; the remote's message text
+    is never repeated (fixed reasons: a channel aimed elsewhere cannot read that host back).
     """
     if 200 <= status < 300:
         try:
@@ -365,12 +366,10 @@ def interpret_response(
             if isinstance(data.get("message_id"), str):
                 return Delivered(data["message_id"])
         return Delivered("")
-    code, sub, message = graph_error(body)
+    code, sub, _ = graph_error(body)
     reason = f"{product} {status}"
     if code is not None:
         reason += f" code {code}" + (f"/{sub}" if sub is not None else "")
-    if message:
-        reason += f": {message}"
     after = _retry_after(retry_after_header)
     if code in TOKEN_CODES or status == 401:
         return PermanentFailure(f"invalid token ({reason})")
@@ -426,6 +425,7 @@ class MetaKind(ChannelKind):
     the ``hub.challenge`` handshake, ``EVENT_RECEIVED``, one Graph error envelope."""
 
     webhook_span: ClassVar[str] = "webhook.meta"
+    api_hosts: ClassVar[tuple[str, ...]] = ("graph.facebook.com",)
 
     def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes) -> bool:
         return verify_signature(channel.app_secret, body, headers.get(SIGNATURE_HEADER))

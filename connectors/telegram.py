@@ -63,11 +63,7 @@ MAX_BUTTON_LABEL: Final = 64
 MAX_CALLBACK_DATA: Final = 64
 # Telegram's rule for setWebhook's secret_token: 1-256 characters of A-Z a-z 0-9 _ -.
 _SECRET_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
-# Anything shaped like a bot token ("<bot id>:<35 chars>") is scrubbed from reasons, in case a
-# proxy or a future Telegram error ever echoes the request URL back.
-_TOKEN_LIKE_RE: Final = re.compile(r"(?<!\d)\d{3,20}:[A-Za-z0-9_-]{20,}")
 DEFAULT_ALLOWED_UPDATES: Final = ("message", "edited_message", "callback_query")
-_MAX_REASON_LEN: Final = 300
 
 _LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {"header": "Products:", "no_price": "price on request", "view": "View"},
@@ -555,13 +551,47 @@ def interpret_response(status: int, body: bytes) -> SendOutcome:
     return PermanentFailure(reason=reason)
 
 
+# The Bot API's own descriptions a reason may repeat (our copies): a reason never carries the
+# remote's words, so a channel aimed at some other host cannot read that host back through
+# dead letters or ``webhook_error``.
+KNOWN_DESCRIPTIONS: Final = tuple(
+    (d.lower(), d)
+    for d in (
+        "Forbidden: bot was blocked by the user",
+        "Forbidden: user is deactivated",
+        "Forbidden: bot was kicked from the group chat",
+        "Forbidden: bot was kicked from the supergroup chat",
+        "Forbidden: bot can't initiate conversation with a user",
+        "Forbidden: bot is not a member of the channel chat",
+        "Bad Request: chat not found",
+        "Bad Request: message is too long",
+        "Bad Request: message text is empty",
+        "Bad Request: can't parse entities",
+        "Bad Request: group chat was upgraded to a supergroup chat",
+        "Bad Request: have no rights to send a message",
+        "Bad Request: need administrator rights in the channel chat",
+        "Bad Request: BUTTON_DATA_INVALID",
+        "Bad Request: PEER_ID_INVALID",
+        "Bad Request: CHAT_WRITE_FORBIDDEN",
+        "Unauthorized",
+        "Not Found",
+        "Too Many Requests",
+    )
+)
+
+
 def _description(data: dict[str, Any] | None) -> str:
     if data is None:
         return ""
     description = data.get("description")
     if not isinstance(description, str):
         return ""
-    return _TOKEN_LIKE_RE.sub("<redacted>", description)[:_MAX_REASON_LEN]
+    said = description.strip().lower()
+    ours = next((ours for theirs, ours in KNOWN_DESCRIPTIONS if said.startswith(theirs)), "")
+    after = _retry_after(data)
+    if ours == "Too Many Requests" and after is not None:
+        return f"{ours}: retry after {int(after)}"
+    return ours
 
 
 def _parameters(data: dict[str, Any] | None) -> dict[str, Any]:
@@ -606,6 +636,7 @@ class Telegram(ChannelKind):
     kind: ClassVar[str] = CHANNEL_KIND
     connect = TelegramConnectIn
     webhook_span = "webhook.telegram"
+    api_hosts = ("api.telegram.org",)
 
     def draft(self, body: Any, defaults: ProviderDefaults) -> ChannelDraft:
         assert isinstance(body, TelegramConnectIn)

@@ -98,6 +98,11 @@ class Settings:
     # Channels: Meta Graph API base/version and per-platform send rules.
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
+    # Provider calls a merchant can aim (a channel's api_base) go to the kinds' production
+    # hosts plus these, and never to a private address; tests and local development set
+    # allow_private_api_base to reach fakes on loopback (engine/adapters/egress.py).
+    provider_hosts: tuple[str, ...] = ()
+    allow_private_api_base: bool = False
     whatsapp_per_number_per_s: float = 80.0
     whatsapp_pair_per_s: float = 1 / 6
     whatsapp_pair_burst: float = 10.0
@@ -166,6 +171,12 @@ class Settings:
             delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
             graph_api_base=(env.get("GRAPH_API_BASE") or "https://graph.facebook.com").rstrip("/"),
             graph_api_version=env.get("GRAPH_API_VERSION") or "v21.0",
+            provider_hosts=tuple(
+                h.strip().lower()
+                for h in (env.get("KALEEM_PROVIDER_HOSTS") or "").split(",")
+                if h.strip()
+            ),
+            allow_private_api_base=_bool(env, "KALEEM_ALLOW_PRIVATE_API_BASE", False),
             whatsapp_per_number_per_s=_float(env, "KALEEM_WHATSAPP_PER_NUMBER_PER_S", 80.0),
             whatsapp_pair_per_s=_float(env, "KALEEM_WHATSAPP_PAIR_PER_S", 1 / 6),
             whatsapp_pair_burst=_float(env, "KALEEM_WHATSAPP_PAIR_BURST", 10.0),

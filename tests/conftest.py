@@ -44,6 +44,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         log_json=False,
         playground_timeout_s=60.0,
         trace_file=str(data_dir / "spans.jsonl"),  # every process appends its finished spans
+        allow_private_api_base=True,  # the fake platforms listen on loopback
     )
     rt = Runtime(settings)
     rt.start_backends()

@@ -23,11 +23,16 @@ from connectors.base import (
     RetryLater,
     SendOutcome,
 )
+from engine.adapters import egress
 from engine.adapters.redis import keys
 from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply
 
 log = logging.getLogger(__name__)
+
+# A provider's answer is read up to this much: an answer is a small JSON object, and a
+# misbehaving host must not make a delivery actor buffer megabytes.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class ChannelLookup(Protocol):
@@ -76,9 +81,11 @@ class ChannelSender:
         channels: ChannelLookup,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        *,
+        allow_private: bool,
     ) -> None:
         self._kind = kind
-        self._client = ProviderClient(session, timeout_s)
+        self._client = ProviderClient(session, timeout_s, allow_private=allow_private)
         self._channels = channels
         self._clock = clock
 
@@ -104,17 +111,34 @@ class ProviderClient:
     provider is always called the same way.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, timeout_s: float = 10.0, *, allow_private: bool
+    ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._allow_private = allow_private
 
     async def call(self, kind: ChannelKind, call: ProviderCall) -> SendOutcome:
+        if egress.refused_target(call.url, allow_private=self._allow_private):
+            return PermanentFailure(egress.BLOCKED)
         try:
             async with self._session.request(
-                call.method, call.url, json=call.json, headers=call.headers, timeout=self._timeout
+                call.method,
+                call.url,
+                json=call.json,
+                headers=call.headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                max_line_size=8190,
             ) as resp:
-                body = await resp.read()
+                if 300 <= resp.status < 400:
+                    return PermanentFailure(f"provider answered {resp.status}: redirect refused")
+                body = await resp.content.read(MAX_ANSWER_BYTES)
                 return kind.interpret(resp.status, body, resp.headers)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, egress.BlockedAddress):
+                return PermanentFailure(egress.BLOCKED)
+            return RetryLater(f"network: {type(exc).__name__}")
         except (TimeoutError, aiohttp.ClientError) as exc:
             return RetryLater(f"network: {type(exc).__name__}")
 

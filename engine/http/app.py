@@ -16,11 +16,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors import registry
+from engine.adapters import egress
 from engine.adapters.providers import CachedChannels, LocalSender, ProviderClient
 from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
@@ -194,8 +194,9 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
     """One HTTP session for the admin routes' provider calls (``setWebhook`` and the like)."""
-    async with aiohttp.ClientSession() as session:
-        app[PROVIDERS] = ProviderClient(session, timeout_s=5.0)
+    allow_private = app[DEPS].settings.allow_private_api_base
+    async with egress.session(allow_private=allow_private) as session:
+        app[PROVIDERS] = ProviderClient(session, timeout_s=5.0, allow_private=allow_private)
         yield
 
 

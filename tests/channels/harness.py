@@ -70,6 +70,7 @@ async def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
         secret_key=Fernet.generate_key().decode(),
         inbox_partitions=4,
         log_json=False,
+        allow_private_api_base=True,  # the fake platforms listen on loopback
     ).with_overrides(**overrides)
     redis = redis_client(url, max_connections=128)
     records = Records(EmbeddedDocumentStore(None), SecretBox(settings.secret_key))

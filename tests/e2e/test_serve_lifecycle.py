@@ -71,6 +71,7 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")} | {
             "KALEEM_MODELS_DIR": str(models_dir),
+            "KALEEM_ALLOW_PRIVATE_API_BASE": "1",
             "KALEEM_RAY_DASHBOARD": "0",
             "KALEEM_LOG_LEVEL": "WARNING",
             "RAY_AUTH_MODE": "disabled",

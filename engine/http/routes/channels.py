@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, RootModel
 
 from connectors import registry
 from connectors.base import ChannelKind, Delivered, ProviderCall
+from engine.adapters import egress
 from engine.adapters.redis.queues import Outbox
 from engine.bootstrap import provider_defaults
 from engine.http import schemas as s
@@ -53,6 +54,19 @@ async def create_channel(ctx: Ctx) -> Reply:
     body = ctx.body.root
     spec = registry.KINDS[body.kind]
     draft = spec.draft(body, provider_defaults(api.settings))
+    settings = api.settings
+    refusal = egress.check_api_base(
+        draft.api_base,
+        (*spec.api_hosts, *settings.provider_hosts),
+        allow_private=settings.allow_private_api_base,
+    )
+    if refusal is not None:
+        raise ProblemError(
+            422,
+            "Validation failed",
+            f"api_base: must be {refusal}",
+            errors=[{"field": "api_base", "message": f"must be {refusal}"}],
+        )
     channel_id = await api.records.create_channel(
         ctx.merchant_id, spec.kind, draft.api_base, secrets_=draft.secrets, config=draft.config
     )
