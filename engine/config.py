@@ -6,6 +6,7 @@ to actors at creation), so no module reads ``os.environ`` on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,19 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 ROLES = ("all", "workers", "gateway")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (or single addresses), checked here so a typo fails at start."""
+    out: list[str] = []
+    for raw in (env.get(name) or "").split(","):
+        if not raw.strip():
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {raw.strip()!r} is not an address or CIDR") from exc
+    return tuple(out)
 
 
 def _role(value: str) -> str:
@@ -124,6 +138,9 @@ class Settings:
     api_rate_window_s: int = 60
     login_max_failures: int = 5
     login_max_per_ip: int = 300
+    # Proxies whose X-Forwarded-For is believed (nginx in front of the gateways): the client is
+    # the right-most hop that is not one of them. Empty: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -198,4 +215,5 @@ class Settings:
             api_rate_window_s=_int(env, "KALEEM_API_RATE_WINDOW_S", 60, minimum=1),
             login_max_failures=_int(env, "KALEEM_LOGIN_MAX_FAILURES", 5, minimum=1),
             login_max_per_ip=_int(env, "KALEEM_LOGIN_MAX_PER_IP", 300, minimum=1),
+            trusted_proxies=_networks(env, "KALEEM_TRUSTED_PROXIES"),
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -112,5 +115,44 @@ class KeyDirectory:
 API = web.AppKey("kaleem_api", Api)
 
 
+@functools.lru_cache(maxsize=8)
+def _trusted(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _is_trusted(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+MAX_FORWARDED_HOPS = 16
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Who is calling, for per-IP limits and the audit log.
+
+    Behind nginx the TCP peer is nginx, so one bucket would hold every client: when the peer is
+    a trusted proxy, the client is the right-most ``X-Forwarded-For`` hop that is not trusted
+    (hops to its left are whatever the client wrote, so they are never believed). A peer that
+    is not trusted is the client, whatever headers it sends.
+    """
+    peer = request.remote or "unknown"
+    networks = _trusted(request.app[API].settings.trusted_proxies)
+    if not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops[-MAX_FORWARDED_HOPS:]):
+        if not _is_trusted(hop, networks):
+            return hop if _is_address(hop) else peer
+    return hops[0] if hops and _is_address(hops[0]) else peer
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True

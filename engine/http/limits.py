@@ -59,48 +59,89 @@ class RateLimiter:
 
 
 class LoginThrottle:
-    """Failed logins per account, all attempts per IP, each within a 15-minute window."""
+    """Login guessing is slowed per account *and* address, so a stranger cannot lock an owner out.
+
+    Counting failures per account alone (any IP) let anyone who knows an email keep that
+    account locked forever by failing five times every window. Here:
+
+    * failures count per (account, client address): one address that guesses wrong
+      ``max_failures`` times waits out the window for that account; other addresses do not;
+    * failures count per account too, and a flood from many addresses (``FLOOD_FACTOR`` x
+      ``max_failures``) locks the account only for addresses that never logged in to it: the
+      owner's usual address (remembered on each success, 30 days) still gets in;
+    * all attempts count per address (``max_per_ip``), the client address being the real
+      client behind a trusted proxy (``engine.http.context.client_ip``).
+    """
 
     WINDOW_S = 15 * 60
+    KNOWN_TTL_S = 30 * 24 * 3600
+    FLOOD_FACTOR = 10
+    MAX_KNOWN = 50
 
     def __init__(self, redis: aioredis.Redis, max_failures: int, max_per_ip: int) -> None:
         self._redis = redis
         self._max_failures = max_failures
         self._max_ip = max_per_ip
 
-    def _keys(self, email: str, ip: str) -> tuple[str, str]:
+    def _keys(self, email: str, ip: str) -> tuple[str, str, str, str]:
+        account = digest(email.lower())
         return (
-            keys.login_failures("acct", digest(email.lower())),
+            keys.login_failures("acct", account),
+            keys.login_failures("acct-ip", digest(f"{email.lower()}|{ip}")),
             keys.login_failures("ip", digest(ip)),
+            keys.login_known(account),
         )
 
     async def check(self, email: str, ip: str) -> int:
         """0 when the attempt may proceed, else the seconds to wait (Retry-After)."""
-        acct, ipk = self._keys(email, ip)
+        acct, pair, ipk, known = self._keys(email, ip)
         pipe = self._redis.pipeline(transaction=False)
         pipe.incr(ipk)
+        pipe.ttl(ipk)
+        pipe.get(pair)
+        pipe.ttl(pair)
         pipe.get(acct)
         pipe.ttl(acct)
-        pipe.ttl(ipk)
-        ip_count, failures, acct_ttl, ip_ttl = await pipe.execute()
+        pipe.sismember(known, digest(ip))
+        (
+            ip_count,
+            ip_ttl,
+            pair_failures,
+            pair_ttl,
+            failures,
+            acct_ttl,
+            is_known,
+        ) = await pipe.execute()
         if int(ip_ttl) < 0:  # first attempt of a window (EXPIRE NX needs Redis 7)
             await self._redis.expire(ipk, self.WINDOW_S)
             ip_ttl = self.WINDOW_S
         if int(ip_count) > self._max_ip:
             return max(1, int(ip_ttl))
-        if failures is not None and int(failures) >= self._max_failures:
+        if pair_failures is not None and int(pair_failures) >= self._max_failures:
+            return max(1, int(pair_ttl))
+        flood = self._max_failures * self.FLOOD_FACTOR
+        if failures is not None and int(failures) >= flood and not is_known:
             return max(1, int(acct_ttl))
         return 0
 
     async def failed(self, email: str, ip: str) -> None:
-        acct, _ = self._keys(email, ip)
+        acct, pair, _, _ = self._keys(email, ip)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.incr(acct)
-        pipe.ttl(acct)
-        _, ttl = await pipe.execute()
-        if int(ttl) < 0:
-            await self._redis.expire(acct, self.WINDOW_S)
+        for key in (acct, pair):
+            pipe.incr(key)
+            pipe.ttl(key)
+        _, acct_ttl, _, pair_ttl = await pipe.execute()
+        for key, ttl in ((acct, acct_ttl), (pair, pair_ttl)):
+            if int(ttl) < 0:
+                await self._redis.expire(key, self.WINDOW_S)
 
     async def succeeded(self, email: str, ip: str) -> None:
-        acct, _ = self._keys(email, ip)
-        await self._redis.delete(acct)
+        _, pair, _, known = self._keys(email, ip)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.delete(pair)
+        pipe.sadd(known, digest(ip))
+        pipe.expire(known, self.KNOWN_TTL_S)
+        pipe.scard(known)
+        *_, size = await pipe.execute()
+        if int(size) > self.MAX_KNOWN:  # bounded: forget an arbitrary address
+            await self._redis.spop(known)

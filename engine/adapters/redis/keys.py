@@ -63,8 +63,13 @@ def rate_window(name: str, window: int) -> str:
 
 
 def login_failures(scope: str, subject_digest: str) -> str:
-    """Failed logins per account (``scope="acct"``) or per client IP (``scope="ip"``)."""
+    """Login attempts per account, per (account, address) or per address (``scope``)."""
     return f"{PREFIX}:rl:login:{scope}:{subject_digest}"
+
+
+def login_known(account_digest: str) -> str:
+    """The addresses an account logged in from (digests): a flood cannot lock them out."""
+    return f"{PREFIX}:rl:login:known:{account_digest}"
 
 
 def token_family(family: str) -> str:
