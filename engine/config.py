@@ -137,6 +137,9 @@ class Settings:
     api_rate_per_ip: int = 3000
     api_rate_window_s: int = 60
     login_max_failures: int = 5
+    # Agents' live sockets (/api/v1/live) per merchant and per client address, per gateway.
+    live_max_per_merchant: int = 50
+    live_max_per_address: int = 20
     login_max_per_ip: int = 300
     # Proxies whose X-Forwarded-For is believed (nginx in front of the gateways): the client is
     # the right-most hop that is not one of them. Empty: the TCP peer is the client.
@@ -214,6 +217,8 @@ class Settings:
             api_rate_per_ip=_int(env, "KALEEM_API_RATE_PER_IP", 3000, minimum=1),
             api_rate_window_s=_int(env, "KALEEM_API_RATE_WINDOW_S", 60, minimum=1),
             login_max_failures=_int(env, "KALEEM_LOGIN_MAX_FAILURES", 5, minimum=1),
+            live_max_per_merchant=_int(env, "KALEEM_LIVE_MAX_PER_MERCHANT", 50, minimum=1),
+            live_max_per_address=_int(env, "KALEEM_LIVE_MAX_PER_ADDRESS", 20, minimum=1),
             login_max_per_ip=_int(env, "KALEEM_LOGIN_MAX_PER_IP", 300, minimum=1),
             trusted_proxies=_networks(env, "KALEEM_TRUSTED_PROXIES"),
         )

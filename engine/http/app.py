@@ -33,6 +33,7 @@ from engine.http.deps import GatewayDeps
 from engine.http.hub import ReplyHub
 from engine.http.keys import AUTH, CHANNELS, DEPS, HUB, INTAKE, OPENAPI, PROVIDERS
 from engine.http.limits import LoginThrottle, RateLimiter, digest
+from engine.http.live import LIVE, LiveHub
 from engine.http.problems import Handler, ProblemError, as_problem, json_response
 from engine.http.routes import ALL_ROUTES
 from engine.http.routing import add_routes
@@ -186,9 +187,11 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    hub = app[HUB]
+    hub, live_hub = app[HUB], app[LIVE]
     await hub.start()
+    await live_hub.start()
     yield
+    await live_hub.stop()
     await hub.stop()
 
 
@@ -247,7 +250,12 @@ def create_app(deps: GatewayDeps) -> web.Application:
     app[DEPS] = deps
     app[AUTH] = MerchantAuth(deps.records, deps.settings.admin_token)
     app[API] = _api(deps, app[AUTH])
-    app[HUB] = ReplyHub(deps.redis)
+    app[HUB] = ReplyHub(deps.settings.redis_url)
+    app[LIVE] = LiveHub(
+        deps.settings.redis_url,
+        max_per_merchant=deps.settings.live_max_per_merchant,
+        max_per_address=deps.settings.live_max_per_address,
+    )
     app[CHANNELS] = CachedChannels(deps.records, ttl_s=10.0)
     app[INTAKE] = Intake(deps.inbox, deps.records)
     app[OPENAPI] = openapi.build(ALL_ROUTES)

@@ -88,9 +88,12 @@ class MerchantAuth:
             raise ProblemError(403, "Forbidden", "this route needs the operator token")
         return Caller("", operator=True)
 
-    async def require_merchant(self, request: web.Request, *, any_merchant: bool = False) -> Caller:
+    async def require_merchant(
+        self, request: web.Request, *, any_merchant: bool = False, fresh: bool = False
+    ) -> Caller:
         """The caller and the merchant it acts for. ``any_merchant``: an operator who names no
-        merchant acts for all of them (``Caller.merchant_id`` is empty)."""
+        merchant acts for all of them (``Caller.merchant_id`` is empty). ``fresh``: skip the
+        key cache (a long-lived socket re-checking that its key was not revoked)."""
         token = bearer(request)
         if is_operator(token, self._admin):
             merchant_id = request.headers.get(MERCHANT_HEADER, "")
@@ -108,7 +111,7 @@ class MerchantAuth:
         key = hash_api_key(token)
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
+        if hit is not None and now - hit[0] < self._ttl and not fresh:
             found = hit[1]
         else:
             doc = await self._records.merchant_by_api_key(token)

@@ -23,14 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class ReplyHub:
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis = redis
+    def __init__(self, redis_url: str) -> None:
+        self._url = redis_url
+        self._redis: aioredis.Redis | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
+        # Its own client: the subscription never holds a connection of the hot path's pool.
+        self._redis = aioredis.Redis.from_url(self._url)
         self._task = asyncio.create_task(self._listen())
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
 
@@ -39,6 +42,8 @@ class ReplyHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def expect(self, message_id: str) -> asyncio.Future[dict[str, Any]]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -59,6 +64,7 @@ class ReplyHub:
                 del self._sockets[conversation_key]
 
     async def _listen(self) -> None:
+        assert self._redis is not None
         while True:
             try:
                 pubsub = self._redis.pubsub()

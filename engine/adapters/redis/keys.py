@@ -48,8 +48,16 @@ def unreachable(merchant_id: str, channel_id: str, customer_id: str) -> str:
 
 
 def agent_events(merchant_id: str) -> str:
-    """Pub/sub channel of a merchant's live events for agents (``/api/v1/live``)."""
+    """Pub/sub channel of a merchant's live events for agents (``/api/v1/live``); ``"*"``
+    gives the pattern of every merchant's channel."""
     return f"{PREFIX}:{merchant_id}:agent-events"
+
+
+def merchant_of_agent_events(channel: str) -> str | None:
+    """The merchant an ``agent_events`` channel belongs to (None for another channel)."""
+    head, _, tail = channel.partition(":")
+    merchant_id, _, rest = tail.rpartition(":")
+    return merchant_id if head == PREFIX and rest == "agent-events" and merchant_id else None
 
 
 def idempotency(merchant_id: str, scope: str, key: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.adapters.records import new_id
 from engine.adapters.secrets import hash_api_key, new_api_key
+from engine.http import live
 from engine.http import schemas as s
 from engine.http.auth import bearer
 from engine.http.context import API, API_KEYS, AUDIT, USERS, Api, client_ip
@@ -112,6 +113,7 @@ async def logout(ctx: Ctx) -> Reply:
     if ctx.caller.token_id is None:
         raise ProblemError(400, "Not a user session", "logout needs a user access token")
     await api.tokens.end(ctx.caller, family_of(bearer(ctx.request)))
+    await live.revoke(api, ctx.merchant_id, token_id=ctx.caller.token_id)
     return Reply(204, None)
 
 
@@ -213,6 +215,7 @@ async def patch_user(ctx: Ctx) -> dict[str, Any]:
         {"$set": {"role": body.role, "updated_at": time.time()}},
     )
     await api.tokens.void_user(str(user["_id"]))
+    await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
     await api.audit(
         ctx.merchant_id,
         ctx.actor,
@@ -243,6 +246,7 @@ async def delete_user(ctx: Ctx) -> Reply:
         {"_id": user["_id"], "merchant_id": ctx.merchant_id}
     )
     await api.tokens.void_user(str(user["_id"]))
+    await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
     await api.audit(
         ctx.merchant_id, ctx.actor, "user.remove", str(user["_id"]), client_ip(ctx.request)
     )
@@ -309,6 +313,7 @@ async def revoke_key(ctx: Ctx) -> Reply:
         {"_id": doc["_id"], "merchant_id": ctx.merchant_id}, {"$set": {"revoked_at": time.time()}}
     )
     api.auth.forget(str(doc["key_hash"]))
+    await live.revoke(api, ctx.merchant_id, key_id=str(doc["_id"]))
     await api.audit(
         ctx.merchant_id, ctx.actor, "api_key.revoke", str(doc["_id"]), client_ip(ctx.request)
     )
