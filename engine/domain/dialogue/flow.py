@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from engine.domain.commerce import CommerceError
+from engine.domain.commerce import CommerceError, normalize_phone
 from engine.domain.dialogue import constraints, intents, replies
 from engine.domain.messages import ProductCard
 from engine.domain.retrieval import Filters, ProductHit, RetrievalResult
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CART_MAX_LINES: Final = 20
 _PHONE_RE: Final = re.compile(r"\+?\d[\d\s-]{5,18}\d")
+_ORDER_ID_RE: Final = re.compile(r"\bord_[0-9a-f]{12}\b")
 _NAME_PREFIX_RE: Final = re.compile(
     normalize_arabic(
         r"^(?:my name is|my name's|name:?|i am|i'm|this is|it's|اسمي|الاسم|انا|أنا)\s+"
@@ -58,8 +59,6 @@ class CommercePort(Protocol):
     ) -> dict[str, Any]: ...
 
     async def get_order(self, merchant_id: str, order_id: str) -> dict[str, Any] | None: ...
-
-    async def orders_for_phone(self, merchant_id: str, phone: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -461,19 +460,31 @@ class DialogueFlow:
     async def _order_status(
         self, state: ConversationState, merchant: MerchantProfile, text: str, language: Language
     ) -> Decision | None:
-        """Answer from the order records; None lets the caller answer from the policies."""
+        """Answer from the order records; None lets the caller answer from the policies.
+
+        A phone number is no proof of who is asking (anyone can type one into a webchat), so it
+        never finds an order by itself: the bot answers for orders placed in this
+        conversation, or for an order whose number AND phone the customer both give.
+        """
         if self._commerce is None:
             return None
-        orders: list[dict[str, Any]] = []
-        phone = _phone_in(text)
-        if phone:
-            orders = await self._commerce.orders_for_phone(merchant.merchant_id, phone)
+        match = _ORDER_ID_RE.search(text)
+        phone = _phone_in(_ORDER_ID_RE.sub(" ", text))  # the order number has digits too
+        order: dict[str, Any] | None = None
+        if match and phone:
+            found = await self._commerce.get_order(merchant.merchant_id, match.group(0))
+            if found is not None and normalize_phone(str(found.get("phone") or "")) == (
+                normalize_phone(phone)
+            ):
+                order = found
         elif state.orders:
-            order = await self._commerce.get_order(merchant.merchant_id, state.orders[-1])
-            orders = [order] if order else []
-        if not orders:
-            return None if not phone else Decision(replies.no_orders(language), "order_status")
-        order = orders[0]
+            wanted = match.group(0) if match else state.orders[-1]
+            if wanted in state.orders:
+                order = await self._commerce.get_order(merchant.merchant_id, wanted)
+        if order is None:
+            if phone or match:
+                return Decision(replies.order_lookup(language), intents.ORDER_STATUS)
+            return None
         return Decision(
             replies.order_status(
                 language,

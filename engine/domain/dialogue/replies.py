@@ -342,10 +342,14 @@ def order_status(
     return f"Your order {order_id} is {status}; total {money(total, cur, language)}."
 
 
-def no_orders(language: Language) -> str:
+def order_lookup(language: Language) -> str:
+    """A phone alone does not open an order: ask for the number the confirmation gave."""
     if language == "ar":
-        return "ما لقيت طلبات مسجلة من هذي المحادثة. تحب أحوّلك لأحد من فريقنا يتابع معك؟"
+        return (
+            "عشان نحافظ على خصوصيتك: أرسل رقم الطلب (يبدأ بـ ord_) مع رقم الجوال المسجل عليه، "
+            "أو أحوّلك لأحد من فريقنا."
+        )
     return (
-        "I can't find an order from this conversation. "
-        "Would you like a team member to look into it?"
+        "To keep your details private, send the order number (it starts with ord_) together "
+        "with the phone number on the order, or I can pass you to a team member."
     )
