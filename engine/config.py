@@ -136,6 +136,11 @@ class Settings:
     api_rate_per_key: int = 1200
     api_rate_per_ip: int = 3000
     api_rate_window_s: int = 60
+    # Webhooks per client address and window (api_rate_window_s): all of them (platforms send
+    # every merchant's updates from a few addresses, so this is generous) and the ones that
+    # failed (unknown channel, bad signature, malformed: what an attacker sends).
+    webhook_rate_per_address: int = 30_000
+    webhook_failures_per_address: int = 600
     login_max_failures: int = 5
     # Agents' live sockets (/api/v1/live) per merchant and per client address, per gateway.
     live_max_per_merchant: int = 50
@@ -216,6 +221,10 @@ class Settings:
             api_rate_per_key=_int(env, "KALEEM_API_RATE_PER_KEY", 1200, minimum=1),
             api_rate_per_ip=_int(env, "KALEEM_API_RATE_PER_IP", 3000, minimum=1),
             api_rate_window_s=_int(env, "KALEEM_API_RATE_WINDOW_S", 60, minimum=1),
+            webhook_rate_per_address=_int(env, "KALEEM_WEBHOOK_RATE_PER_ADDRESS", 30_000, 1),
+            webhook_failures_per_address=_int(
+                env, "KALEEM_WEBHOOK_FAILURES_PER_ADDRESS", 600, minimum=1
+            ),
             login_max_failures=_int(env, "KALEEM_LOGIN_MAX_FAILURES", 5, minimum=1),
             live_max_per_merchant=_int(env, "KALEEM_LIVE_MAX_PER_MERCHANT", 50, minimum=1),
             live_max_per_address=_int(env, "KALEEM_LIVE_MAX_PER_ADDRESS", 20, minimum=1),

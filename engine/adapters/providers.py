@@ -7,6 +7,7 @@ moves bytes, so one implementation serves every kind.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 # A provider's answer is read up to this much: an answer is a small JSON object, and a
 # misbehaving host must not make a delivery actor buffer megabytes.
 MAX_ANSWER_BYTES = 64 * 1024
+# What a channel id looks like (``records.new_id("ch")``).
+CHANNEL_ID = re.compile(r"^ch_[0-9a-f]{16}$")
 
 
 class ChannelLookup(Protocol):
@@ -40,20 +43,47 @@ class ChannelLookup(Protocol):
 
 
 class CachedChannels:
-    """L1 cache of decrypted channel configs; a short TTL picks up rotated tokens."""
+    """L1 cache of decrypted channel configs; a short TTL picks up rotated tokens.
 
-    def __init__(self, source: ChannelLookup, ttl_s: float = 30.0, max_items: int = 10_000):
+    Unknown ids are remembered apart, in a smaller map with a shorter life, so a flood of
+    random channel ids (an anonymous ``POST /webhooks/...``) can never evict the channels that
+    exist; ids that cannot be channel ids are refused without a lookup at all.
+    """
+
+    def __init__(
+        self,
+        source: ChannelLookup,
+        ttl_s: float = 30.0,
+        max_items: int = 10_000,
+        *,
+        max_unknown: int = 2_000,
+        unknown_ttl_s: float = 5.0,
+    ):
         self._source = source
         self._ttl = ttl_s
         self._max = max_items
-        self._items: dict[str, tuple[float, Channel | None]] = {}
+        self._items: dict[str, tuple[float, Channel]] = {}
+        self._unknown: dict[str, float] = {}
+        self._max_unknown = max_unknown
+        self._unknown_ttl = unknown_ttl_s
 
     async def channel(self, channel_id: str) -> Channel | None:
+        if not CHANNEL_ID.match(channel_id):
+            return None
         now = time.monotonic()
         hit = self._items.get(channel_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
+        missed = self._unknown.get(channel_id)
+        if missed is not None and now - missed < self._unknown_ttl:
+            return None
         value = await self._source.channel(channel_id)
+        if value is None:
+            if len(self._unknown) >= self._max_unknown:
+                self._unknown.pop(next(iter(self._unknown)))
+            self._unknown[channel_id] = now
+            return None
+        self._unknown.pop(channel_id, None)
         if len(self._items) >= self._max:
             self._items.pop(next(iter(self._items)))
         self._items[channel_id] = (now, value)
@@ -62,6 +92,7 @@ class CachedChannels:
     def forget(self, channel_id: str) -> None:
         """Drop a cached entry at once (this process just changed or deleted the channel)."""
         self._items.pop(channel_id, None)
+        self._unknown.pop(channel_id, None)
 
 
 class ChannelSender:

@@ -57,4 +57,6 @@ def constant_time_equal(a: str, b: str) -> bool:
 
 
 def mask(secret: str) -> str:
-    return (secret[:4] + "…" + secret[-2:]) if len(secret) > 8 else "…"
+    """Enough to tell two secrets apart, never enough to guess one: the last 4 characters of
+    a long secret (20+), nothing of a short one (6 of a 9-character secret was most of it)."""
+    return ("…" + secret[-4:]) if len(secret) >= 20 else "…"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import signal
 import sys
@@ -144,13 +145,37 @@ def cmd_knowledge_import(args: argparse.Namespace) -> int:
     return asyncio.run(_import(args, "/api/v1/knowledge/import", *_read_import_file(args.file)))
 
 
+def _channel_secrets(args: argparse.Namespace) -> tuple[str, str]:
+    """The bot token and webhook secret: prompted for (a terminal) or read as two lines of
+    stdin, so they never sit in argv where any local user's ``ps`` can read them."""
+    if args.bot_token or args.secret_token:
+        sys.stderr.write(
+            "kaleem: warning: --bot-token/--secret-token are visible to other local users "
+            "(ps); pipe them on stdin instead\n"
+        )
+    bot_token, secret_token = args.bot_token or "", args.secret_token or ""
+    if not (bot_token and secret_token):
+        if sys.stdin.isatty():
+            bot_token = bot_token or getpass.getpass("bot token: ")
+            secret_token = secret_token or getpass.getpass("webhook secret token: ")
+        else:
+            lines = [line.strip() for line in sys.stdin.read(4096).splitlines() if line.strip()]
+            if len(lines) < 2 - bool(bot_token) - bool(secret_token):
+                raise CliError("give the bot token and the webhook secret as two lines on stdin")
+            queue = iter(lines)
+            bot_token = bot_token or next(queue)
+            secret_token = secret_token or next(queue)
+    return bot_token, secret_token
+
+
 def cmd_channel_create(args: argparse.Namespace) -> int:
     s = settings_from(args)
     url = (args.url or s.base_url).rstrip("/")
+    bot_token, secret_token = _channel_secrets(args)
     body: dict[str, Any] = {
         "kind": args.kind,
-        "bot_token": args.bot_token,
-        "secret_token": args.secret_token,
+        "bot_token": bot_token,
+        "secret_token": secret_token,
     }
     if args.api_base:
         body["api_base"] = args.api_base
@@ -223,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc = channel.add_parser("create")
     cc.add_argument("kind", choices=["telegram"])
     cc.add_argument("--merchant", required=True)
-    cc.add_argument("--bot-token", required=True)
-    cc.add_argument("--secret-token", required=True)
+    cc.add_argument("--bot-token", help="visible in ps: prefer stdin (first line)")
+    cc.add_argument("--secret-token", help="visible in ps: prefer stdin (second line)")
     cc.add_argument("--api-base")
     admin(cc)
     cc.set_defaults(func=cmd_channel_create)

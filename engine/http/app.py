@@ -156,6 +156,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         resp = as_problem(ProblemError(500, "Internal error", "the error was logged"))
     if is_api:
         _decorate(request, resp, extra)
+    elif "Retry-After" in extra and not resp.prepared:  # providers redeliver after it
+        resp.headers["Retry-After"] = extra["Retry-After"]
     return resp
 
 

@@ -57,6 +57,18 @@ class RateLimiter:
         assert worst is not None
         return worst
 
+    async def hit_unless(self, name: str, limit: int, guard: str, guard_limit: int) -> bool:
+        """Count one request in ``name`` unless ``guard`` is already at ``guard_limit``; both
+        in ONE round trip (this runs on every webhook). True when the request may proceed."""
+        window = int(time.time()) // self._window
+        key, guard_key = keys.rate_window(name, window), keys.rate_window(guard, window)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(guard_key)
+        pipe.incr(key)
+        pipe.expire(key, self._window + 1)
+        guarded, count, _ = await pipe.execute()
+        return int(guarded or 0) < guard_limit and int(count) <= limit
+
 
 class LoginThrottle:
     """Login guessing is slowed per account *and* address, so a stranger cannot lock an owner out.

@@ -17,7 +17,9 @@ from aiohttp import web
 from connectors import registry
 from connectors.base import ChannelKind, MalformedPayload
 from engine.domain.channels import Channel
+from engine.http.context import API, client_ip
 from engine.http.keys import CHANNELS, DEPS, INTAKE
+from engine.http.limits import digest
 from engine.http.problems import ProblemError, json_response, read_limited
 from observability import metrics, tracing
 
@@ -37,10 +39,38 @@ async def _channel(request: web.Request, spec: ChannelKind) -> Channel:
     return channel
 
 
+async def _admit(request: web.Request) -> str:
+    """Per client address: a bound on all webhooks and a tight one on failed ones (what an
+    attacker without a channel's secret can send); the address's failure bucket name."""
+    api = request.app[API]
+    settings = api.settings
+    address = digest(client_ip(request))
+    failures = "wh-bad:" + address
+    if not await api.limiter.hit_unless(
+        "wh:" + address,
+        settings.webhook_rate_per_address,
+        failures,
+        settings.webhook_failures_per_address,
+    ):
+        raise ProblemError(
+            429,
+            "Too many requests",
+            "too many webhooks from here",
+            retry_after=settings.api_rate_window_s,
+        )
+    return failures
+
+
 async def webhook(request: web.Request) -> web.Response:
-    spec = _kind(request)
-    with tracing.span(spec.webhook_span or f"webhook.{spec.kind}", kind=tracing.SERVER):
-        return await _webhook(request, spec)
+    failures = await _admit(request)
+    try:
+        spec = _kind(request)
+        with tracing.span(spec.webhook_span or f"webhook.{spec.kind}", kind=tracing.SERVER):
+            return await _webhook(request, spec)
+    except ProblemError as exc:
+        if exc.status in (400, 401, 404):
+            await request.app[API].limiter.hit([(failures, 1 << 30)])
+        raise
 
 
 async def _webhook(request: web.Request, spec: ChannelKind) -> web.Response:
@@ -65,6 +95,7 @@ async def _webhook(request: web.Request, spec: ChannelKind) -> web.Response:
 
 async def handshake(request: web.Request) -> web.Response:
     """The platform's subscription check: echo its challenge iff the verify token matches."""
+    await _admit(request)
     spec = _kind(request)
     channel = await _channel(request, spec)
     challenge = spec.handshake(channel, request.query)
