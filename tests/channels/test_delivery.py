@@ -77,7 +77,7 @@ class Env:
         return DeliveryWorker(
             StreamConsumer(self.redis, [keys.outbox_stream(kind)], keys.OUTBOX_GROUP, name),
             Outbox(self.redis),
-            ChannelSender(registry.KINDS[kind], self.session, self.records),
+            ChannelSender(registry.KINDS[kind], self.session, self.records, allow_private=True),
             RedisRateLimiter(
                 self.redis,
                 kind,
