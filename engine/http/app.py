@@ -54,6 +54,15 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 503 only for what a restart of this process fixes and nothing else will.
+
+    A Redis that is down for a moment is readiness' business (``/readyz``; the supervisor is
+    restarting it); a supervisor that gave up is this endpoint's.
+    """
+    liveness = request.app[DEPS].liveness
+    reason = liveness() if liveness is not None else None
+    if reason:
+        return json_response({"status": "failed", "reason": reason}, status=503)
     return json_response({"status": "ok"})
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "redis_client"]
 
+APPENDFSYNC_MODES = ("always", "everysec", "no")
 _SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path on Linux
 _PR_SET_PDEATHSIG = 1
 # redis-py leaves its connection classes untyped; used only for two raw commands.
@@ -120,15 +121,16 @@ def _free_loopback_port() -> int:
         return port
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def _parent_death_signal(any_thread: bool = False) -> Callable[[], None] | None:
     """preexec_fn making the child receive SIGTERM when the parent dies (Linux only).
 
     PDEATHSIG fires when the *thread* that forked exits, so it is only used from the main
-    thread; libc is resolved here, in the parent, so the child does nothing but one syscall.
+    thread, or from a thread the caller vouches lives as long as the child should
+    (``any_thread``: the supervisor's); libc is resolved here, in the parent, so the child does
+    nothing but one syscall.
     """
-    if (
-        not sys.platform.startswith("linux")
-        or threading.current_thread() is not threading.main_thread()
+    if not sys.platform.startswith("linux") or (
+        not any_thread and threading.current_thread() is not threading.main_thread()
     ):
         return None
     try:
@@ -150,9 +152,21 @@ class EmbeddedRedis:
     context manager. Not thread-safe: call ``start``/``stop`` from one thread.
     """
 
-    def __init__(self, data_dir: Path, *, startup_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        startup_timeout_s: float = 10.0,
+        appendfsync: str = "always",
+        parent_death_any_thread: bool = False,
+    ) -> None:
+        if appendfsync not in APPENDFSYNC_MODES:
+            raise ValueError(f"appendfsync must be one of {APPENDFSYNC_MODES}, got {appendfsync!r}")
         self.data_dir = data_dir
         self.startup_timeout_s = startup_timeout_s
+        self.appendfsync = appendfsync
+        # A supervisor thread that lives as long as the process may arm PDEATHSIG too.
+        self._parent_death_any_thread = parent_death_any_thread
         self.config_path = data_dir / "redis.conf"
         self.pidfile = data_dir / "redis.pid"
         self.socket_path = data_dir / "redis.sock"
@@ -170,6 +184,20 @@ class EmbeddedRedis:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The server's exit code once it has exited (within ``timeout_s``), else None.
+
+        A server that was never started (or was stopped) counts as exited with -1, so a
+        supervisor loop treats "no process" and "process died" alike.
+        """
+        proc = self._proc
+        if proc is None:
+            return -1
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _connection(self, timeout_s: float) -> Any:
         """A bare connection with retries OFF.
@@ -195,7 +223,7 @@ class EmbeddedRedis:
             f"logfile {self.log_path.resolve()}",
             "loglevel notice",
             "appendonly yes",
-            "appendfsync everysec",
+            f"appendfsync {self.appendfsync}",
             "dbfilename dump.rdb",
             "save 900 1",
             "save 300 10",
@@ -241,7 +269,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=_parent_death_signal(self._parent_death_any_thread),
         )
         self.pidfile.write_text(f"{self._proc.pid}\n")
         try:
