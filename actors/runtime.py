@@ -115,7 +115,9 @@ class Runtime:
             self.redis_supervisor = RedisSupervisor(
                 self.embedded_redis,
                 SupervisorPolicy(
-                    max_restarts=s.redis_max_restarts, window_s=s.redis_restart_window_s
+                    max_restarts=s.redis_max_restarts,
+                    window_s=s.redis_restart_window_s,
+                    backoff_base_s=s.redis_restart_backoff_s,
                 ),
             )
             self.settings = s = s.with_overrides(redis_url=self.redis_supervisor.start())

@@ -133,6 +133,7 @@ class Settings:
     redis_durability: str = "require"
     redis_max_restarts: int = 5
     redis_restart_window_s: float = 60.0
+    redis_restart_backoff_s: float = 0.05  # before the first restart; doubles while it dies
     # Data-dir ownership: how long a starting engine waits for an earlier run's processes to
     # let go of the stores, and (internal, set by the engine for its Ray workers) "pid:start"
     # of the engine process they belong to.
@@ -211,6 +212,7 @@ class Settings:
             ),
             redis_max_restarts=_int(env, "KALEEM_REDIS_MAX_RESTARTS", 5, minimum=0),
             redis_restart_window_s=_float(env, "KALEEM_REDIS_RESTART_WINDOW_S", 60.0),
+            redis_restart_backoff_s=_float(env, "KALEEM_REDIS_RESTART_BACKOFF_S", 0.05),
             owner_wait_s=_float(env, "KALEEM_OWNER_WAIT_S", 30.0),
             engine_owner=env.get("KALEEM_ENGINE_OWNER") or "",
         )

@@ -202,6 +202,23 @@ class StreamConsumer:
             await ensure_group(self._redis, s, self._group)
 
     async def read(self, count: int = 64, block_ms: int = 1000) -> list[StreamEntry]:
+        """Our own pending entries first (after a start or a lost connection), then new ones.
+
+        A connection error means Redis went away (the embedded one is being restarted): work
+        on entries already taken may have failed meanwhile and left them pending, so the next
+        read after the outage starts again with this consumer's pending list instead of
+        leaving them to the idle reclaim a minute later. Entries still being processed come
+        back too; consumers skip or no-op those (queued duplicates, the sent marker, a
+        conversation's ``handled`` ids).
+        """
+        try:
+            return await self._read(count, block_ms)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._pending_done = False
+            self._cursor = dict.fromkeys(self._streams, "0")
+            raise
+
+    async def _read(self, count: int, block_ms: int) -> list[StreamEntry]:
         if not self._pending_done:
             # Page through our own pending list with a cursor: re-reading from "0" would
             # return the same first page again while it is still being processed.

@@ -36,7 +36,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = ["EmbeddedRedis", "find_redis_server", "redis_client"]
 
 APPENDFSYNC_MODES = ("always", "everysec", "no")
+CONNECTION_RETRIES = 3
 _SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path on Linux
 _PR_SET_PDEATHSIG = 1
 # redis-py leaves its connection classes untyped; used only for two raw commands.
@@ -57,8 +59,20 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     under a burst of concurrent requests that turns load into errors. ``BlockingConnectionPool``
     queues callers instead (up to its 20 s timeout). The client owns the pool: ``aclose()``
     disconnects it. Works with ``redis://``, ``rediss://`` and ``unix://`` URLs.
+
+    A connection error is retried a few times within about 0.3 s on a fresh connection: after
+    the supervisor restarted the server, every pooled connection is stale and would otherwise
+    fail once each. A command cut off by the server's death may so run twice; every write the
+    engine makes is idempotent or deduplicated downstream (intake's ``SET NX``, the outbox
+    id's sent marker), so a repeat is harmless. Longer outages surface as ``ConnectionError``
+    (the gateway answers 503).
     """
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.16, base=0.02), CONNECTION_RETRIES),
+        retry_on_error=[redis.ConnectionError],
+    )
     return aioredis.Redis.from_pool(pool)
 
 

@@ -58,16 +58,15 @@ class SupervisorState(StrEnum):
 class SupervisorPolicy:
     max_restarts: int = 5
     window_s: float = 60.0
-    backoff_base_s: float = 0.1
+    backoff_base_s: float = 0.05
     backoff_max_s: float = 5.0
     # How often the waiting thread looks up from the child to see whether stop() was called.
     poll_s: float = 0.2
 
     def backoff_s(self, recent_failures: int) -> float:
-        """Delay before the restart that follows the ``recent_failures``-th recent failure."""
-        if recent_failures <= 1:
-            return 0.0  # the first death in a window: restart at once, clients are waiting
-        return min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (recent_failures - 2))
+        """Delay before the restart that follows the ``recent_failures``-th recent failure:
+        short for the first (clients are waiting), doubling while the deaths continue."""
+        return min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (max(recent_failures, 1) - 1))
 
 
 class RedisSupervisor:
@@ -79,13 +78,17 @@ class RedisSupervisor:
         policy: SupervisorPolicy | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], bool] | None = None,
         name: str = "redis-supervisor",
     ) -> None:
+        """``pause(seconds)`` waits out a backoff and says whether ``stop()`` was called
+        meanwhile (default: waiting on the stop event; tests record the delays instead)."""
         self._server = server
         self._policy = policy or SupervisorPolicy()
         self._clock = clock
         self._name = name
         self._stop = threading.Event()
+        self._pause = pause or self._stop.wait
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -202,7 +205,7 @@ class RedisSupervisor:
                 self._policy.max_restarts,
                 self._policy.window_s,
             )
-            if self._stop.wait(delay):
+            if self._pause(delay) or self._stop.is_set():
                 return
             try:
                 self._url = self._server.start()
