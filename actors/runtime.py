@@ -145,11 +145,13 @@ class Runtime:
                     },
                     "worker_process_setup_hook": OWNER_HOOK,
                 }
+            before = _descendants()
             ray.init(namespace=RAY_NAMESPACE, **kwargs)
             self._owns_ray = True
             if local_cluster:
                 # Ray's agents outlive a SIGKILLed driver: recorded, the next engine ends them.
-                record_processes(s.data_dir, self._me, self._ray_processes(), "ray")
+                started = [p for pid, p in _descendants().items() if pid not in before]
+                record_processes(s.data_dir, self._me, started, "ray")
             # Gateway replicas on this machine find the cluster and Redis through the data dir.
             (s.data_dir / "ray.address").write_text(ray.get_runtime_context().gcs_address)
             (s.data_dir / "redis.url").write_text(s.redis_url)
@@ -186,15 +188,6 @@ class Runtime:
             for kind in DELIVERY_KINDS
         }
         self.delivery = self.deliveries["telegram"]
-
-    def _ray_processes(self) -> list[ProcessIdentity]:
-        redis_pid = self.embedded_redis.pid if self.embedded_redis is not None else None
-        out: list[ProcessIdentity] = []
-        for child in psutil.Process().children(recursive=True):
-            identity = ProcessIdentity.of(child.pid)
-            if identity is not None and child.pid != redis_pid:
-                out.append(identity)
-        return out
 
     def liveness(self) -> str | None:
         """Why this process can no longer work (the Redis supervisor gave up), else None."""
@@ -376,6 +369,15 @@ def _shared_from_data_dir(s: Settings) -> Settings:
     if not s.secret_key and (s.data_dir / "secret.key").exists():
         changes["secret_key"] = load_or_create_key("", s.data_dir)
     return s.with_overrides(**changes) if changes else s
+
+
+def _descendants() -> dict[int, ProcessIdentity]:
+    out: dict[int, ProcessIdentity] = {}
+    for child in psutil.Process().children(recursive=True):
+        identity = ProcessIdentity.of(child.pid)
+        if identity is not None:
+            out[child.pid] = identity
+    return out
 
 
 def free_port(host: str) -> int:

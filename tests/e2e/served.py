@@ -58,7 +58,13 @@ def post_json(url: str, token: str, body: dict[str, object]) -> dict[str, Any]:
 
 
 class Served:
-    def __init__(self, data_dir: Path, models_dir: Path, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        models_dir: Path,
+        log_path: Path | None = None,
+        role: str = "all",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")} | {
@@ -69,23 +75,34 @@ class Served:
         }
         self.data_dir = data_dir
         self.log_path = log_path  # the engine's stderr, for a failing test to show
+        self.role = role
+        # What `kaleem serve` prints (the workers role has no /readyz: it says when it runs).
+        self.stdout_path = data_dir.parent / f"serve-{role}-{self.port}.out"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab") if self.log_path else None
         try:
-            self.proc = subprocess.Popen(
-                [KALEEM, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log or subprocess.DEVNULL,
-            )
+            self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.stdout_path.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    [KALEEM, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+                    + ([] if self.role == "all" else ["--role", self.role]),
+                    env=self.env,
+                    stdout=out,
+                    stderr=log or subprocess.DEVNULL,
+                )
         finally:
             if log is not None:
                 log.close()
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "kaleem serve exited during start-up"
+            if self.role == "workers":
+                if "Kaleem workers are running" in self.stdout_path.read_text():
+                    return
+                time.sleep(0.5)
+                continue
             try:
                 status, body = get_json(f"{self.url}/readyz")
                 if status == 200 and body.get("ready"):

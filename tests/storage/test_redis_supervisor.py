@@ -59,6 +59,13 @@ class FakeServer:
     def kill(self) -> None:
         self._dead.set()
 
+    def ping(self, timeout_s: float) -> bool:
+        self.pings += 1
+        return not self.wedged
+
+    wedged = False
+    pings = 0
+
 
 @pytest.fixture
 def recorded_pauses() -> list[float]:
@@ -140,6 +147,23 @@ def test_deaths_outside_the_window_do_not_count(recorded_pauses: list[float]) ->
     sup.stop()
 
 
+def test_a_server_that_stops_answering_is_killed_and_restarted(
+    recorded_pauses: list[float],
+) -> None:
+    server = FakeServer()
+    sup = _supervisor(server, recorded_pauses, health_every_s=0.0, health_failures=3)
+    sup.start()
+    _eventually(lambda: server.pings >= 3, "health checks run")
+    assert sup.restarts == 0  # answering: left alone
+    server.wedged = True
+    _eventually(lambda: sup.restarts == 1, "a wedged server is replaced")
+    server.wedged = False
+    pings = server.pings
+    _eventually(lambda: server.pings >= pings + 3, "checks go on")
+    assert sup.restarts == 1 and sup.state is SupervisorState.RUNNING
+    sup.stop()
+
+
 def test_a_failing_first_start_raises_to_the_caller(recorded_pauses: list[float]) -> None:
     server = FakeServer(fail_first_start=True)
     sup = _supervisor(server, recorded_pauses)
@@ -180,6 +204,24 @@ async def test_sigkilled_redis_comes_back_from_its_aof_at_the_same_url(
     finally:
         await r.aclose()
     assert sup.state is SupervisorState.RUNNING and sup.liveness() is None
+
+
+def test_a_stopped_redis_is_killed_and_comes_back(tmp_path: Path) -> None:
+    """SIGSTOP: alive but silent, so nothing exits; the PING checks find it."""
+    server = EmbeddedRedis(tmp_path / "redis", parent_death_any_thread=True)
+    sup = RedisSupervisor(
+        server,
+        SupervisorPolicy(health_every_s=0.2, health_timeout_s=0.3, health_failures=2),
+    )
+    sup.start()
+    try:
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        _eventually(lambda: sup.restarts == 1 and server.pid != pid, "restart")
+        assert server.ping(5.0)
+    finally:
+        sup.stop()
 
 
 def test_a_server_killed_over_and_over_is_given_up_on(

@@ -213,6 +213,25 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             return None
 
+    def ping(self, timeout_s: float) -> bool:
+        """Whether the server answers PING within ``timeout_s`` (LOADING counts as no)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        conn = self._connection(timeout_s)
+        try:
+            conn.connect()
+            conn.send_command("PING")
+            return conn.read_response() in (b"PONG", "PONG")
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+            return False
+        finally:
+            conn.disconnect()
+
+    def kill(self) -> None:
+        """SIGKILL the server (a supervisor's last resort for one that stopped answering)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
     def _connection(self, timeout_s: float) -> Any:
         """A bare connection with retries OFF.
 

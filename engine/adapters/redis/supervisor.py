@@ -13,6 +13,9 @@ says so (``gave_up``); the gateway's ``/healthz`` then answers 503 and the orche
 the engine. Between attempts it backs off exponentially (``backoff_base_s`` doubling up to
 ``backoff_max_s``), so a crash loop does not spin.
 
+A server that is alive but stops answering (SIGSTOP, a wedged disk) is found by a PING every
+second and killed after three misses, which turns it into the case above.
+
 All calls on the ``EmbeddedRedis`` happen on the supervisor thread: the first start too, so
 the child's parent-death signal is tied to a thread that lives as long as the server should.
 """
@@ -45,6 +48,10 @@ class SupervisedServer(Protocol):
 
     def wait_exit(self, timeout_s: float) -> int | None: ...
 
+    def ping(self, timeout_s: float) -> bool: ...
+
+    def kill(self) -> None: ...
+
 
 class SupervisorState(StrEnum):
     STARTING = "starting"
@@ -62,6 +69,12 @@ class SupervisorPolicy:
     backoff_max_s: float = 5.0
     # How often the waiting thread looks up from the child to see whether stop() was called.
     poll_s: float = 0.2
+    # A server that is alive but does not answer PING (stopped, wedged) this many times in a
+    # row, checked every health_every_s with health_timeout_s each, is killed and restarted:
+    # its clients would otherwise hang on it (they have no socket timeout: reads may block).
+    health_every_s: float = 1.0
+    health_timeout_s: float = 2.0
+    health_failures: int = 3
 
     def backoff_s(self, recent_failures: int) -> float:
         """Delay before the restart that follows the ``recent_failures``-th recent failure:
@@ -179,9 +192,24 @@ class RedisSupervisor:
                 self._set(SupervisorState.STOPPED)
 
     def _supervise(self) -> None:
+        next_check = self._clock() + self._policy.health_every_s
+        missed = 0
         while not self._stop.is_set():
             code = self._server.wait_exit(self._policy.poll_s)
-            if code is None or self._stop.is_set():
+            if self._stop.is_set():
+                return
+            if code is None:
+                if self._clock() >= next_check:
+                    missed = 0 if self._server.ping(self._policy.health_timeout_s) else missed + 1
+                    next_check = self._clock() + self._policy.health_every_s
+                    if missed >= self._policy.health_failures:
+                        log.error(
+                            "embedded redis pid %s did not answer PING %d times; killing it",
+                            self._server.pid,
+                            missed,
+                        )
+                        missed = 0
+                        self._server.kill()
                 continue
             now = self._clock()
             self._failures.append(now)
@@ -213,6 +241,7 @@ class RedisSupervisor:
                 log.error("embedded redis restart failed: %s", exc)
                 continue
             self.restarts += 1
+            next_check = self._clock() + self._policy.health_every_s
             self._set(SupervisorState.RUNNING)
             log.warning(
                 "embedded redis restarted (pid %s, restart %d)", self._server.pid, self.restarts
