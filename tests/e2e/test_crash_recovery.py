@@ -144,7 +144,10 @@ def _redis_pid(data_dir: Path) -> int | None:
         pid = int((data_dir / "redis" / "redis.pid").read_text())
     except (OSError, ValueError):
         return None
-    return pid if psutil.pid_exists(pid) else None
+    try:  # only ever a signal for the engine's own redis-server
+        return pid if psutil.Process(pid).name() == "redis-server" else None
+    except psutil.Error:
+        return None
 
 
 async def _drained(redis_url: str) -> bool:
@@ -305,6 +308,7 @@ async def test_serve_sigkilled_leaves_no_writer_and_a_restart_serves(
     await _until(no_writer, "no process of the killed run could write the data dir")
 
     second = Served(data_dir, _models(), log_path=data_dir.parent / "second.log")
+    second.env["KALEEM_REDIS_MAX_RESTARTS"] = "1"  # for the give-up at the end
     try:
         await asyncio.to_thread(second.start)
         # What Ray left of the killed run was recorded and ended before anything opened.
@@ -312,7 +316,33 @@ async def test_serve_sigkilled_leaves_no_writer_and_a_restart_serves(
         async with aiohttp.ClientSession() as http:
             status, _ = await _post_update(http, second.url, shop, UPDATES + 1)
             assert status == 200
-        await telegram.wait_for_messages(CHAT_BASE + UPDATES + 1, 1, timeout=ANSWER_WAIT_S)
+            await telegram.wait_for_messages(CHAT_BASE + UPDATES + 1, 1, timeout=ANSWER_WAIT_S)
+
+            # A Redis that keeps dying is given up on: only now does liveness fail.
+            pid = _redis_pid(data_dir)
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+
+            async def replaced() -> bool:
+                now = _redis_pid(data_dir)
+                return now is not None and now != pid
+
+            await _until(replaced, "the first death is restarted")
+            assert await _status(http, f"{second.url}/healthz") == 200
+            again = _redis_pid(data_dir)
+            assert again is not None
+            os.kill(again, signal.SIGKILL)
+
+            async def given_up() -> bool:
+                return await _status(http, f"{second.url}/healthz") == 503
+
+            await _until(given_up, "the second death within the window is one too many")
+            async with http.get(f"{second.url}/healthz") as resp:
+                assert resp.status == 503
+                assert "exited 2 times" in (await resp.json())["reason"]
+            assert await _status(http, f"{second.url}/readyz") == 503
+            status, retry_after = await _post_update(http, second.url, shop, UPDATES + 2)
+            assert (status, retry_after) == (503, "1")
         started = second.descendants()
         assert await asyncio.to_thread(second.stop) == 0
         assert alive_of(started) == []
