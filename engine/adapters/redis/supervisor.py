@@ -1,11 +1,11 @@
 """Keeps the embedded Redis running: restarts it from its AOF when it dies, within a budget.
 
-A dead embedded Redis used to stay dead until someone restarted the whole engine, while
-``/healthz`` said all was well. The supervisor owns the server from a thread of its own (never
-the gateway's event loop): it waits on the child, and when it exits unasked it starts it again
-on the same socket/port and data dir, so every client's next connection reaches the new server
-and the AOF brings back every acknowledged write (``appendfsync always``: an acknowledged
-write was fsynced before its reply).
+Nothing else restarts a dead embedded Redis, and every webhook fails while it is down. The
+supervisor owns the server from a thread of its own (never the gateway's event loop): it
+waits on the child, and when it exits unasked it starts it again on the same socket/port and
+data dir, so every client's next connection reaches the new server and the AOF brings back
+every acknowledged write (``appendfsync always``: an acknowledged write was fsynced before
+its reply).
 
 Restarts are rate-bounded: more than ``max_restarts`` within ``window_s`` means something is
 wrong that restarting will not fix (a full disk, a corrupt AOF), so the supervisor gives up and
