@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import ray
 
+from actors.loops import keep_running
 from actors.remotes import container
 from engine.adapters.providers import CachedChannels, ChannelSender
 from engine.adapters.redis.ratelimits import RedisRateLimiter, rules_for
@@ -58,7 +59,9 @@ class DeliveryActor:
             on_delivered=self._delivered,
             breaker=CircuitBreaker(cooldown_s=settings.circuit_cooldown_s),
         )
-        self._task = asyncio.get_running_loop().create_task(self._worker.run())
+        self._task = asyncio.get_running_loop().create_task(
+            keep_running(self._worker.run, f"{kind} delivery")
+        )
 
     def _delivered(self, reply: OutboundReply, provider_ids: str, attempts: int) -> None:
         """Record the provider ids so later status webhooks land on this reply (off path)."""
