@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -189,6 +190,7 @@ async def test_sigkilled_redis_comes_back_from_its_aof_at_the_same_url(
     url = sup.url
     first_pid = server.pid
     assert first_pid is not None
+    assert stat.S_IMODE(server.pidfile.stat().st_mode) == 0o600
     r = redis_client(url, max_connections=4)
     try:
         for i in range(100):

@@ -130,6 +130,16 @@ def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     return False
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only this user can read (pid files: 0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -306,7 +316,7 @@ class EmbeddedRedis:
             close_fds=True,
             preexec_fn=_parent_death_signal(self._parent_death_any_thread),
         )
-        self.pidfile.write_text(f"{self._proc.pid}\n")
+        _write_private(self.pidfile, f"{self._proc.pid}\n")
         try:
             self._wait_ready()
         except BaseException:
