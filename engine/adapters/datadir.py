@@ -252,6 +252,16 @@ def _clear_records(data_dir: Path, keep_engine: ProcessIdentity | None = None) -
         path.unlink(missing_ok=True)
 
 
+def _prune_dead(data_dir: Path) -> None:
+    for path, data in _records(data_dir):
+        try:
+            alive = ProcessIdentity(int(data["pid"]), int(data["start"])).alive()
+        except (KeyError, TypeError, ValueError):
+            alive = False
+        if not alive:
+            path.unlink(missing_ok=True)
+
+
 def terminate(processes: list[ProcessIdentity], grace_s: float) -> list[ProcessIdentity]:
     """SIGTERM, then SIGKILL after ``grace_s``; each signal re-checks the identity first.
 
@@ -339,6 +349,7 @@ class StoresLock:
         _write_record(
             record, {"pid": me.pid, "start": me.start, "engine": engine.token(), "kind": "worker"}
         )
+        _prune_dead(data_dir)  # workers restarted by Ray over a long run leave records behind
         return cls(path, fd, record)
 
     def release(self, *, clear_records_of: ProcessIdentity | None = None) -> None:

@@ -219,3 +219,16 @@ def test_the_watchdog_ends_a_worker_when_its_engine_dies(
     assert list((tmp_path / "owners").glob("*.json")) != []  # no cleanup: it just went
     me = ProcessIdentity.current()
     StoresLock.claim(tmp_path, me, wait_s=WAIT_S).release(clear_records_of=me)
+
+
+def test_records_of_dead_processes_are_pruned_as_workers_join(
+    tmp_path: Path, children: list[Child]
+) -> None:
+    me = ProcessIdentity.current()
+    children.append(gone := Child(SLEEPER))
+    record_processes(tmp_path, me, [_identity(gone)], "worker")
+    gone.kill()
+    children.append(worker := Child(ORPHAN_WORKER, str(tmp_path), me.token()))
+    assert worker.line == "joined"
+    records = sorted(p.name for p in (tmp_path / "owners").glob("*.json"))
+    assert records == [f"worker-{worker.pid}.json"]
