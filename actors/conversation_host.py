@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import keep_running
 from actors.remotes import container
 from engine.adapters.records import Records
 from engine.config import Settings
@@ -89,7 +90,9 @@ class ConversationHostActor:
             idle_passivate_s=settings.idle_passivate_s,
             observer=self._observe,
         )
-        self._task = asyncio.get_running_loop().create_task(self._core.run())
+        self._task = asyncio.get_running_loop().create_task(
+            keep_running(self._core.run, "conversation host")
+        )
         self._started = time.time()
 
     async def _observe(self, turn: CommittedTurn) -> None:

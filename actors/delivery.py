@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import keep_running
 from actors.remotes import container
 from connectors import registry
 from engine.adapters import egress
@@ -56,7 +57,9 @@ class DeliveryActor:
             on_delivered=self._delivered,
             breaker=CircuitBreaker(cooldown_s=settings.circuit_cooldown_s),
         )
-        self._task = asyncio.get_running_loop().create_task(self._worker.run())
+        self._task = asyncio.get_running_loop().create_task(
+            keep_running(self._worker.run, f"{kind} delivery")
+        )
 
     def _delivered(self, reply: OutboundReply, provider_ids: str, attempts: int) -> None:
         """Record the provider ids so later status webhooks land on this reply (off path)."""

@@ -1,9 +1,17 @@
 """The composition root: one place that builds every component from ``Settings``.
 
-Start order: models (built and verified), Redis (embedded unless ``REDIS_URL``), Ray, Serve
+Start order: the data dir's locks (one engine per data dir, never beside an orphan of an
+earlier run: ``engine.adapters.datadir``), models (built and verified), Redis (embedded and
+supervised unless ``REDIS_URL``, which must fsync what it acknowledges), Ray, Serve
 applications, the stores actor (embedded unless ``MONGO_URL``/``QDRANT_URL``), the indexer,
 the conversation host pool and the connector actors, then the gateway. ``stop`` tears it all
 down in reverse, flushing the embedded stores, so a clean restart keeps every record.
+
+Ownership applies to a local cluster (no ``RAY_ADDRESS``): its workers join the stores lock
+and exit with the engine (``actors/ownership.py``). With ``RAY_ADDRESS`` the actors may run on
+other machines, where a lock in this data dir means nothing: Ray itself ends the actors when
+their owner (the workers process) dies, and such a deployment uses ``MONGO_URL``,
+``QDRANT_URL`` and ``REDIS_URL``; the engine lock still stops a second engine here.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 from aiohttp import web
 from ray import serve
@@ -27,11 +36,15 @@ from ray.serve.exceptions import RayServeException
 from actors.conversation_host import ConversationHostActor
 from actors.delivery import DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
+from actors.ownership import HOOK as OWNER_HOOK
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
 from connectors import registry
+from engine.adapters.datadir import EngineLock, ProcessIdentity, StoresLock, record_processes
 from engine.adapters.records import Records
+from engine.adapters.redis.durability import check_durability
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.redis.supervisor import RedisSupervisor, SupervisorPolicy
 from engine.adapters.secrets import load_or_create_key
 from engine.bootstrap import Container
 from engine.config import ConfigError, Settings
@@ -58,6 +71,7 @@ GATEWAY_LEXICONS = 32
 class Runtime:
     settings: Settings
     embedded_redis: EmbeddedRedis | None = None
+    redis_supervisor: RedisSupervisor | None = None
     stores_actor: Any | None = None
     hosts: list[Any] = field(default_factory=list)
     delivery: Any | None = None  # the Telegram actor (kept for callers of the spine)
@@ -69,6 +83,11 @@ class Runtime:
     records: Records | None = None
     _owns_ray: bool = False
     _owns_actors: bool = True
+    # Taken by ``kaleem serve`` before Ray is imported (fail fast); else by start_backends.
+    engine_lock: EngineLock | None = None
+    _started: bool = False
+    _stores_lock: StoresLock | None = None
+    _me: ProcessIdentity | None = None
 
     # -- synchronous start (before the event loop serves anything) ---------------------------
     def start_backends(self, *, ray_init: bool = True) -> None:
@@ -80,10 +99,29 @@ class Runtime:
             self.settings = s = _shared_from_data_dir(s)
             self._attach(ray_init=ray_init)
             return
+        # Before anything opens a file here: one engine per data dir (DataDirInUse names the
+        # other), and a local cluster's stores only once no process of an earlier run holds them.
+        if self.engine_lock is None:
+            self.engine_lock = EngineLock.acquire(s.data_dir, s.role)
+        self._started = True
+        self._me = ProcessIdentity.current()
+        local_cluster = ray_init and not ray.is_initialized() and not s.ray_address
+        if local_cluster:
+            self._stores_lock = StoresLock.claim(s.data_dir, self._me, wait_s=s.owner_wait_s)
         ensure_models(s.models_dir, names=(EMBED_MODEL,))
         if not s.redis_url:
-            self.embedded_redis = EmbeddedRedis(s.data_dir / "redis")
-            self.settings = s = s.with_overrides(redis_url=self.embedded_redis.start())
+            self.embedded_redis = EmbeddedRedis(s.data_dir / "redis", parent_death_any_thread=True)
+            self.redis_supervisor = RedisSupervisor(
+                self.embedded_redis,
+                SupervisorPolicy(
+                    max_restarts=s.redis_max_restarts,
+                    window_s=s.redis_restart_window_s,
+                    backoff_base_s=s.redis_restart_backoff_s,
+                ),
+            )
+            self.settings = s = s.with_overrides(redis_url=self.redis_supervisor.start())
+        else:
+            check_durability(s.redis_url, s.redis_durability)
         if not s.secret_key:
             self.settings = s = s.with_overrides(secret_key=load_or_create_key("", s.data_dir))
         if ray_init and not ray.is_initialized():
@@ -98,8 +136,21 @@ class Runtime:
                 kwargs["dashboard_port"] = s.ray_dashboard_port
             if s.ray_address:
                 kwargs["address"] = s.ray_address
+            if local_cluster:
+                kwargs["runtime_env"] = {
+                    "env_vars": {
+                        "KALEEM_ENGINE_OWNER": self._me.token(),
+                        "KALEEM_DATA_DIR": str(s.data_dir.resolve()),
+                    },
+                    "worker_process_setup_hook": OWNER_HOOK,
+                }
+            before = _descendants()
             ray.init(namespace=RAY_NAMESPACE, **kwargs)
             self._owns_ray = True
+            if local_cluster:
+                # Ray's agents outlive a SIGKILLed driver: recorded, the next engine ends them.
+                started = [p for pid, p in _descendants().items() if pid not in before]
+                record_processes(s.data_dir, self._me, started, "ray")
             # Gateway replicas on this machine find the cluster and Redis through the data dir.
             (s.data_dir / "ray.address").write_text(ray.get_runtime_context().gcs_address)
             (s.data_dir / "redis.url").write_text(s.redis_url)
@@ -136,6 +187,10 @@ class Runtime:
         }
         self.delivery = self.deliveries["telegram"]
 
+    def liveness(self) -> str | None:
+        """Why this process can no longer work (the Redis supervisor gave up), else None."""
+        return self.redis_supervisor.liveness() if self.redis_supervisor is not None else None
+
     def _attach(self, *, ray_init: bool) -> None:
         """A gateway replica: join the cluster and find the actors a workers process owns."""
         s = self.settings
@@ -144,6 +199,7 @@ class Runtime:
                 "KALEEM_ROLE=gateway needs RAY_ADDRESS, REDIS_URL and KALEEM_SECRET_KEY "
                 "shared with the workers process"
             )
+        check_durability(s.redis_url, s.redis_durability)  # this process acknowledges webhooks
         if ray_init and not ray.is_initialized():
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(address=s.ray_address, namespace=RAY_NAMESPACE, logging_level=logging.WARNING)
@@ -196,6 +252,7 @@ class Runtime:
             redis=c.redis,
             indexer=c.remotes.indexer,
             readiness=self.readiness,
+            liveness=self.liveness,
             # The bot's own retrieval (same model, same BM25 fusion), so the admin search shows
             # merchants exactly what their customers get; the query is embedded in a thread
             # here by default, a Serve hop costing as much as the model (models/threaded.py).
@@ -263,6 +320,8 @@ class Runtime:
                 await asyncio.wait_for(self.stores_actor.close.remote(), timeout=10)
 
     def stop_backends(self) -> None:
+        if self._owns_actors and not self._started:
+            return  # nothing was started (e.g. the data dir was busy): touch nothing
         if not self._owns_actors:
             self.hosts = []
             if self._owns_ray:
@@ -274,14 +333,25 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
         self.hosts = []
-        with contextlib.suppress(Exception):
-            serve.shutdown()  # type: ignore[no-untyped-call]
+        if ray.is_initialized():  # serve.shutdown() would start a cluster just to stop it
+            with contextlib.suppress(Exception):
+                serve.shutdown()  # type: ignore[no-untyped-call]
         if self._owns_ray:
             with contextlib.suppress(Exception):
                 ray.shutdown()
-        if self.embedded_redis is not None:
+        if self.redis_supervisor is not None:
+            self.redis_supervisor.stop()
+            self.redis_supervisor = None
+        elif self.embedded_redis is not None:
             self.embedded_redis.stop()
-            self.embedded_redis = None
+        self.embedded_redis = None
+        if self._stores_lock is not None:
+            self._stores_lock.release(clear_records_of=self._me)
+            self._stores_lock = None
+        if self.engine_lock is not None:
+            self.engine_lock.release()
+            self.engine_lock = None
+        self._started = False
 
 
 def _shared_from_data_dir(s: Settings) -> Settings:
@@ -296,6 +366,15 @@ def _shared_from_data_dir(s: Settings) -> Settings:
     if not s.secret_key and (s.data_dir / "secret.key").exists():
         changes["secret_key"] = load_or_create_key("", s.data_dir)
     return s.with_overrides(**changes) if changes else s
+
+
+def _descendants() -> dict[int, ProcessIdentity]:
+    out: dict[int, ProcessIdentity] = {}
+    for child in psutil.Process().children(recursive=True):
+        identity = ProcessIdentity.of(child.pid)
+        if identity is not None:
+            out[child.pid] = identity
+    return out
 
 
 def free_port(host: str) -> int:

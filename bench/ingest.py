@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ SECRET = "bench-app-secret"
 NUMBER = "1234567"
 
 
-async def serve(data_dir: Path, port: int, use_uvloop: bool) -> None:
+async def serve(data_dir: Path, port: int, use_uvloop: bool, appendfsync: str = "always") -> None:
     from aiohttp import web
     from cryptography.fernet import Fernet
 
@@ -47,7 +48,7 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool) -> None:
     from engine.http.app import create_app
     from engine.http.deps import GatewayDeps
 
-    embedded = EmbeddedRedis(data_dir / "redis")
+    embedded = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync)
     url = embedded.start()
     settings = Settings(
         data_dir=data_dir,
@@ -81,8 +82,12 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
     print(json.dumps({"channel_id": channel_id, "redis_url": url}), flush=True)
+    stop = asyncio.Event()
+    # SIGTERM from the driver must run the finally below: a server left running (or one that
+    # cannot save because its directory was removed) would outlive the benchmark.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
         embedded.stop()
@@ -193,9 +198,15 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--uvloop", action="store_true", help="run the gateway on uvloop")
+    parser.add_argument(
+        "--appendfsync",
+        default="always",
+        choices=["always", "everysec", "no"],
+        help="the embedded Redis' AOF fsync policy (the engine uses always)",
+    )
     args = parser.parse_args()
     if args.serve:
-        await serve(Path(args.data_dir), args.port, args.uvloop)
+        await serve(Path(args.data_dir), args.port, args.uvloop, args.appendfsync)
         return
     import socket
 
@@ -204,6 +215,7 @@ async def main() -> None:
         port = s.getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="kaleem-bench-")
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", data_dir]
+    cmd += ["--appendfsync", args.appendfsync]
     if args.uvloop:
         cmd.append("--uvloop")
     env = {**os.environ, "KALEEM_LOG_LEVEL": "WARNING"}
@@ -227,6 +239,7 @@ async def main() -> None:
                 {
                     "summary": True,
                     "uvloop": args.uvloop,
+                    "appendfsync": args.appendfsync,
                     "accepted_total": accepted,
                     "inbox_entries": entries,
                     "dedupe_keys": dedupe,

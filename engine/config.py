@@ -48,6 +48,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 ROLES = ("all", "workers", "gateway")
+REDIS_DURABILITY_POLICIES = ("require", "warn")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -149,6 +157,18 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (nginx in front of the gateways): the client is
     # the right-most hop that is not one of them. Empty: the TCP peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Redis durability and supervision. An external REDIS_URL must fsync every
+    # acknowledged write ("require": refuse to start otherwise; "warn": log and go on). The
+    # embedded server is restarted from its AOF at most redis_max_restarts times per window.
+    redis_durability: str = "require"
+    redis_max_restarts: int = 5
+    redis_restart_window_s: float = 60.0
+    redis_restart_backoff_s: float = 0.05  # before the first restart; doubles while it dies
+    # Data-dir ownership: how long a starting engine waits for an earlier run's processes to
+    # let go of the stores, and (internal, set by the engine for its Ray workers) "pid:start"
+    # of the engine process they belong to.
+    owner_wait_s: float = 30.0
+    engine_owner: str = ""
 
     @property
     def base_url(self) -> str:
@@ -230,4 +250,12 @@ class Settings:
             live_max_per_address=_int(env, "KALEEM_LIVE_MAX_PER_ADDRESS", 20, minimum=1),
             login_max_per_ip=_int(env, "KALEEM_LOGIN_MAX_PER_IP", 300, minimum=1),
             trusted_proxies=_networks(env, "KALEEM_TRUSTED_PROXIES"),
+            redis_durability=_choice(
+                env, "KALEEM_REDIS_DURABILITY", "require", REDIS_DURABILITY_POLICIES
+            ),
+            redis_max_restarts=_int(env, "KALEEM_REDIS_MAX_RESTARTS", 5, minimum=0),
+            redis_restart_window_s=_float(env, "KALEEM_REDIS_RESTART_WINDOW_S", 60.0),
+            redis_restart_backoff_s=_float(env, "KALEEM_REDIS_RESTART_BACKOFF_S", 0.05),
+            owner_wait_s=_float(env, "KALEEM_OWNER_WAIT_S", 30.0),
+            engine_owner=env.get("KALEEM_ENGINE_OWNER") or "",
         )

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.adapters.datadir import DataDirInUse, EngineLock
 from engine.cli import outbox
 from engine.cli.common import CliError, operator_token, request, settings_from
 from engine.config import ConfigError
@@ -22,13 +23,17 @@ from engine.config import ConfigError
 
 # -- serve -------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    # Fail fast, before Ray is even imported, when another engine owns this data dir.
+    lock = None
+    if settings.role != "gateway":
+        lock = EngineLock.acquire(settings.data_dir, settings.role)
     from actors.runtime import Runtime, ensure_admin_token
     from observability.logging_setup import configure
 
-    settings = settings_from(args)
     configure(settings.log_level, settings.log_json, service="kaleem-gateway")
     settings, generated = ensure_admin_token(settings)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, engine_lock=lock)
     try:
         print("starting Kaleem: building/verifying models, Redis, Ray, Serve …", flush=True)
         runtime.start_backends()
@@ -47,9 +52,9 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
         if runtime.settings.role == "workers":
             await runtime.run_workers()
             print("Kaleem workers are running (actors and Serve; no gateway)", flush=True)
-            await stop.wait()
+            code = await _until_stopped(runtime, stop)
             print("shutting down …", flush=True)
-            return 0
+            return code
         await runtime.start_gateway()
         s = runtime.settings
         base = s.base_url
@@ -76,6 +81,23 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
     finally:
         await runtime.stop()
     return 0
+
+
+async def _until_stopped(runtime: Any, stop: asyncio.Event) -> int:
+    """0 on SIGTERM/SIGINT; 1 once the runtime can no longer work by itself.
+
+    The workers role has no ``/healthz`` for an orchestrator to probe, so when its Redis
+    supervisor gives up the process exits non-zero and gets restarted instead.
+    """
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+            return 0
+        except TimeoutError:
+            reason = runtime.liveness()
+            if reason:
+                print(f"kaleem: error: {reason}; exiting", file=sys.stderr, flush=True)
+                return 1
 
 
 # -- admin commands ----------------------------------------------------------------------------
@@ -274,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, DataDirInUse) as exc:
         print(f"kaleem: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

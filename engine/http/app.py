@@ -34,7 +34,13 @@ from engine.http.hub import ReplyHub
 from engine.http.keys import AUTH, CHANNELS, DEPS, HUB, INTAKE, OPENAPI, PROVIDERS
 from engine.http.limits import LoginThrottle, RateLimiter, digest
 from engine.http.live import LIVE, LiveHub
-from engine.http.problems import Handler, ProblemError, as_problem, json_response
+from engine.http.problems import (
+    Handler,
+    ProblemError,
+    as_problem,
+    json_response,
+    store_unavailable,
+)
 from engine.http.routes import ALL_ROUTES
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
@@ -151,9 +157,12 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if isinstance(exc, ProblemError) and "retry_after" in exc.extra:
             extra["Retry-After"] = str(exc.extra["retry_after"])
         resp = as_problem(exc)
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
-        resp = as_problem(ProblemError(500, "Internal error", "the error was logged"))
+    except Exception as exc:
+        unavailable = store_unavailable(exc)  # Redis restarting: 503 + Retry-After, not 500
+        if unavailable is None:
+            log.exception("unhandled error", extra={"path": request.path})
+            unavailable = as_problem(ProblemError(500, "Internal error", "the error was logged"))
+        resp = unavailable
     if is_api:
         _decorate(request, resp, extra)
     elif "Retry-After" in extra and not resp.prepared:  # providers redeliver after it
@@ -162,6 +171,15 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 503 only for what a restart of this process fixes and nothing else will.
+
+    A Redis that is down for a moment is readiness' business (``/readyz``; the supervisor is
+    restarting it); a supervisor that gave up is this endpoint's.
+    """
+    liveness = request.app[DEPS].liveness
+    reason = liveness() if liveness is not None else None
+    if reason:
+        return json_response({"status": "failed", "reason": reason}, status=503)
     return json_response({"status": "ok"})
 
 

@@ -30,6 +30,9 @@ class Indexer(Protocol):
 
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
+# None while the process can work; the reason once it cannot recover by itself (the embedded
+# Redis' supervisor gave up), which turns /healthz to 503 so an orchestrator restarts it.
+Liveness = Callable[[], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class GatewayDeps:
     indexer: Indexer
     readiness: Readiness
     instance: str = "gateway-0"
+    liveness: Liveness | None = None
     retriever: Any = (
         None  # engine.domain.conversation.RetrievalPort: the bot's retrieval (admin search)
     )

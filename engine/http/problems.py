@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNAVAILABLE_RETRY_AFTER_S = 1
+_UNAVAILABLE_LOG_EVERY_S = 5.0
+_unavailable_logged_at = 0.0
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
@@ -39,6 +48,39 @@ def as_problem(exc: ProblemError | web.HTTPException) -> web.Response:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return problem(413, "Payload too large", exc.text or "")
     return problem(exc.status, exc.reason, exc.text or "")
+
+
+def store_unavailable(exc: BaseException) -> web.Response | None:
+    """The retryable 503 for "Redis is unreachable right now", or None for any other error.
+
+    While the embedded Redis restarts (or an external one fails over) nothing can be made
+    durable, so nothing may be acknowledged; a 503 with ``Retry-After`` makes providers
+    redeliver and clients retry, where a 500 would read as a bug. Looks through the cause
+    chain and through Ray's task errors (``cause``), bounded.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, RedisConnectionError | RedisTimeoutError):
+            _log_unavailable(seen)
+            response = problem(
+                503, "Service unavailable", "a backing store is restarting; retry shortly"
+            )
+            response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+            return response
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else (seen.__cause__ or seen.__context__)
+    return None
+
+
+def _log_unavailable(exc: BaseException) -> None:
+    """One line per few seconds, not one per request of a burst."""
+    global _unavailable_logged_at
+    now = time.monotonic()
+    if now - _unavailable_logged_at >= _UNAVAILABLE_LOG_EVERY_S:
+        _unavailable_logged_at = now
+        log.warning("redis unreachable; answering 503", extra={"error": type(exc).__name__})
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.adapters.redis import keys
 from engine.domain.messages import InboundMessage, OutboundReply
@@ -32,6 +34,9 @@ DEDUPE_TTL_S = 7 * 24 * 3600  # WhatsApp retries for up to 7 days; Telegram for 
 SENT_TTL_S = 7 * 24 * 3600
 UNREACHABLE_TTL_S = 90 * 24 * 3600
 MAX_GROUP_COMMIT = 256
+# How long the sent marker of a reply that already left is retried through a Redis outage
+# (the embedded server restarts in about a second; an external one fails over in seconds).
+MARK_SENT_PATIENCE_S = 30.0
 
 _APPEND_LUA = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -197,6 +202,23 @@ class StreamConsumer:
             await ensure_group(self._redis, s, self._group)
 
     async def read(self, count: int = 64, block_ms: int = 1000) -> list[StreamEntry]:
+        """Our own pending entries first (after a start or a lost connection), then new ones.
+
+        A connection error means Redis went away (the embedded one is being restarted): work
+        on entries already taken may have failed meanwhile and left them pending, so the next
+        read after the outage starts again with this consumer's pending list instead of
+        leaving them to the idle reclaim a minute later. Entries still being processed come
+        back too; consumers skip or no-op those (queued duplicates, the sent marker, a
+        conversation's ``handled`` ids).
+        """
+        try:
+            return await self._read(count, block_ms)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._pending_done = False
+            self._cursor = dict.fromkeys(self._streams, "0")
+            raise
+
+    async def _read(self, count: int, block_ms: int) -> list[StreamEntry]:
         if not self._pending_done:
             # Page through our own pending list with a cursor: re-reading from "0" would
             # return the same first page again while it is still being processed.
@@ -284,9 +306,29 @@ class Outbox:
         return bool(await self._redis.exists(keys.sent_marker(reply.merchant_id, reply.outbox_id)))
 
     async def mark_sent(self, reply: OutboundReply, provider_message_id: str) -> None:
-        await self._redis.set(
-            keys.sent_marker(reply.merchant_id, reply.outbox_id), provider_message_id, ex=SENT_TTL_S
-        )
+        """Record that the reply left; retried while Redis is unreachable.
+
+        The provider call already happened: if this marker is lost the outbox entry is read
+        again later and the customer gets the reply twice. So a connection error here waits
+        for the server to come back (up to ``MARK_SENT_PATIENCE_S``) instead of failing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MARK_SENT_PATIENCE_S
+        delay = 0.05
+        while True:
+            try:
+                await self._redis.set(
+                    keys.sent_marker(reply.merchant_id, reply.outbox_id),
+                    provider_message_id,
+                    ex=SENT_TTL_S,
+                )
+                return
+            except (RedisConnectionError, RedisTimeoutError):
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("sent marker not written (redis unreachable); retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def dead_letter(self, reply: OutboundReply, reason: str, attempts: int) -> None:
         await self._redis.xadd(

