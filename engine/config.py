@@ -109,6 +109,10 @@ class Settings:
     inbox_partitions: int = 8
     max_body_bytes: int = 256 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
+    # Uploads one gateway reads at once (one per merchant at a time) and a merchant's catalogue
+    # quota: one tenant's uploads cannot take the memory or the indexer everyone shares.
+    import_concurrency: int = 2
+    max_products_per_merchant: int = 200_000
     ray_address: str = ""
     ray_dashboard: bool = True
     ray_dashboard_port: int = 8265
@@ -206,6 +210,10 @@ class Settings:
             inbox_partitions=_int(env, "KALEEM_INBOX_PARTITIONS", 8, minimum=1),
             max_body_bytes=_int(env, "KALEEM_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             max_import_bytes=_int(env, "KALEEM_MAX_IMPORT_BYTES", 50 * 1024 * 1024, minimum=1024),
+            import_concurrency=_int(env, "KALEEM_IMPORT_CONCURRENCY", 2, minimum=1),
+            max_products_per_merchant=_int(
+                env, "KALEEM_MAX_PRODUCTS_PER_MERCHANT", 200_000, minimum=1
+            ),
             ray_address=env.get("RAY_ADDRESS") or "",
             ray_dashboard=_bool(env, "KALEEM_RAY_DASHBOARD", True),
             ray_dashboard_port=_int(env, "KALEEM_RAY_DASHBOARD_PORT", 8265, minimum=1),

@@ -418,7 +418,7 @@ def _json_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
     if stripped.startswith("["):
         try:
             items = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nesting deeper than a catalogue
             items = None
         if isinstance(items, list):
             for index, item in enumerate(items, start=1):
@@ -431,6 +431,9 @@ def _json_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             yield line_no, f"invalid JSON: {exc.msg}"
+            continue
+        except RecursionError:  # "[[[[..." a million deep: a bad row, not a crash
+            yield line_no, "invalid JSON: nested too deeply"
             continue
         yield line_no, obj if isinstance(obj, dict) else "row must be a JSON object"
 
@@ -482,6 +485,46 @@ def _csv_rows(
         yield start, row
 
 
+class _Collector(Generic[T]):
+    """Rows in, the upload's good rows and bad lines out: one place for the row rules (the row
+    limit, last-one-wins duplicates, errors by line) whether a file is read whole or streamed."""
+
+    def __init__(
+        self, build: Callable[[Mapping[str, Any]], T], key: Callable[[T], str], max_rows: int
+    ) -> None:
+        self._build = build
+        self._key = key
+        self._max = max_rows
+        self._count = 0
+        self.good: dict[str, T] = {}
+        self.errors: list[RowError] = []
+        self.full = False
+
+    def add(self, line: int, row: Mapping[str, Any] | str) -> None:
+        if self.full:
+            return
+        self._count += 1
+        if self._count > self._max:
+            self.errors.append(
+                RowError(line, f"too many rows: the limit is {self._max} per upload")
+            )
+            self.full = True
+            return
+        if isinstance(row, str):
+            self.errors.append(RowError(line, row))
+            return
+        try:
+            item = self._build(row)
+        except _RowInvalid as exc:
+            self.errors.append(RowError(line, str(exc)))
+            return
+        self.good.pop(self._key(item), None)  # last one wins, and takes the last position
+        self.good[self._key(item)] = item
+
+    def result(self) -> ParseResult[T]:
+        return ParseResult(rows=list(self.good.values()), errors=self.errors)
+
+
 def _parse(
     data: bytes,
     content_type: str,
@@ -501,25 +544,87 @@ def _parse(
         raise UnsupportedContentType(
             f"unsupported content type {media!r}; use text/csv or application/x-ndjson"
         )
-    good: dict[str, T] = {}
-    errors: list[RowError] = []
-    count = 0
+    out = _Collector(build, key, max_rows)
     for line, row in rows:
-        count += 1
-        if count > max_rows:
-            errors.append(RowError(line, f"too many rows: the limit is {max_rows} per upload"))
+        out.add(line, row)
+        if out.full:
             break
-        if isinstance(row, str):
-            errors.append(RowError(line, row))
-            continue
-        try:
-            item = build(row)
-        except _RowInvalid as exc:
-            errors.append(RowError(line, str(exc)))
-            continue
-        good.pop(key(item), None)  # last one wins, and takes the last position
-        good[key(item)] = item
-    return ParseResult(rows=list(good.values()), errors=errors)
+    return out.result()
+
+
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+def _json_row(line: bytes) -> Mapping[str, Any] | str:
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "line is not valid UTF-8"
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON: {exc.msg}"
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    return obj if isinstance(obj, dict) else "row must be a JSON object"
+
+
+class JsonLinesUpload(Generic[T]):
+    """A JSON-lines upload parsed while it arrives: the gateway never holds the whole body, only
+    the line being read (bounded by the upload limit). ``feed`` is CPU work: call it in a
+    thread. A whole-file JSON array (``[...]``) cannot be read line by line: it is kept and
+    parsed at :meth:`close`, as a whole file is."""
+
+    def __init__(
+        self,
+        build: Callable[[Mapping[str, Any]], T],
+        key: Callable[[T], str],
+        max_rows: int = MAX_ROWS,
+    ) -> None:
+        self._rows = _Collector(build, key, max_rows)
+        self._build, self._key, self._max = build, key, max_rows
+        self._tail = b""
+        self._line = 0
+        self._started = False
+        self._array: list[bytes] | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._array is not None:
+            self._array.append(chunk)
+            return
+        data = self._tail + chunk
+        if not self._started:
+            head = data.lstrip()
+            if not head or (len(head) < 3 and _BOM.startswith(head)):  # wait: BOM split?
+                self._tail = data
+                return
+            self._started = True
+            if head.startswith(_BOM):
+                head = head[3:].lstrip()
+                data = data.lstrip()[3:]
+            if head.startswith(b"["):
+                self._array = [data]
+                return
+        *lines, self._tail = data.split(b"\n")
+        for line in lines:
+            self._take(line)
+
+    def _take(self, line: bytes) -> None:
+        self._line += 1
+        if line.strip() and not self._rows.full:
+            self._rows.add(self._line, _json_row(line))
+
+    def close(self) -> ParseResult[T]:
+        if self._array is not None:
+            rows = _json_rows(_decode(b"".join(self._array)))
+            out = _Collector(self._build, self._key, self._max)
+            for line, row in rows:
+                out.add(line, row)
+                if out.full:
+                    break
+            return out.result()
+        if self._tail:
+            self._take(self._tail)
+            self._tail = b""
+        return self._rows.result()
 
 
 def _product_row(row: Mapping[str, Any]) -> Product:
@@ -562,6 +667,18 @@ def parse_knowledge(
         known=frozenset({"id", "title", "body", "language", "lang"}),
         max_rows=max_rows,
     )
+
+
+def product_upload(max_rows: int = MAX_ROWS) -> JsonLinesUpload[Product]:
+    return JsonLinesUpload(_product_row, lambda p: p.sku, max_rows)
+
+
+def knowledge_upload(max_rows: int = MAX_ROWS) -> JsonLinesUpload[KnowledgeDoc]:
+    return JsonLinesUpload(_knowledge, lambda d: d.id, max_rows)
+
+
+def is_json_lines(content_type: str) -> bool:
+    return _media_type(content_type) in JSONL_TYPES
 
 
 # --- chunking ---------------------------------------------------------------------------------

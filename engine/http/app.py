@@ -42,6 +42,7 @@ from engine.http.problems import (
     store_unavailable,
 )
 from engine.http.routes import ALL_ROUTES
+from engine.http.routes.imports import UPLOADS, UploadSlots
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
 from engine.services.commerce import CARTS, Commerce
@@ -279,6 +280,7 @@ def create_app(deps: GatewayDeps) -> web.Application:
     app[CHANNELS] = CachedChannels(deps.records, ttl_s=10.0)
     app[INTAKE] = Intake(deps.inbox, deps.records)
     app[OPENAPI] = openapi.build(ALL_ROUTES)
+    app[UPLOADS] = UploadSlots(deps.settings.import_concurrency)
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_local_delivery_ctx)
