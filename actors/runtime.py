@@ -117,7 +117,7 @@ class Runtime:
             route_prefix=None,
         )
         self.reranker = serve.run(build_reranker(), name="reranker", route_prefix=None)
-        if not (s.mongo_url and s.qdrant_url):
+        if not s.qdrant_url:
             self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
                 name="kaleem-stores"
             ).remote(str((s.data_dir / "stores").resolve()))
@@ -155,7 +155,7 @@ class Runtime:
             try:
                 self.embedder = serve.get_app_handle("embedder")
                 self.reranker = serve.get_app_handle("reranker")
-                if not (s.mongo_url and s.qdrant_url):
+                if not s.qdrant_url:
                     self.stores_actor = ray.get_actor("kaleem-stores")
                 self.indexer = ray.get_actor("kaleem-indexer")
                 self.hosts = [ray.get_actor(f"kaleem-host-{i}") for i in range(s.host_actors)]

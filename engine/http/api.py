@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.adapters.records import CONVERSATIONS
-from engine.domain.carts import CARTS
 from engine.http import openapi
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.http.keys import AUTH, DEPS
@@ -106,7 +104,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 def register_api_routes(app: web.Application) -> None:
     """Everything of the admin API in one call from the gateway's app factory."""
     deps = app[DEPS]
-    store = deps.records.documents
+    store = deps.records.repos
     redis = deps.redis
     s = deps.settings
     tokens = TokenService(redis, jwt_secret(s))
@@ -116,7 +114,7 @@ def register_api_routes(app: web.Application) -> None:
     app[API] = Api(
         deps=deps,
         records=deps.records,
-        store=store,
+        repos=store,
         tokens=tokens,
         throttle=LoginThrottle(redis, s.login_max_failures, s.login_max_per_ip),
         limiter=RateLimiter(redis, s.api_rate_window_s),
@@ -141,24 +139,7 @@ def register_api_routes(app: web.Application) -> None:
 
 
 async def _ensure_indexes(app: web.Application) -> None:
-    from engine.http.context import API_KEYS, AUDIT, NOTES, USERS
-
-    store = app[API].store
-    await store.collection(USERS).create_index([("email", 1)], unique=True)
-    await store.collection(USERS).create_index([("merchant_id", 1)])
-    await store.collection(USERS).create_index([("invite_hash", 1)])
-    await store.collection(API_KEYS).create_index([("key_hash", 1)], unique=True)
-    await store.collection(API_KEYS).create_index([("merchant_id", 1)])
-    await store.collection(AUDIT).create_index([("merchant_id", 1)])
-    await store.collection(NOTES).create_index([("merchant_id", 1), ("conversation_id", 1)])
-    await store.collection(CONVERSATIONS).create_index([("merchant_id", 1)])
-    # Keyset pages of the conversation list: newest first, unfiltered or by one filter field.
-    for field in (None, "status", "channel_id", "assignee", "labels"):
-        prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
-        await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
-    await app[API].commerce.ensure_indexes()
-    for prefix in ([("merchant_id", 1)], [("merchant_id", 1), ("channel_id", 1)]):
-        await store.collection(CARTS).create_index([*prefix, ("updated_at", -1)])
+    await app[API].repos.ensure_indexes()
 
 
 __all__ = ["ALL_ROUTES", "Api", "register_api_routes"]

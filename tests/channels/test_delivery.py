@@ -20,13 +20,13 @@ from cryptography.fernet import Fernet
 
 from connectors.instagram import split_utf8
 from connectors.messenger import default_split
-from engine.adapters.documents import EmbeddedDocumentStore
 from engine.adapters.providers import ChannelSender
 from engine.adapters.records import Records
 from engine.adapters.redis import keys
 from engine.adapters.redis.queues import Outbox, StreamConsumer
 from engine.adapters.redis.ratelimits import RedisRateLimiter, Rule, rules_for
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.repositories import sqlite_repositories
 from engine.adapters.secrets import SecretBox
 from engine.domain.messages import OutboundReply, ProductCard
 from engine.services.delivery import CircuitBreaker, DeliveryWorker
@@ -126,9 +126,11 @@ def reply(
 
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    embedded = EmbeddedRedis(Path(tmp_path_factory.mktemp("deliv")) / "redis")
+    data_dir = Path(tmp_path_factory.mktemp("deliv"))
+    embedded = EmbeddedRedis(data_dir / "redis")
     redis = redis_client(embedded.start())
-    records = Records(EmbeddedDocumentStore(None), SecretBox(Fernet.generate_key().decode()))
+    repos = sqlite_repositories(data_dir / "records.sqlite3")
+    records = Records(repos, SecretBox(Fernet.generate_key().decode()))
     meta = FakeMeta()
     await meta.start()
     async with FakeTelegram() as tg:
@@ -137,6 +139,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         await e.session.close()
     await meta.stop()
     await redis.aclose()
+    await repos.close()
     embedded.stop()
 
 

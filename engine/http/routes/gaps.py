@@ -27,7 +27,7 @@ async def list_gaps(request: web.Request) -> web.Response:
     """``GET /api/v1/analytics/gaps?limit=N``: most-asked unanswered questions first."""
     caller = await request.app[AUTH].require_merchant(request)
     limit = _limit(request)
-    gaps = KnowledgeGaps(request.app[DEPS].records.documents)
+    gaps = KnowledgeGaps(request.app[DEPS].records.repos)
     items = await gaps.list(caller.merchant_id, limit)
     return json_response({"items": items, "limit": limit})
 
