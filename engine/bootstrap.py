@@ -79,7 +79,7 @@ class Container:
         s = self.settings
         if s.mongo_url:
             return mongo_repositories(s.mongo_url, s.mongo_db)
-        return sqlite_repositories(s.data_dir.resolve() / RECORDS_FILE)
+        return sqlite_repositories(s.data_dir.absolute() / RECORDS_FILE)
 
     @cached_property
     def records(self) -> Records:

@@ -12,13 +12,14 @@ compare-and-set and counter queries need); bulk upserts are one unordered ``bulk
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from engine.adapters.tables import (
     MAX_PAGE,
@@ -35,6 +36,11 @@ from engine.adapters.tables import (
 from engine.services.ports import Document, DuplicateKey
 
 __all__ = ["MongoTables"]
+
+log = logging.getLogger(__name__)
+# An index on the same keys exists under another name (one an older release created): the
+# database already has what the queries need.
+_INDEX_EXISTS_UNDER_ANOTHER_NAME = 85
 
 
 @contextmanager
@@ -278,8 +284,13 @@ class MongoTables:
                 keys = [(check_field(f), 1) for f in index.fields]
                 if not index.unique and "_id" not in index.fields:
                     keys.append(("_id", 1))
-                with _duplicates():
-                    await coll.create_index(keys, unique=index.unique, name=index.name)
+                try:
+                    with _duplicates():
+                        await coll.create_index(keys, unique=index.unique, name=index.name)
+                except OperationFailure as exc:
+                    if exc.code != _INDEX_EXISTS_UNDER_ANOTHER_NAME:
+                        raise
+                    log.info("index %s.%s exists under another name", spec.name, index.name)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -217,7 +217,7 @@ class SqliteTables:
 
     # -- the writer thread ------------------------------------------------------------------
     def _start(self) -> None:
-        if self._writer is not None and self._pool is not None:
+        if self._writer is not None and self._pool is not None and not self._closed:
             return
         with self._lock:
             if self._closed:
@@ -300,7 +300,10 @@ class SqliteTables:
             slots = self._slots[loop] = asyncio.Semaphore(self._max_pending)
         async with slots:
             future: asyncio.Future[T] = loop.create_future()
-            self._queue.put(_Write(fn, future, loop))
+            with self._lock:  # nothing may queue behind close()'s stop marker
+                if self._closed:
+                    raise RuntimeError("the record store is closed")
+                self._queue.put(_Write(fn, future, loop))
             return await future
 
     # -- the reader threads -----------------------------------------------------------------
@@ -592,8 +595,9 @@ class SqliteTables:
                 return
             self._closed = True
             writer, pool = self._writer, self._pool
+            if writer is not None:
+                self._queue.put(None)
         if writer is not None:
-            self._queue.put(None)
             await asyncio.to_thread(writer.join)
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True)

@@ -15,15 +15,12 @@ from typing import Any, Final
 
 import orjson
 
-from engine.services.commerce import CARTS
-
 # Same bound as the bot's own cart (engine.domain.conversation.CART_MAX_LINES).
 MAX_LINES: Final = 20
 MAX_QTY: Final = 99
 CART_CONTROL: Final = "cart"
 
 __all__ = [
-    "CARTS",
     "CART_CONTROL",
     "MAX_LINES",
     "cart_items",

@@ -19,11 +19,6 @@ from engine.domain.text import normalize_digits
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 
-CARTS: Final = "carts"
-ORDERS: Final = "orders"
-LEADS: Final = "leads"
-PRODUCTS: Final = "products"
-
 MAX_LINES: Final = 50
 MAX_QTY: Final = 99
 MAX_NAME_CHARS: Final = 120

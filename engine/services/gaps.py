@@ -16,7 +16,6 @@ from engine.domain.text import normalize_arabic
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 
-GAPS: Final = "knowledge_gaps"
 MAX_QUESTION_CHARS: Final = 300
 MAX_LIST: Final = 200
 

@@ -237,11 +237,14 @@ REBUILD_COOLDOWN_FACTOR = 10.0
 class LexicalIndexes:
     """Per-merchant :class:`MerchantLexicon` cache, rebuilt when the merchant's records change.
 
-    Freshness: at most every ``check_every_s`` a turn reads a cheap signature (counts and the
-    newest ``updated_at`` of products and knowledge); a change rebuilds the index, inline when
-    the last build was quick (< ``INLINE_BUILD_S``), else in the background while the previous
-    index answers (stale only in its lexical half: vectors are already fresh). Bounded by
-    ``max_merchants`` (LRU), so a host serving many merchants keeps memory flat.
+    Freshness: at most every ``check_every_s`` a turn reads a signature (counts and the newest
+    ``updated_at`` of products and knowledge); a change rebuilds the index. When the last build
+    was quick (< ``INLINE_BUILD_S``: a small catalogue, whose counts are cheap too) the check and
+    the rebuild run inline, so the next question sees the change; otherwise both run in the
+    background while the previous index answers (stale only in its lexical half: vectors are
+    already fresh), because counting a big catalogue costs milliseconds a question should not
+    wait for. Bounded by ``max_merchants`` (LRU), so a host serving many merchants keeps memory
+    flat.
     """
 
     def __init__(
@@ -274,14 +277,15 @@ class LexicalIndexes:
             current = self._items.get(merchant_id)
             if current is not None and time.monotonic() - current.checked_at < self._every:
                 return current
+            if current is not None and current.build_s >= INLINE_BUILD_S:
+                current.checked_at = time.monotonic()
+                self._items.move_to_end(merchant_id)
+                self._rebuild_later(merchant_id, current)
+                return current
             signature = await self._signature(merchant_id)
             if current is not None and current.signature == signature:
                 current.checked_at = time.monotonic()
                 self._items.move_to_end(merchant_id)
-                return current
-            if current is not None and current.build_s >= INLINE_BUILD_S:
-                current.checked_at = time.monotonic()
-                self._rebuild_later(merchant_id, current)
                 return current
             return await self._build(merchant_id, signature)
 
@@ -294,7 +298,9 @@ class LexicalIndexes:
 
         async def rebuild() -> None:
             try:
-                await self._build(merchant_id, await self._signature(merchant_id))
+                signature = await self._signature(merchant_id)
+                if signature != current.signature:
+                    await self._build(merchant_id, signature)
             except Exception:  # the previous index keeps serving; the next check retries
                 log.exception("lexical index rebuild failed", extra={"merchant": merchant_id})
 

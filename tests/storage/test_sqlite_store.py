@@ -278,7 +278,9 @@ async def test_records_survive_close_and_reopen_exactly(tmp_path: Path) -> None:
     await first.merchants.create(dict(merchant))
     await first.close()
     with pytest.raises(RuntimeError):
-        await first.merchants.get("m1")  # closed
+        await first.merchants.get("m1")  # closed: reads and writes refuse, never hang
+    with pytest.raises(RuntimeError):
+        await first.merchants.delete("m1")
 
     second = sqlite_repositories(path)
     assert await second.merchants.get("m1") == merchant  # exact types and values
