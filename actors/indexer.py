@@ -24,7 +24,7 @@ class IndexerActor:
         c = container(settings, stores_actor, embedder)
         self._vectors = c.remotes.vectors
         self._service = IndexService(c.embedder, self._vectors, c.records)
-        self._reconciler = IndexReconciler(c.documents, self._service, self._vectors)
+        self._reconciler = IndexReconciler(c.repos, self._service, self._vectors)
         self._every = max(0.5, settings.index_reconcile_s)
         # Also restarts with the actor: records left pending by a crash are picked up here.
         self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())

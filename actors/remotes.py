@@ -1,15 +1,16 @@
 """Ray handles turned into the ports a :class:`engine.bootstrap.Container` is built from.
 
-Every actor and the gateway call :func:`container` once: production servers when configured
-(``QDRANT_URL``), else proxies to the embedded stores' owner actor; Serve handles become
-``ServeEmbedder``s. This is the only place where a Ray handle meets an engine port.
+Every actor and the gateway call :func:`container` once: the vector server when configured
+(``QDRANT_URL``), else a proxy to the embedded vector store's owner actor; Serve handles become
+``ServeEmbedder``s. Records are not reached through Ray: each process opens the repositories
+itself (``Container.repos``). This is the only place where a Ray handle meets an engine port.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from actors.stores import ActorDocumentStore, ActorVectorStore
+from actors.stores import ActorVectorStore
 from engine.bootstrap import Container, Remotes
 from engine.config import Settings
 from engine.services.ports import VectorStore
@@ -37,7 +38,6 @@ def container(
     remotes = Remotes(
         vectors=vector_store(settings, stores_actor),
         embedder=None if embedder is None else ServeEmbedder(embedder),
-        documents=None if stores_actor is None else ActorDocumentStore(stores_actor),
         indexer=indexer,
     )
     return Container(settings, remotes, **overrides)

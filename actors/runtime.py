@@ -166,7 +166,7 @@ class Runtime:
             name="embedder",
             route_prefix=None,
         )
-        if not (s.mongo_url and s.qdrant_url):
+        if not s.qdrant_url:
             self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
                 name="kaleem-stores"
             ).remote(str((s.data_dir / "stores").resolve()))
@@ -208,7 +208,7 @@ class Runtime:
         while True:
             try:
                 self.embedder = serve.get_app_handle("embedder")
-                if not (s.mongo_url and s.qdrant_url):
+                if not s.qdrant_url:
                     self.stores_actor = ray.get_actor("kaleem-stores")
                 self.indexer = ray.get_actor("kaleem-indexer")
                 self.hosts = [ray.get_actor(f"kaleem-host-{i}") for i in range(s.host_actors)]

@@ -1,10 +1,10 @@
 """Admin API benchmark: p50/p95/p99 of list, get, search and create on a large merchant.
 
-Starts the real engine (embedded Redis, Ray, Serve, models, the embedded stores actor, the
-gateway on loopback), seeds ONE merchant with N products and M conversations straight into the
-document store (through the same port the API uses; embedding 100k products with e5 would take
-over an hour, so only ``--indexed`` of them get vectors, enough for search to be realistic),
-then measures the HTTP API one request at a time and prints one JSON document.
+Starts the real engine (embedded Redis, Ray, Serve, models, the embedded vector store actor,
+the SQLite record store, the gateway on loopback), seeds ONE merchant with N products and M
+conversations straight into the record store (embedding 100k products with e5 would take over
+an hour, so only ``--indexed`` of them get vectors, enough for search to be realistic), then
+measures the HTTP API one request at a time and prints one JSON document.
 
     .venv/bin/python bench/admin.py                      # 100,000 products, 50,000 conversations
     .venv/bin/python bench/admin.py --products 20000 --conversations 10000 --samples 100
@@ -76,47 +76,47 @@ def product(n: int, merchant_id: str) -> dict[str, Any]:
 async def seed(
     rt: Runtime, merchant_id: str, products: int, conversations: int
 ) -> dict[str, float]:
+    """Products through the import path's bulk upsert; conversations (a projection of
+    messages) as records through the table gateway, in bulk waves."""
+    from engine.adapters.records import conversation_id
+    from engine.adapters.tables import Tables
+
     assert rt.records is not None
-    store = rt.records.documents
+    repos = rt.records.repos
     t0 = time.perf_counter()
-    coll = store.collection("products")
-    wave = 512
+    wave = 1000
     for start in range(0, products, wave):
-        await asyncio.gather(
-            *(
-                coll.insert_one(product(n, merchant_id))
-                for n in range(start, min(products, start + wave))
-            )
-        )
+        docs = [product(n, merchant_id) for n in range(start, min(products, start + wave))]
+        await repos.products.upsert_many(merchant_id, docs, time.time())
     t1 = time.perf_counter()
-    convs = store.collection("conversations")
+    tables: Tables = repos.store  # type: ignore[assignment]  # both adapters are Tables
     now = time.time()
     for start in range(0, conversations, wave):
         docs = []
         for n in range(start, min(conversations, start + wave)):
             key = f"{merchant_id}:playground:cust-{n}"
-            from engine.adapters.records import conversation_id
-
             docs.append(
-                {
-                    "_id": conversation_id(key),
-                    "merchant_id": merchant_id,
-                    "conversation_key": key,
-                    "channel_id": "playground",
-                    "customer_id": f"cust-{n}",
-                    "status": ("open", "pending", "resolved")[n % 3],
-                    "assignee": None,
-                    "labels": ["vip"] if n % 50 == 0 else [],
-                    "paused": False,
-                    "last_message_at": now - n,
-                    "last_text": "hello",
-                    "message_count": 2,
-                    "first_in_at": now - n - 1,
-                    "first_reply_at": now - n,
-                    "created_at": now - n,
-                }
+                (
+                    conversation_id(key),
+                    {
+                        "merchant_id": merchant_id,
+                        "conversation_key": key,
+                        "channel_id": "playground",
+                        "customer_id": f"cust-{n}",
+                        "status": ("open", "pending", "resolved")[n % 3],
+                        "assignee": None,
+                        "labels": ["vip"] if n % 50 == 0 else [],
+                        "paused": False,
+                        "last_message_at": now - n,
+                        "last_text": "hello",
+                        "message_count": 2,
+                        "first_in_at": now - n - 1,
+                        "first_reply_at": now - n,
+                        "created_at": now - n,
+                    },
+                )
             )
-        await asyncio.gather(*(convs.insert_one(d) for d in docs))
+        await tables.patch_many("conversations", docs, match={"merchant_id": merchant_id})
     t2 = time.perf_counter()
     return {"products_s": round(t1 - t0, 1), "conversations_s": round(t2 - t1, 1)}
 
@@ -240,7 +240,7 @@ async def run(args: argparse.Namespace, rt: Runtime) -> dict[str, Any]:
                 return r.status
 
         n = args.samples
-        slow = min(n, args.list_samples)  # list scans take seconds on the embedded store
+        slow = min(n, args.list_samples)  # lists and their cursors: --list-samples
         # The first search of a merchant builds its BM25 index (and loads the gateway's query
         # encoder): a one-off reported on its own, not mixed into the steady-state samples.
         t0 = time.perf_counter()

@@ -39,10 +39,10 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool, appendfsync: str = 
     from aiohttp import web
     from cryptography.fernet import Fernet
 
-    from engine.adapters.documents import EmbeddedDocumentStore
     from engine.adapters.records import Records
     from engine.adapters.redis.queues import Inbox
     from engine.adapters.redis.server import EmbeddedRedis, redis_client
+    from engine.adapters.repositories import sqlite_repositories
     from engine.adapters.secrets import SecretBox
     from engine.config import Settings
     from engine.http.app import create_app
@@ -60,7 +60,9 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool, appendfsync: str = 
         allow_private_api_base=True,  # the fake Telegram listens on loopback
     )
     redis = redis_client(url, max_connections=256)
-    records = Records(EmbeddedDocumentStore(None), SecretBox(settings.secret_key))
+    records = Records(
+        sqlite_repositories(data_dir / "records.sqlite3"), SecretBox(settings.secret_key)
+    )
     merchant_id, _ = await records.create_merchant("Bench", "en")
     channel_id = await records.create_channel(
         merchant_id,

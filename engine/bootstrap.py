@@ -3,7 +3,9 @@
 Each process (the gateway, a conversation host, a delivery actor, the indexer, a benchmark, a
 test) makes ONE :class:`Container` from its :class:`~engine.config.Settings` and the
 :class:`Remotes` it was handed (port adapters over things that live in other processes: Serve
-deployments, the vector-store owner, the indexer actor). Components are built lazily, once,
+deployments, the vector-store owner, the indexer actor). Records need no remote: every process
+opens the repositories itself (MongoDB when ``MONGO_URL`` is set, else the SQLite file in the
+data directory, which every process of the engine shares). Components are built lazily, once,
 and shared; a test replaces any of them with ``overrides`` (a fake repository, a fake clock),
 which is the only way wiring changes between production and tests.
 
@@ -24,15 +26,20 @@ from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
 from engine.adapters.redis.server import redis_client
+from engine.adapters.repositories import mongo_repositories, sqlite_repositories
 from engine.adapters.secrets import SecretBox, load_or_create_key
 from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
-from engine.services.ports import DocumentStore, Embedder, VectorStore
+from engine.services.ports import Embedder, VectorStore
+from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
 
-__all__ = ["Container", "Remotes", "provider_defaults", "send_limits"]
+__all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_limits"]
+
+# The embedded record store, in the data directory.
+RECORDS_FILE = "records.sqlite3"
 
 
 def send_limits(settings: Settings) -> SendLimits:
@@ -62,7 +69,6 @@ class Remotes:
 
     vectors: VectorStore
     embedder: Embedder | None = None  # the query/passage encoder (Serve), when this process embeds
-    documents: DocumentStore | None = None  # the embedded document store's owner, if any
     indexer: Any = None  # engine.http.deps.Indexer: the import/reindex jobs
 
 
@@ -88,19 +94,17 @@ class Container:
         return SecretBox(load_or_create_key(s.secret_key, s.data_dir))
 
     @cached_property
-    def documents(self) -> DocumentStore:
+    def repos(self) -> Repositories:
+        """MongoDB when ``MONGO_URL`` is set, else ``DATA_DIR/records.sqlite3`` (no I/O yet:
+        the adapters connect on first use)."""
         s = self.settings
         if s.mongo_url:
-            from engine.adapters.documents import MongoDocumentStore
-
-            return MongoDocumentStore(s.mongo_url, s.mongo_db)
-        if self.remotes.documents is None:
-            raise RuntimeError("no MONGO_URL and no embedded document store")
-        return self.remotes.documents
+            return mongo_repositories(s.mongo_url, s.mongo_db)
+        return sqlite_repositories(s.data_dir.absolute() / RECORDS_FILE)
 
     @cached_property
     def records(self) -> Records:
-        return Records(self.documents, self.secret_box)
+        return Records(self.repos, self.secret_box)
 
     # -- queues ---------------------------------------------------------------------------
     @cached_property
@@ -134,11 +138,11 @@ class Container:
 
     @cached_property
     def commerce(self) -> Commerce:
-        return Commerce(self.documents)
+        return Commerce(self.repos)
 
     @cached_property
     def gaps(self) -> KnowledgeGaps:
-        return KnowledgeGaps(self.documents)
+        return KnowledgeGaps(self.repos)
 
     def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:
         """The bot's retrieval: one embedding call per question, BM25 + fusion in-process
@@ -146,5 +150,5 @@ class Container:
         return Retriever(
             embedder or self.embedder,
             self.remotes.vectors,
-            LexicalIndexes(self.documents, max_merchants=lexicons),
+            LexicalIndexes(self.repos, max_merchants=lexicons),
         )

@@ -4,7 +4,7 @@ The cart itself lives in the conversation's checkpoint (``ConversationState.cart
 reads and changes it every turn, so that is the one source of truth. Staff change it through
 a control message in the conversation's own inbox (ordered with the customer's messages, never
 lost: the inbox is durable). Listing every non-empty cart of a merchant cannot scan Redis
-checkpoints, so the conversation host keeps a ``carts`` projection in the document store after
+checkpoints, so the conversation host keeps a ``carts`` projection in the records after
 each turn that touched a cart (``services.projections``): merchant-scoped and keyset-paginated
 like every other list. Pure: the domain (``engine.domain.conversation``) imports this module.
 """

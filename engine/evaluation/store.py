@@ -81,7 +81,7 @@ class LocalEngine:
     """The reply pipeline in one process: same classes the host actor wires, minus Ray."""
 
     def __init__(self, models_dir: Path, data_dir: Path, model: str = "e5") -> None:
-        from engine.adapters.documents import EmbeddedDocumentStore
+        from engine.adapters.repositories import sqlite_repositories
         from engine.adapters.vectors import EdgeVectorStore
         from engine.domain.conversation import MerchantProfile, Thresholds
         from engine.domain.dialogue.turns import TurnService
@@ -94,12 +94,12 @@ class LocalEngine:
         path = ensure_models(models_dir, names=(model,))[model]
         self.encoder = OnnxEncoder(path, threads=2)
         self.embedder = _LocalEmbedder(self.encoder)
-        self.documents = EmbeddedDocumentStore(None)
+        self.repos = sqlite_repositories(data_dir / "records.sqlite3")
         self.vectors = EdgeVectorStore(data_dir / "vectors")
-        self.commerce = Commerce(self.documents)
-        self.gaps = KnowledgeGaps(self.documents)
+        self.commerce = Commerce(self.repos)
+        self.gaps = KnowledgeGaps(self.repos)
         retriever = Retriever(
-            self.embedder, self.vectors, LexicalIndexes(self.documents, check_every_s=0.0)
+            self.embedder, self.vectors, LexicalIndexes(self.repos, check_every_s=0.0)
         )
         self.turns = TurnService(retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps)
         self.profile = MerchantProfile("m_eval", "Kaleem Eval Store", "ar")
@@ -119,14 +119,8 @@ class LocalEngine:
         products = catalog.parse_products(data.catalog, "application/x-ndjson").rows
         docs = catalog.parse_knowledge(data.knowledge, "application/x-ndjson").rows
         now = time.time()
-        for p in products:
-            await self.documents.collection(PRODUCTS).insert_one(
-                {**p.to_doc(mid), "updated_at": now}
-            )
-        for d in docs:
-            await self.documents.collection(KNOWLEDGE).insert_one(
-                {**d.to_doc(mid), "updated_at": now}
-            )
+        await self.repos.products.upsert_many(mid, [p.to_doc(mid) for p in products], now)
+        await self.repos.knowledge.upsert_many(mid, [d.to_doc(mid) for d in docs], now)
         items = [product_item(p) for p in products]
         items += [item for d in docs for item in knowledge_items(d)]
         for collection, group in itertools.groupby(items, key=lambda i: i[0]):
@@ -165,6 +159,7 @@ class LocalEngine:
 
     async def close(self) -> None:
         await self.vectors.close()
+        await self.repos.close()
 
 
 def product_item(p: Any) -> tuple[str, Any]:

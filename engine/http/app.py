@@ -22,7 +22,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connectors import registry
 from engine.adapters import egress
 from engine.adapters.providers import CachedChannels, LocalSender, ProviderClient
-from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
@@ -45,7 +44,7 @@ from engine.http.routes import ALL_ROUTES
 from engine.http.routes.imports import UPLOADS, UploadSlots
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
-from engine.services.commerce import CARTS, Commerce
+from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
 from engine.services.intake import Intake
@@ -245,14 +244,14 @@ async def _local_delivery_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
-    store = deps.records.documents
+    store = deps.records.repos
     s = deps.settings
     tokens = TokenService(deps.redis, jwt_secret(s))
     auth.use(tokens, KeyDirectory(store))
     return Api(
         deps=deps,
         records=deps.records,
-        store=store,
+        repos=store,
         tokens=tokens,
         throttle=LoginThrottle(deps.redis, s.login_max_failures, s.login_max_per_ip),
         limiter=RateLimiter(deps.redis, s.api_rate_window_s),
@@ -295,21 +294,4 @@ def create_app(deps: GatewayDeps) -> web.Application:
 
 
 async def _ensure_indexes(app: web.Application) -> None:
-    from engine.http.context import API_KEYS, AUDIT, NOTES, USERS
-
-    store = app[API].store
-    await store.collection(USERS).create_index([("email", 1)], unique=True)
-    await store.collection(USERS).create_index([("merchant_id", 1)])
-    await store.collection(USERS).create_index([("invite_hash", 1)])
-    await store.collection(API_KEYS).create_index([("key_hash", 1)], unique=True)
-    await store.collection(API_KEYS).create_index([("merchant_id", 1)])
-    await store.collection(AUDIT).create_index([("merchant_id", 1)])
-    await store.collection(NOTES).create_index([("merchant_id", 1), ("conversation_id", 1)])
-    await store.collection(CONVERSATIONS).create_index([("merchant_id", 1)])
-    # Keyset pages of the conversation list: newest first, unfiltered or by one filter field.
-    for field in (None, "status", "channel_id", "assignee", "labels"):
-        prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
-        await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
-    await app[API].commerce.ensure_indexes()
-    for prefix in ([("merchant_id", 1)], [("merchant_id", 1), ("channel_id", 1)]):
-        await store.collection(CARTS).create_index([*prefix, ("updated_at", -1)])
+    await app[API].repos.ensure_indexes()

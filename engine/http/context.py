@@ -22,12 +22,8 @@ from engine.http.problems import ProblemError
 from engine.http.tokens import TokenService
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
-from engine.services.ports import Document, DocumentStore
-
-USERS = "users"
-API_KEYS = "api_keys"
-AUDIT = "audit"
-NOTES = "conversation_notes"
+from engine.services.ports import Document
+from engine.services.repositories import Repositories
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -41,7 +37,7 @@ def jwt_secret(settings: Settings) -> str:
 class Api:
     deps: GatewayDeps
     records: Records
-    store: DocumentStore
+    repos: Repositories
     tokens: TokenService
     throttle: LoginThrottle
     limiter: RateLimiter
@@ -54,38 +50,12 @@ class Api:
     def settings(self) -> Settings:
         return self.deps.settings
 
-    async def owned(self, merchant_id: str, collection: str, record_id: str, what: str) -> Document:
-        """This merchant's record, or 404 — never 403, so other tenants' ids are not revealed."""
-        doc = await self.store.collection(collection).find_one(
-            {"_id": record_id, "merchant_id": merchant_id}
-        )
-        if doc is None:
-            raise ProblemError(404, "Not found", f"no such {what}")
-        return doc
-
-    async def owns(self, merchant_id: str, collection: str, record_id: str) -> bool:
-        found = await self.store.collection(collection).find_one(
-            {"_id": record_id, "merchant_id": merchant_id}, {"_id": 1}
-        )
-        return found is not None
-
-    async def update_owned(
-        self, merchant_id: str, collection: str, record_id: str, sets: Document, what: str
-    ) -> Document:
-        """``$set`` on this merchant's record and return it, or 404 (same rule as ``owned``)."""
-        doc = await self.store.collection(collection).find_one_and_update(
-            {"_id": record_id, "merchant_id": merchant_id}, {"$set": sets}
-        )
-        if doc is None:
-            raise ProblemError(404, "Not found", f"no such {what}")
-        return doc
-
     async def audit(
         self, merchant_id: str, actor: str, action: str, target: str | None, ip: str | None
     ) -> None:
         """Sensitive actions leave a trace: who, what, on what, from where (never secrets)."""
         now = time.time()
-        await self.store.collection(AUDIT).insert_one(
+        await self.repos.audit.append(
             {
                 "_id": f"au_{int(now * 1000):013d}_{new_id('x')[2:]}",
                 "merchant_id": merchant_id,
@@ -99,14 +69,22 @@ class Api:
         )
 
 
+def found(doc: Document | None, what: str) -> Document:
+    """This merchant's record, or 404 — never 403, so other tenants' ids are not revealed
+    (the repositories answer None for another merchant's id, as for a missing one)."""
+    if doc is None:
+        raise ProblemError(404, "Not found", f"no such {what}")
+    return doc
+
+
 class KeyDirectory:
     """Resolves API keys created through the admin API (hashed at rest, revocable)."""
 
-    def __init__(self, store: DocumentStore) -> None:
-        self._store = store
+    def __init__(self, repos: Repositories) -> None:
+        self._repos = repos
 
     async def resolve(self, key_hash: str) -> Caller | None:
-        doc = await self._store.collection(API_KEYS).find_one({"key_hash": key_hash})
+        doc = await self._repos.api_keys.by_hash(key_hash)
         if doc is None or doc.get("revoked_at"):
             return None
         return Caller(str(doc["merchant_id"]), role=str(doc["role"]), key_id=str(doc["_id"]))

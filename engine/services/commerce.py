@@ -25,39 +25,35 @@ from engine.domain.commerce import (
     merge_lines,
     normalize_phone,
 )
-from engine.services.ports import Document, DocumentStore
-
-CARTS: Final = "carts"
-ORDERS: Final = "orders"
-LEADS: Final = "leads"
-PRODUCTS: Final = "products"
+from engine.services.ports import Document
+from engine.services.repositories import Repositories
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-class Commerce:
-    """Repository + rules for carts, orders and leads of every merchant."""
+# Orders a "where is my order?" answer looks at.
+RECENT_ORDERS: Final = 20
 
-    def __init__(self, store: DocumentStore) -> None:
-        self._store = store
+
+class Commerce:
+    """The rules for carts, orders and leads of every merchant, over the repositories."""
+
+    def __init__(self, repos: Repositories) -> None:
+        self._repos = repos
 
     async def ensure_indexes(self) -> None:
-        await self._store.collection(ORDERS).create_index([("merchant_id", 1), ("phone", 1)])
-        await self._store.collection(ORDERS).create_index([("merchant_id", 1), ("created_at", 1)])
-        await self._store.collection(LEADS).create_index([("merchant_id", 1), ("phone", 1)])
-        await self._store.collection(CARTS).create_index([("merchant_id", 1)])
+        await self._repos.ensure_indexes()
 
     # -- pricing -----------------------------------------------------------------------------
     async def price_lines(self, merchant_id: str, items: list[dict[str, Any]]) -> list[Document]:
         """Order lines priced from the catalogue: ``sku, title, qty, unit_price, currency,
         line_total``. Raises :class:`UnknownSku`/:class:`OutOfStock`/:class:`InvalidQuantity`."""
         merged = merge_lines(items)
-        products = self._store.collection(PRODUCTS)
         lines: list[Document] = []
         for sku, qty in merged.items():
-            doc = await products.find_one({"merchant_id": merchant_id, "sku": sku})
+            doc = await self._repos.products.by_sku(merchant_id, sku)
             if doc is None or doc.get("price") is None:
                 raise UnknownSku(sku)
             if not bool(doc.get("in_stock", True)):
@@ -107,7 +103,7 @@ class Commerce:
             "created_at": now,
             "updated_at": now,
         }
-        await self._store.collection(ORDERS).insert_one(dict(order))
+        await self._repos.orders.create(dict(order))
         await self.create_lead(
             merchant_id,
             name=contact["name"],
@@ -120,26 +116,20 @@ class Commerce:
         return order
 
     async def get_order(self, merchant_id: str, order_id: str) -> Document | None:
-        return await self._store.collection(ORDERS).find_one(
-            {"_id": str(order_id), "merchant_id": merchant_id}
-        )
+        return await self._repos.orders.get(merchant_id, str(order_id))
 
     async def orders_for_phone(self, merchant_id: str, phone: str) -> list[Document]:
         """Newest first; phones are compared in normalised form."""
-        return await self._store.collection(ORDERS).find(
-            {"merchant_id": merchant_id, "phone": normalize_phone(phone)},
-            sort=[("created_at", -1)],
-            limit=20,
+        return await self._repos.orders.for_phone(
+            merchant_id, normalize_phone(phone), limit=RECENT_ORDERS
         )
 
     async def orders_for_conversation(
         self, merchant_id: str, conversation_key: str
     ) -> list[Document]:
         """Newest first: lets "where is my order?" work without asking for the phone again."""
-        return await self._store.collection(ORDERS).find(
-            {"merchant_id": merchant_id, "conversation_key": conversation_key},
-            sort=[("created_at", -1)],
-            limit=20,
+        return await self._repos.orders.for_conversation(
+            merchant_id, conversation_key, limit=RECENT_ORDERS
         )
 
     # -- leads -------------------------------------------------------------------------------
@@ -177,7 +167,7 @@ class Commerce:
             "created_at": now,
             "updated_at": now,
         }
-        await self._store.collection(LEADS).insert_one(dict(lead))
+        await self._repos.leads.create(dict(lead))
         return lead
 
     # -- staff updates --------------------------------------------------------------------
@@ -187,7 +177,6 @@ class Commerce:
         """Compare-and-set on the status: a concurrent change makes this return None."""
         if status not in ORDER_STATUSES:
             raise CommerceError(f"unknown status {status!r}")
-        return await self._store.collection(ORDERS).find_one_and_update(
-            {"_id": str(order_id), "merchant_id": merchant_id, "status": expected},
-            {"$set": {"status": status, "updated_at": time.time()}},
+        return await self._repos.orders.set_status(
+            merchant_id, str(order_id), expected, status, time.time()
         )

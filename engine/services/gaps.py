@@ -2,7 +2,7 @@
 
 Why: an honest "I couldn't find that" is only half the job; the merchant needs to see which
 questions keep failing so they can add the policy or product. One record per merchant and
-normalised question (``$inc`` on repeats), so the list stays small and sorted by demand.
+normalised question (a counter bumped on repeats), so the list stays small and sorted by demand.
 Bounded: question text is cut, and the admin list is limited.
 """
 
@@ -13,9 +13,9 @@ import time
 from typing import Any, Final
 
 from engine.domain.text import normalize_arabic
-from engine.services.ports import Document, DocumentStore
+from engine.services.ports import Document
+from engine.services.repositories import Repositories
 
-GAPS: Final = "knowledge_gaps"
 MAX_QUESTION_CHARS: Final = 300
 MAX_LIST: Final = 200
 
@@ -26,8 +26,8 @@ def gap_id(merchant_id: str, question: str) -> str:
 
 
 class KnowledgeGaps:
-    def __init__(self, store: DocumentStore) -> None:
-        self._store = store
+    def __init__(self, repos: Repositories) -> None:
+        self._repos = repos
 
     async def record(
         self, merchant_id: str, question: str, *, intent: str, language: str, best_score: float
@@ -36,29 +36,14 @@ class KnowledgeGaps:
         text = " ".join(question.split())[:MAX_QUESTION_CHARS]
         if not text:
             return
-        now = time.time()
-        await self._store.collection(GAPS).update_one(
-            {"_id": gap_id(merchant_id, text), "merchant_id": merchant_id},
-            {
-                "$inc": {"count": 1},
-                "$set": {
-                    "last_at": now,
-                    "intent": intent,
-                    "language": language,
-                    "best_score": round(float(best_score), 4),
-                },
-                "$setOnInsert": {"question": text, "first_at": now},
-            },
-            upsert=True,
+        facts = {"intent": intent, "language": language, "best_score": round(float(best_score), 4)}
+        await self._repos.gaps.bump(
+            merchant_id, gap_id(merchant_id, text), text, facts, time.time()
         )
 
     async def list(self, merchant_id: str, limit: int = 50) -> list[Document]:
         """Most asked first, then most recent."""
-        docs = await self._store.collection(GAPS).find(
-            {"merchant_id": merchant_id},
-            sort=[("count", -1), ("last_at", -1)],
-            limit=max(1, min(limit, MAX_LIST)),
-        )
+        docs = await self._repos.gaps.top(merchant_id, limit=max(1, min(limit, MAX_LIST)))
         return [_public(d) for d in docs]
 
 

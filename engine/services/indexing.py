@@ -9,9 +9,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from engine.adapters.records import KNOWLEDGE, PRODUCTS, TOMBSTONES, Records
+from engine.adapters.records import KNOWLEDGE, PRODUCTS, Records
 from engine.domain.catalog import KnowledgeDoc, Product, chunk_knowledge, knowledge_vector_ids
-from engine.services.ports import DocumentStore, Embedder, VectorPoint, VectorStore
+from engine.services.ports import Embedder, VectorPoint, VectorStore
+from engine.services.repositories import Repositories
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,9 @@ INDEXED = "indexed"
 # Knowledge: the most chunks any indexed version of the document had, so a shrink can name the
 # vector ids it leaves behind (engine.domain.catalog.knowledge_vector_ids).
 VECTOR_CHUNKS = "vector_chunks"
+# Walks over the pending records per reconcile run (a record edited during every walk waits
+# for the next sweep).
+MAX_PASSES = 4
 
 
 def tombstone(collection: str, record: dict[str, Any], vector_ids: list[str]) -> dict[str, Any]:
@@ -229,39 +233,44 @@ class IndexReconciler:
     """
 
     def __init__(
-        self, store: DocumentStore, service: IndexService, vectors: VectorStore, batch: int = 256
+        self, repos: Repositories, service: IndexService, vectors: VectorStore, batch: int = 256
     ) -> None:
-        self._store = store
+        self._repos = repos
         self._service = service
         self._vectors = vectors
         self._batch = batch
 
     async def run_once(self, merchant_id: str | None = None) -> int:
         """Index every pending record and honour every tombstone (of one merchant, or all);
-        returns how many records were handled."""
+        returns how many records were handled.
+
+        Pending records are walked by id, page after page, so one that cannot be marked does
+        not hold up the rest; a version edited while it was being indexed is picked up by
+        another pass (at most ``MAX_PASSES``; the next sweep continues).
+        """
         done = await self._bury(merchant_id)
         for collection in (PRODUCTS, KNOWLEDGE):
-            flt: dict[str, Any] = {INDEX_STATE: PENDING}
-            if merchant_id is not None:
-                flt["merchant_id"] = merchant_id
+            records = self._repos.catalog(collection)
             seen: set[tuple[Any, Any]] = set()
-            while True:
-                docs = [
-                    d
-                    for d in await self._store.collection(collection).find(flt, limit=self._batch)
-                    if (d["_id"], d.get(INDEX_REV)) not in seen
-                ]
-                if not docs:
+            for _ in range(MAX_PASSES):
+                handled = 0
+                after: str | None = None
+                while docs := await records.pending(merchant_id, after_id=after, limit=self._batch):
+                    after = str(docs[-1]["_id"])
+                    fresh = [d for d in docs if (d["_id"], d.get(INDEX_REV)) not in seen]
+                    seen.update((d["_id"], d.get(INDEX_REV)) for d in fresh)
+                    if fresh:
+                        handled += await self._index(collection, fresh)
+                done += handled
+                if not handled:
                     break
-                seen.update((d["_id"], d.get(INDEX_REV)) for d in docs)
-                done += await self._index(collection, docs)
         return done
 
     async def _index(self, collection: str, docs: list[dict[str, Any]]) -> int:
         by_merchant: dict[str, list[dict[str, Any]]] = {}
         for d in docs:
             by_merchant.setdefault(str(d["merchant_id"]), []).append(d)
-        coll = self._store.collection(collection)
+        records = self._repos.catalog(collection)
         for merchant, group in by_merchant.items():
             built = [(d, *_items_for(collection, d)) for d in group]
             await self._service.index(
@@ -275,26 +284,20 @@ class IndexReconciler:
                 if collection == KNOWLEDGE:
                     done[VECTOR_CHUNKS] = len({i.payload["chunk_id"] for i in items})
                 # Only the revision that was indexed: an edit made meanwhile stays pending.
-                await coll.update_one(
-                    {"_id": d["_id"], INDEX_REV: d.get(INDEX_REV)}, {"$set": done}
-                )
+                await records.mark_indexed(merchant, str(d["_id"]), d.get(INDEX_REV), done)
         return len(docs)
 
     async def _bury(self, merchant_id: str | None) -> int:
         """Remove the vectors of deleted records (see :func:`tombstone`)."""
-        graves = self._store.collection(TOMBSTONES)
-        flt: dict[str, Any] = {} if merchant_id is None else {"merchant_id": merchant_id}
+        graves = self._repos.tombstones
         buried = 0
-        while docs := await graves.find(flt, limit=self._batch):
+        while docs := await graves.batch(merchant_id, limit=self._batch):
             for t in docs:
                 collection = str(t["collection"])
-                alive = await self._store.collection(collection).find_one(
-                    {"_id": t["record_id"]}, {"_id": 1}
-                )
-                if alive is None:  # deleted (a re-created record owns its vectors again)
-                    await self._vectors.delete(
-                        collection, str(t["merchant_id"]), list(t["vector_ids"])
-                    )
+                owner = str(t["merchant_id"])
+                alive = await self._repos.catalog(collection).exists(owner, str(t["record_id"]))
+                if not alive:  # deleted (a re-created record owns its vectors again)
+                    await self._vectors.delete(collection, owner, list(t["vector_ids"]))
                     buried += 1
-                await graves.delete_one({"_id": t["_id"]})
+                await graves.remove(owner, str(t["_id"]))
         return buried

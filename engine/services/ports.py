@@ -2,6 +2,7 @@
 
 Adapters live in ``engine/adapters`` (direct clients), ``actors/`` (proxies over Ray) and
 ``serve_apps/`` (Serve handles). Tests use in-process fakes that satisfy the same Protocols.
+Records have their own ports, one per aggregate, in ``engine.services.repositories``.
 Documents crossing these ports are plain dicts whose ``_id`` is always a string we chose, so
 they travel through Ray and JSON unchanged.
 """
@@ -15,70 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 Document = dict[str, Any]
-SortSpec = list[tuple[str, int]]
 FloatMatrix = npt.NDArray[np.float32]
 
 
 class DuplicateKey(Exception):
-    """A unique index rejected a write (same meaning for MongoDB and the embedded store)."""
-
-
-class DocumentCollection(Protocol):
-    """The subset of a MongoDB collection the engine uses; both adapters implement exactly it."""
-
-    async def insert_one(self, doc: Document) -> None: ...
-
-    async def find_one(
-        self, filter: Document, projection: Document | None = None
-    ) -> Document | None: ...
-
-    async def find(
-        self,
-        filter: Document,
-        *,
-        sort: SortSpec | None = None,
-        skip: int = 0,
-        limit: int = 0,
-        projection: Document | None = None,
-    ) -> list[Document]: ...
-
-    async def update_one(self, filter: Document, update: Document, *, upsert: bool = False) -> int:
-        """Returns the number of matched documents (1 when an upsert inserted)."""
-        ...
-
-    async def find_one_and_update(
-        self, filter: Document, update: Document, *, upsert: bool = False
-    ) -> Document | None:
-        """Returns the document after the update."""
-        ...
-
-    async def bulk_upsert(self, ops: list[tuple[Document, Document]]) -> int:
-        """``update_one(filter, update, upsert=True)`` for each pair in ONE round trip (unordered).
-
-        Imports write thousands of records: one call per record cost an actor hop (embedded)
-        or a network round trip (MongoDB) each. Returns the number of matched or inserted.
-        """
-        ...
-
-    async def replace_one(
-        self, filter: Document, doc: Document, *, upsert: bool = False
-    ) -> int: ...
-
-    async def delete_one(self, filter: Document) -> int: ...
-
-    async def delete_many(self, filter: Document) -> int: ...
-
-    async def count_documents(self, filter: Document) -> int: ...
-
-    async def create_index(
-        self, keys: SortSpec, *, unique: bool = False, name: str | None = None
-    ) -> None: ...
-
-
-class DocumentStore(Protocol):
-    def collection(self, name: str) -> DocumentCollection: ...
-
-    async def close(self) -> None: ...
+    """A unique key rejected a write (same meaning for MongoDB and SQLite)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,8 @@ from typing import Any
 from engine.adapters.records import Records, conversation_id
 from engine.domain.carts import cart_items, cart_total
 from engine.services import live_events
-from engine.services.commerce import CARTS
 from engine.services.hosting import CommittedTurn
-from engine.services.ports import Document, DocumentStore
+from engine.services.ports import Document
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,6 @@ class TurnProjector:
     ) -> None:
         self._live_timeout_s = live_timeout_s
         self._records = records
-        self._store: DocumentStore = records.documents
         self._redis = redis
         self._turns: asyncio.Queue[CommittedTurn] = asyncio.Queue(max_records)
         self._live: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(max_live)
@@ -189,7 +187,7 @@ class TurnProjector:
 
     async def _project_cart(self, turn: CommittedTurn) -> dict[str, Any]:
         first, lines = turn.message, turn.result.state.cart
-        carts = self._store.collection(CARTS)
+        carts = self._records.repos.carts
         name = next((m.customer_name for m in turn.result.heard if m.customer_name), None)
         doc = cart_projection(
             first.merchant_id,
@@ -199,12 +197,9 @@ class TurnProjector:
             customer_name=name,
         )
         if lines:
-            sets = {k: v for k, v in doc.items() if k != "_id"}
-            await carts.update_one(
-                {"_id": doc["_id"], "merchant_id": first.merchant_id}, {"$set": sets}, upsert=True
-            )
+            await carts.save(first.merchant_id, doc)
         else:  # the list shows non-empty carts only
-            await carts.delete_one({"_id": doc["_id"], "merchant_id": first.merchant_id})
+            await carts.remove(first.merchant_id, str(doc["_id"]))
         return cart_out(doc)
 
 

@@ -5,8 +5,8 @@ filter) and to the per-merchant lexical index, so one merchant's question can ne
 another merchant's records.
 
 Hot path: ONE Serve call per question (the query embedding). The lexical half and the fusion
-run here, in the host actor, over an in-memory BM25 index per merchant built from the
-document store: measured on ARCD, the model-based second stage we could run offline (USE over
+run here, in the host actor, over an in-memory BM25 index per merchant built from its
+records: measured on ARCD, the model-based second stage we could run offline (USE over
 the fused candidates) moved nDCG@10 by +0.005 for the price of a second Serve call (~6 ms CPU,
 half the engine's message throughput), so it is not on the hot path.
 
@@ -45,11 +45,11 @@ from engine.domain.ranking import (
 from engine.domain.retrieval import Filters, KnowledgeHit, ProductHit, RetrievalResult
 from engine.domain.text import expand_for_embedding, normalize_arabic
 from engine.services.ports import (
-    DocumentStore,
     Embedder,
     VectorHit,
     VectorStore,
 )
+from engine.services.repositories import CatalogRepository, Repositories
 from observability import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -175,17 +175,20 @@ REBUILD_COOLDOWN_FACTOR = 10.0
 class LexicalIndexes:
     """Per-merchant :class:`MerchantLexicon` cache, rebuilt when the merchant's records change.
 
-    Freshness: at most every ``check_every_s`` a turn reads a cheap signature (counts and the
-    newest ``updated_at`` of products and knowledge); a change rebuilds the index, inline when
-    the last build was quick (< ``INLINE_BUILD_S``), else in the background while the previous
-    index answers (stale only in its lexical half: vectors are already fresh). Bounded by
-    ``max_merchants`` (LRU), so a host serving many merchants keeps memory flat.
+    Freshness: at most every ``check_every_s`` a turn reads a signature (counts and the newest
+    ``updated_at`` of products and knowledge); a change rebuilds the index. When the last build
+    was quick (< ``INLINE_BUILD_S``: a small catalogue, whose counts are cheap too) the check and
+    the rebuild run inline, so the next question sees the change; otherwise both run in the
+    background while the previous index answers (stale only in its lexical half: vectors are
+    already fresh), because counting a big catalogue costs milliseconds a question should not
+    wait for. Bounded by ``max_merchants`` (LRU), so a host serving many merchants keeps memory
+    flat.
     """
 
     def __init__(
-        self, store: DocumentStore, *, max_merchants: int = 256, check_every_s: float = 2.0
+        self, repos: Repositories, *, max_merchants: int = 256, check_every_s: float = 2.0
     ) -> None:
-        self._store = store
+        self._repos = repos
         self._max = max_merchants
         self._every = check_every_s
         self._items: OrderedDict[str, MerchantLexicon] = OrderedDict()
@@ -194,18 +197,11 @@ class LexicalIndexes:
 
     async def _signature(self, merchant_id: str) -> tuple[Any, ...]:
         parts: list[Any] = []
-        for name in (PRODUCTS, KNOWLEDGE):
-            coll = self._store.collection(name)
+        for records in (self._repos.products, self._repos.knowledge):
             count, newest = await asyncio.gather(
-                coll.count_documents({"merchant_id": merchant_id}),
-                coll.find(
-                    {"merchant_id": merchant_id},
-                    sort=[("updated_at", -1)],
-                    limit=1,
-                    projection={"updated_at": 1},
-                ),
+                records.count(merchant_id), records.newest_change(merchant_id)
             )
-            parts += [count, newest[0].get("updated_at") if newest else None]
+            parts += [count, newest]
         return tuple(parts)
 
     async def get(self, merchant_id: str) -> MerchantLexicon:
@@ -219,14 +215,15 @@ class LexicalIndexes:
             current = self._items.get(merchant_id)
             if current is not None and time.monotonic() - current.checked_at < self._every:
                 return current
+            if current is not None and current.build_s >= INLINE_BUILD_S:
+                current.checked_at = time.monotonic()
+                self._items.move_to_end(merchant_id)
+                self._rebuild_later(merchant_id, current)
+                return current
             signature = await self._signature(merchant_id)
             if current is not None and current.signature == signature:
                 current.checked_at = time.monotonic()
                 self._items.move_to_end(merchant_id)
-                return current
-            if current is not None and current.build_s >= INLINE_BUILD_S:
-                current.checked_at = time.monotonic()
-                self._rebuild_later(merchant_id, current)
                 return current
             return await self._build(merchant_id, signature)
 
@@ -239,7 +236,9 @@ class LexicalIndexes:
 
         async def rebuild() -> None:
             try:
-                await self._build(merchant_id, await self._signature(merchant_id))
+                signature = await self._signature(merchant_id)
+                if signature != current.signature:
+                    await self._build(merchant_id, signature)
             except Exception:  # the previous index keeps serving; the next check retries
                 log.exception("lexical index rebuild failed", extra={"merchant": merchant_id})
 
@@ -248,8 +247,7 @@ class LexicalIndexes:
     async def _build(self, merchant_id: str, signature: tuple[Any, ...]) -> MerchantLexicon:
         started = time.monotonic()
         products, knowledge = await asyncio.gather(
-            self._store.collection(PRODUCTS).find({"merchant_id": merchant_id}),
-            self._store.collection(KNOWLEDGE).find({"merchant_id": merchant_id}),
+            _all(self._repos.products, merchant_id), _all(self._repos.knowledge, merchant_id)
         )
         lexicon = await asyncio.to_thread(build_lexicon, products, knowledge, signature)
         lexicon.built_at = time.monotonic()
@@ -261,6 +259,13 @@ class LexicalIndexes:
             self._locks.pop(evicted, None)
             self._rebuilding.pop(evicted, None)
         return lexicon
+
+
+async def _all(records: CatalogRepository, merchant_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    async for page in records.scan(merchant_id):
+        out += page
+    return out
 
 
 # --- retrieval ---------------------------------------------------------------------------------
@@ -424,7 +429,7 @@ class Retriever:
                 doc = lexicon.product_docs.get(sku)
                 if doc is None:
                     continue
-                # The document store is the source of truth (price, stock, attributes);
+                # The records are the source of truth (price, stock, attributes);
                 # vector payloads may lag an update by one indexing job.
                 payloads[sku] = {**payloads.get(sku, {}), **doc}
                 texts[sku] = lexicon.product_texts.get(sku) or texts.get(sku, "")

@@ -330,11 +330,11 @@ async def test_a_write_whose_indexer_nudge_was_lost_is_still_indexed(engine: Eng
     tenant = await make_tenant(engine, "Crashy shop")
     tok = tenant.tokens["admin"]
     doc = Product(sku="oud-9", title="Royal oud perfume", price=300.0).to_doc(tenant.merchant_id)
-    products = engine.runtime.records.documents.collection("products")
-    await products.insert_one({**doc, **pending_fields(), "updated_at": time.time()})
+    products = engine.runtime.records.repos.products
+    await products.create({**doc, **pending_fields(), "updated_at": time.time()})
     stored: dict[str, Any] | None = None
     for _ in range(300):  # the sweep runs every KALEEM_INDEX_RECONCILE_S (5 s)
-        stored = await products.find_one({"_id": doc["_id"]})
+        stored = await products.get(tenant.merchant_id, doc["_id"])
         if stored is not None and stored[INDEX_STATE] == INDEXED:
             break
         await asyncio.sleep(0.1)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 
-from engine.adapters.documents import EmbeddedDocumentStore
-from engine.adapters.records import MESSAGES, Records, conversation_id
+from engine.adapters.records import Records, conversation_id
+from engine.adapters.repositories import sqlite_repositories
 from engine.adapters.secrets import SecretBox
 from engine.domain.carts import CART_CONTROL, decode_control, encode_control
 from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile
 from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage
-from engine.services.commerce import CARTS
 from engine.services.hosting import CommittedTurn
 from engine.services.projections import TurnProjector
 from engine.services.retrieval import RetrievalResult
@@ -138,8 +138,9 @@ class FakeRedis:
         return 1
 
 
-def records() -> Records:
-    return Records(EmbeddedDocumentStore(None), SecretBox(Fernet.generate_key().decode()))
+def records(data_dir: Path) -> Records:
+    repos = sqlite_repositories(data_dir / "records.sqlite3")
+    return Records(repos, SecretBox(Fernet.generate_key().decode()))
 
 
 def committed(
@@ -151,26 +152,27 @@ def committed(
     return CommittedTurn(heard[0], TurnResult(state, None, heard=tuple(heard)), before, 0.01, 5.0)
 
 
-async def test_projector_records_silent_messages_and_keeps_the_cart_list() -> None:
-    recs = records()
+async def test_projector_records_silent_messages_and_keeps_the_cart_list(tmp_path: Path) -> None:
+    recs = records(tmp_path)
     projector = TurnProjector(recs, FakeRedis())
     silent = message("7", "anyone there?", name="Sara")
     events = await projector.project(committed([silent], LINES, []))
     key = silent.conversation_key
-    stored = await recs.documents.collection(MESSAGES).find({"conversation_key": key})
+    stored = (await recs.repos.messages.page("m1", key, limit=50, after=None)).items
     assert [(m["text"], m["answered"]) for m in stored] == [("anyone there?", False)]
     assert [kind for kind, _ in events] == ["message.created", "cart.updated"]
     cart = events[1][1]
     assert cart["total"] == 55.0 and cart["item_count"] == 3 and cart["customer_name"] == "Sara"
-    listed = await recs.documents.collection(CARTS).find({"merchant_id": "m1"})
-    assert [c["_id"] for c in listed] == [conversation_id(key)]
+    listed = await recs.repos.carts.page("m1", channel_id=None, limit=50, after=None)
+    assert [c["_id"] for c in listed.items] == [conversation_id(key)]
     # An emptied cart leaves the list (it shows non-empty carts only).
     await projector.project(committed([message("8", "never mind")], [], LINES))
-    assert await recs.documents.collection(CARTS).find({"merchant_id": "m1"}) == []
+    emptied = await recs.repos.carts.page("m1", channel_id=None, limit=50, after=None)
+    assert emptied.items == []
 
 
-async def test_live_events_are_bounded_and_never_hold_up_records() -> None:
-    recs = records()
+async def test_live_events_are_bounded_and_never_hold_up_records(tmp_path: Path) -> None:
+    recs = records(tmp_path)
     stuck = FakeRedis()
     stuck.gate.clear()  # Redis pub/sub never answers
     projector = TurnProjector(recs, stuck, max_live=2, live_timeout_s=3600)
@@ -178,7 +180,7 @@ async def test_live_events_are_bounded_and_never_hold_up_records() -> None:
     for i in range(6):
         await projector(committed([message(f"s{i}", f"message {i}")], [], []))
     await asyncio.wait_for(projector._turns.join(), 10)  # records done despite stuck publishes
-    stored = await recs.documents.collection(MESSAGES).find({"merchant_id": "m1"})
+    stored = await recs.repos.messages.since("m1", 0.0, limit=100)
     assert len(stored) == 6 and projector.live_dropped >= 3
     await projector.stop()
     failing = TurnProjector(recs, FakeRedis(fail=True))

@@ -1,6 +1,6 @@
 """The real gateway app (aiohttp ``create_app``) on loopback with a real embedded Redis and the
-in-process document store: everything of intake except Ray, so channel tests start in a
-second instead of a Ray cluster's 30."""
+SQLite record store in the data dir: everything of intake except Ray, so channel tests start
+in a second instead of a Ray cluster's 30."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from engine.adapters.documents import EmbeddedDocumentStore
 from engine.adapters.records import Records
 from engine.adapters.redis.queues import Inbox
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.repositories import sqlite_repositories
 from engine.adapters.secrets import SecretBox
 from engine.config import Settings
 from engine.http.app import create_app
@@ -49,6 +49,7 @@ class Gateway:
     async def close(self) -> None:
         await self.runner.cleanup()
         await self.redis.aclose()
+        await self.records.repos.close()
         self.embedded.stop()
 
 
@@ -73,7 +74,9 @@ async def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
         allow_private_api_base=True,  # the fake platforms listen on loopback
     ).with_overrides(**overrides)
     redis = redis_client(url, max_connections=128)
-    records = Records(EmbeddedDocumentStore(None), SecretBox(settings.secret_key))
+    records = Records(
+        sqlite_repositories(data_dir / "records.sqlite3"), SecretBox(settings.secret_key)
+    )
     await records.ensure_indexes()
     deps = GatewayDeps(
         settings=settings,

@@ -22,13 +22,13 @@ from connectors import registry
 from connectors.base import SendLimits, SendRule
 from connectors.instagram import split_utf8
 from connectors.messenger import default_split
-from engine.adapters.documents import EmbeddedDocumentStore
 from engine.adapters.providers import ChannelSender
 from engine.adapters.records import Records
 from engine.adapters.redis import keys
 from engine.adapters.redis.queues import Outbox, StreamConsumer
 from engine.adapters.redis.ratelimits import RedisRateLimiter
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
+from engine.adapters.repositories import sqlite_repositories
 from engine.adapters.secrets import SecretBox
 from engine.domain.messages import OutboundReply, ProductCard
 from engine.services.delivery import CircuitBreaker, DeliveryWorker
@@ -132,9 +132,11 @@ def reply(
 
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    embedded = EmbeddedRedis(Path(tmp_path_factory.mktemp("deliv")) / "redis")
+    data_dir = Path(tmp_path_factory.mktemp("deliv"))
+    embedded = EmbeddedRedis(data_dir / "redis")
     redis = redis_client(embedded.start())
-    records = Records(EmbeddedDocumentStore(None), SecretBox(Fernet.generate_key().decode()))
+    repos = sqlite_repositories(data_dir / "records.sqlite3")
+    records = Records(repos, SecretBox(Fernet.generate_key().decode()))
     meta = FakeMeta()
     await meta.start()
     async with FakeTelegram() as tg:
@@ -143,6 +145,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         await e.session.close()
     await meta.stop()
     await redis.aclose()
+    await repos.close()
     embedded.stop()
 
 

@@ -122,7 +122,7 @@ async def test_channels_are_listed_masked_and_secrets_encrypted_at_rest(
     assert WA_TOKEN not in text and APP_SECRET not in text and PAGE_TOKEN not in text
     assert listed[wa]["kind"] == "whatsapp" and listed[wa]["phone_number_id"] == "1098765"
     assert set(listed[wa]["secrets"]) == {"access_token", "app_secret", "verify_token"}
-    raw = await gw.records._store.collection("channels").find_one({"_id": wa})
+    raw = await gw.records.repos.channels.get(wa)
     assert raw is not None and WA_TOKEN not in orjson.dumps(raw).decode()
     # Another merchant sees none of them.
     _, other = await gw.records.create_merchant("Other", "en")

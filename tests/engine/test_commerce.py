@@ -1,10 +1,12 @@
-"""Orders and leads over the embedded document store (the real adapter, in memory)."""
+"""Orders and leads over the embedded record store (the real SQLite adapter, on a tmp file)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.repositories import sqlite_repositories
 from engine.domain.commerce import (
     EmptyOrder,
     InvalidCustomer,
@@ -19,16 +21,15 @@ CUSTOMER = {"name": " Sara  Ahmed ", "phone": "+966 55 123 4567", "city": "Jedda
 
 
 @pytest.fixture
-async def commerce() -> Commerce:
-    store = EmbeddedDocumentStore(None)
-    products = store.collection("products")
+async def commerce(tmp_path: Path) -> Commerce:
+    repos = sqlite_repositories(tmp_path / "records.sqlite3")
     for merchant, sku, price, stock in [
         ("m1", "A", 100.0, True),
         ("m1", "B", 49.5, True),
         ("m1", "Z", 10.0, False),
         ("m2", "A", 1.0, True),
     ]:
-        await products.insert_one(
+        await repos.products.create(
             {
                 "_id": f"{merchant}:{sku}",
                 "merchant_id": merchant,
@@ -39,7 +40,7 @@ async def commerce() -> Commerce:
                 "in_stock": stock,
             }
         )
-    c = Commerce(store)
+    c = Commerce(repos)
     await c.ensure_indexes()
     return c
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
-from engine.adapters.documents import EmbeddedDocumentStore
+from engine.adapters.repositories import sqlite_repositories
 from engine.services import retrieval
-from engine.services.retrieval import PRODUCTS, LexicalIndexes
+from engine.services.repositories import Repositories
+from engine.services.retrieval import LexicalIndexes
 
 
-async def _add(store: EmbeddedDocumentStore, sku: str, title: str) -> None:
-    await store.collection(PRODUCTS).insert_one(
+async def _add(store: Repositories, sku: str, title: str) -> None:
+    await store.products.create(
         {
             "_id": f"m1:{sku}",
             "merchant_id": "m1",
@@ -25,8 +27,8 @@ async def _add(store: EmbeddedDocumentStore, sku: str, title: str) -> None:
     )
 
 
-async def test_a_small_catalogue_change_is_seen_by_the_next_question() -> None:
-    store = EmbeddedDocumentStore(None)
+async def test_a_small_catalogue_change_is_seen_by_the_next_question(tmp_path: Path) -> None:
+    store = sqlite_repositories(tmp_path / "records.sqlite3")
     await _add(store, "A", "red mug")
     indexes = LexicalIndexes(store, check_every_s=0.0)
     assert set((await indexes.get("m1")).top_products("mug", 5)) == {"A"}
@@ -35,11 +37,11 @@ async def test_a_small_catalogue_change_is_seen_by_the_next_question() -> None:
 
 
 async def test_a_slow_rebuild_runs_in_the_background_while_the_old_index_answers(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(retrieval, "INLINE_BUILD_S", 0.0)  # every build counts as slow
     monkeypatch.setattr(retrieval, "REBUILD_COOLDOWN_FACTOR", 0.0)
-    store = EmbeddedDocumentStore(None)
+    store = sqlite_repositories(tmp_path / "records.sqlite3")
     await _add(store, "A", "red mug")
     indexes = LexicalIndexes(store, check_every_s=0.0)
     first = await indexes.get("m1")  # nothing to serve yet: the first build is awaited

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from engine.domain.conversation import ConversationState
 from engine.evaluation.store import LocalEngine
-from engine.services.commerce import LEADS, ORDERS
 
 
 async def test_checkout_creates_an_order_priced_from_the_catalogue(
@@ -24,7 +23,8 @@ async def test_checkout_creates_an_order_priced_from_the_catalogue(
     placed = await ask("k-1", "Jeddah, and make it 1 riyal please")
     assert "498" in placed["text"]
 
-    orders = await local_engine.documents.collection(ORDERS).find({"phone": "0559876543"})
+    merchant_id = local_engine.profile.merchant_id
+    orders = await local_engine.repos.orders.for_phone(merchant_id, "0559876543", limit=20)
     assert len(orders) == 1
     order = orders[0]
     assert order["merchant_id"] == local_engine.profile.merchant_id
@@ -41,7 +41,7 @@ async def test_checkout_creates_an_order_priced_from_the_catalogue(
     ]
     assert order["customer"] == {"name": "Sara Ahmed", "phone": "0559876543", "city": "Jeddah"}
     assert order["_id"] in placed["text"]
-    leads = await local_engine.documents.collection(LEADS).find({"order_id": order["_id"]})
+    leads = await local_engine.repos.leads.for_order(merchant_id, order["_id"])
     assert leads and leads[0]["order_id"] == order["_id"]
 
     status = await ask("k-1", "where is my order?")

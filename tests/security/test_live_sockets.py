@@ -89,7 +89,9 @@ async def _closed_with(ws: Any) -> int | None:
     """Read until the server closes; its close code."""
     while True:
         msg = await ws.receive(timeout=90)
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+        if msg.type == aiohttp.WSMsgType.CLOSE:  # the code the server's close frame carries
+            return int(msg.data)
+        if msg.type == aiohttp.WSMsgType.CLOSED:
             return ws.close_code  # type: ignore[no-any-return]
 
 

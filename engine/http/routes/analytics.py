@@ -12,12 +12,10 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.adapters.records import CONVERSATIONS, MESSAGES
 from engine.domain.dialogue import intents
 from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.routing import Ctx, Route
-from engine.services.commerce import ORDERS
 
 MAX_SCAN = 100_000
 
@@ -62,17 +60,12 @@ async def analytics(ctx: Ctx) -> dict[str, Any]:
     api = ctx.request.app[API]
     q: s.AnalyticsQuery = ctx.query
     since = time.time() - q.days * 86400
-    m = ctx.merchant_id
-    conv_filter: dict[str, Any] = {"merchant_id": m, "last_message_at": {"$gte": since}}
-    if q.channel:
-        conv_filter["channel_id"] = q.channel
-    convs = await api.store.collection(CONVERSATIONS).find(conv_filter, limit=MAX_SCAN)
-    msgs = await api.store.collection(MESSAGES).find(
-        {"merchant_id": m, "at": {"$gte": since}}, limit=MAX_SCAN
+    m, repos = ctx.merchant_id, api.repos
+    convs = await repos.conversations.active_since(
+        m, since, channel_id=q.channel or None, limit=MAX_SCAN
     )
-    orders = await api.store.collection(ORDERS).find(
-        {"merchant_id": m, "created_at": {"$gte": since}}, limit=MAX_SCAN
-    )
+    msgs = await repos.messages.since(m, since, limit=MAX_SCAN)
+    orders = await repos.orders.since(m, since, limit=MAX_SCAN)
     total = _Bucket()
     per_channel: dict[str, _Bucket] = defaultdict(_Bucket)
     per_day: dict[str, _Bucket] = defaultdict(_Bucket)

@@ -18,17 +18,15 @@ from typing import Any
 
 import orjson
 
-from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
 from engine.domain.carts import CART_CONTROL, clean_lines, encode_control
 from engine.domain.commerce import CommerceError
 from engine.http import schemas as s
-from engine.http.context import API, Api
-from engine.http.paging import page
+from engine.http.context import API, Api, found
+from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routes.conversations import conversation_exists, edit_checkpoint, send_control
 from engine.http.routing import Ctx, Route
-from engine.services.commerce import CARTS
 from engine.services.ports import Document
 from engine.services.projections import cart_out, cart_projection
 
@@ -39,31 +37,21 @@ def _api(ctx: Ctx) -> Api:
 
 async def list_carts(ctx: Ctx) -> dict[str, Any]:
     q: s.CartQuery = ctx.query
-    filter: Document = {"merchant_id": ctx.merchant_id}
-    if q.channel:
-        filter["channel_id"] = q.channel
-    docs, nxt = await page(
-        _api(ctx).store.collection(CARTS),
-        filter,
-        limit=q.limit,
-        cursor=q.cursor,
-        field="updated_at",
+    carts = await _api(ctx).repos.carts.page(
+        ctx.merchant_id, channel_id=q.channel, limit=q.limit, after=keyset(q.cursor)
     )
-    return {"items": [cart_out(d) for d in docs], "next_cursor": nxt}
+    return listing(carts, cart_out)
 
 
 async def _conversation(ctx: Ctx) -> Document:
-    return await _api(ctx).owned(
-        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], "conversation"
-    )
+    conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
+    return found(conv, "conversation")
 
 
 async def _out(
     api: Api, merchant_id: str, conv: Document, lines: list[dict[str, Any]], at: float | None
 ) -> dict[str, Any]:
-    listed = await api.store.collection(CARTS).find_one(
-        {"_id": conv["_id"], "merchant_id": merchant_id}, {"customer_name": 1}
-    )
+    listed = await api.repos.carts.get(merchant_id, str(conv["_id"]))
     doc = cart_projection(
         merchant_id,
         str(conv["conversation_key"]),

@@ -15,15 +15,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from engine.adapters.records import TOMBSTONES
 from engine.domain import catalog
 from engine.http import schemas as s
-from engine.http.context import API, Api, client_ip
-from engine.http.paging import page
+from engine.http.context import API, Api, client_ip, found
+from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
 from engine.services.indexing import VECTOR_CHUNKS, pending_fields, tombstone
 from engine.services.ports import Document, DuplicateKey
+from engine.services.repositories import Keyset
 from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _pid(ctx: Ctx) -> str:
 
 
 async def product_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).owns(ctx.merchant_id, PRODUCTS, _pid(ctx))
+    return await _api(ctx).repos.products.exists(ctx.merchant_id, _pid(ctx))
 
 
 async def create_product(ctx: Ctx) -> Reply:
@@ -72,7 +72,7 @@ async def create_product(ctx: Ctx) -> Reply:
     doc = {**catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id), **pending_fields()}
     doc["updated_at"] = doc["created_at"] = time.time()
     try:
-        await api.store.collection(PRODUCTS).insert_one(doc)
+        await api.repos.products.create(doc)
     except DuplicateKey as exc:
         raise ProblemError(
             409, "Conflict", f"sku {body.sku!r} exists; PATCH /api/v1/products/{body.sku}"
@@ -82,7 +82,8 @@ async def create_product(ctx: Ctx) -> Reply:
 
 
 async def get_product(ctx: Ctx) -> dict[str, Any]:
-    return product_out(await _api(ctx).owned(ctx.merchant_id, PRODUCTS, _pid(ctx), "product"))
+    doc = await _api(ctx).repos.products.get(ctx.merchant_id, _pid(ctx))
+    return product_out(found(doc, "product"))
 
 
 async def patch_product(ctx: Ctx) -> dict[str, Any]:
@@ -90,11 +91,7 @@ async def patch_product(ctx: Ctx) -> dict[str, Any]:
     body: s.ProductPatchIn = ctx.body
     sets = {**body.model_dump(exclude_unset=True), **pending_fields()}
     sets["updated_at"] = time.time()
-    doc = await api.store.collection(PRODUCTS).find_one_and_update(
-        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
-    )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such product")
+    doc = found(await api.repos.products.update(ctx.merchant_id, _pid(ctx), sets), "product")
     _nudge_indexer(api, ctx.merchant_id)
     return product_out(doc)
 
@@ -103,20 +100,16 @@ async def _delete_with_tombstone(
     api: Api, collection: str, record: Document, vector_ids: list[str]
 ) -> bool:
     """Tombstone, then delete, then nudge: the indexer removes the vectors (services.indexing)."""
-    grave = tombstone(collection, record, vector_ids)
-    await api.store.collection(TOMBSTONES).insert_one(grave)
-    deleted = await api.store.collection(collection).delete_one(
-        {"_id": record["_id"], "merchant_id": record["merchant_id"]}
-    )
-    _nudge_indexer(api, str(record["merchant_id"]))
-    return bool(deleted)
+    merchant_id = str(record["merchant_id"])
+    await api.repos.tombstones.add(tombstone(collection, record, vector_ids))
+    deleted = await api.repos.catalog(collection).delete(merchant_id, str(record["_id"]))
+    _nudge_indexer(api, merchant_id)
+    return deleted
 
 
 async def delete_product(ctx: Ctx) -> Reply:
     api = _api(ctx)
-    doc = await api.store.collection(PRODUCTS).find_one(
-        {"_id": _pid(ctx), "merchant_id": ctx.merchant_id}, {"_id": 1, "merchant_id": 1}
-    )
+    doc = await api.repos.products.get(ctx.merchant_id, _pid(ctx))
     if doc is None or not await _delete_with_tombstone(
         api, PRODUCTS, doc, [ctx.path["product_id"]]
     ):
@@ -126,20 +119,14 @@ async def delete_product(ctx: Ctx) -> Reply:
 
 async def list_products(ctx: Ctx) -> dict[str, Any]:
     q: s.ProductQuery = ctx.query
-    filter: Document = {"merchant_id": ctx.merchant_id}
-    if q.category is not None:
-        filter["category"] = q.category
-    if q.in_stock is not None:
-        filter["in_stock"] = q.in_stock
-    docs, nxt = await page(
-        _api(ctx).store.collection(PRODUCTS),
-        filter,
+    products = await _api(ctx).repos.products.page_filtered(
+        ctx.merchant_id,
+        category=q.category,
+        in_stock=q.in_stock,
         limit=q.limit,
-        cursor=q.cursor,
-        field="_id",
-        descending=False,
+        after=keyset(q.cursor),
     )
-    return {"items": [product_out(d) for d in docs], "next_cursor": nxt}
+    return listing(products, product_out)
 
 
 async def export_products(ctx: Ctx) -> web.StreamResponse:
@@ -153,41 +140,24 @@ async def export_products(ctx: Ctx) -> web.StreamResponse:
         }
     )
     await response.prepare(ctx.request)
-    cursor: str | None = None
-    coll = api.store.collection(PRODUCTS)
+    after: Keyset | None = None
     while True:
-        docs, cursor = await page(
-            coll,
-            {"merchant_id": ctx.merchant_id},
-            limit=EXPORT_PAGE,
-            cursor=cursor,
-            field="_id",
-            descending=False,
-        )
+        products = await api.repos.products.page(ctx.merchant_id, limit=EXPORT_PAGE, after=after)
         chunk = b"".join(
             orjson.dumps({k: v for k, v in product_out(d).items() if k != "id"}) + b"\n"
-            for d in docs
+            for d in products.items
         )
         if chunk:
             await response.write(chunk)
-        if cursor is None:
+        if products.after is None:
             break
+        after = products.after
     await response.write_eof()
     return response
 
 
 async def categories(ctx: Ctx) -> dict[str, Any]:
-    docs = (
-        await _api(ctx)
-        .store.collection(PRODUCTS)
-        .find({"merchant_id": ctx.merchant_id}, projection={"category": 1})
-    )
-    counts: dict[str, int] = {}
-    for d in docs:
-        name = d.get("category")
-        if name:
-            counts[str(name)] = counts.get(str(name), 0) + 1
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CATEGORIES]
+    top = await _api(ctx).repos.products.categories(ctx.merchant_id, limit=MAX_CATEGORIES)
     return {"items": [{"name": n, "count": c} for n, c in top]}
 
 
@@ -230,7 +200,7 @@ def _kid(ctx: Ctx) -> str:
 
 
 async def knowledge_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).owns(ctx.merchant_id, KNOWLEDGE, _kid(ctx))
+    return await _api(ctx).repos.knowledge.exists(ctx.merchant_id, _kid(ctx))
 
 
 async def create_knowledge(ctx: Ctx) -> Reply:
@@ -248,7 +218,7 @@ async def create_knowledge(ctx: Ctx) -> Reply:
     )
     doc.update(pending_fields())
     try:
-        await api.store.collection(KNOWLEDGE).insert_one(doc)
+        await api.repos.knowledge.create(doc)
     except DuplicateKey as exc:
         raise ProblemError(409, "Conflict", f"document {body.id!r} exists") from exc
     _nudge_indexer(api, ctx.merchant_id)
@@ -256,17 +226,14 @@ async def create_knowledge(ctx: Ctx) -> Reply:
 
 
 async def get_knowledge(ctx: Ctx) -> dict[str, Any]:
-    doc = await _api(ctx).owned(ctx.merchant_id, KNOWLEDGE, _kid(ctx), "document")
-    return knowledge_out(doc)
+    doc = await _api(ctx).repos.knowledge.get(ctx.merchant_id, _kid(ctx))
+    return knowledge_out(found(doc, "document"))
 
 
 async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     body: s.KnowledgePatchIn = ctx.body
-    coll = api.store.collection(KNOWLEDGE)
-    before = await coll.find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
-    if before is None:
-        raise ProblemError(404, "Not found", "no such document")
+    before = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
     merged = {**before, **body.model_dump(exclude_unset=True)}
     count = len(
         catalog.chunk_knowledge(
@@ -282,21 +249,14 @@ async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
         VECTOR_CHUNKS: max(count, int(before.get(VECTOR_CHUNKS) or before.get("chunks") or 0)),
         "updated_at": time.time(),
     }
-    doc = await coll.find_one_and_update(
-        {"_id": _kid(ctx), "merchant_id": ctx.merchant_id}, {"$set": sets}
-    )
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such document")
+    doc = found(await api.repos.knowledge.update(ctx.merchant_id, _kid(ctx), sets), "document")
     _nudge_indexer(api, ctx.merchant_id)
     return knowledge_out(doc)
 
 
 async def delete_knowledge(ctx: Ctx) -> Reply:
     api = _api(ctx)
-    coll = api.store.collection(KNOWLEDGE)
-    doc = await coll.find_one({"_id": _kid(ctx), "merchant_id": ctx.merchant_id})
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such document")
+    doc = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
     # Imports never stored a chunk count: remove a generous range of positional chunk ids.
     count = int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 200)
     ids = catalog.knowledge_vector_ids(str(doc["doc_id"]), count)
@@ -307,15 +267,10 @@ async def delete_knowledge(ctx: Ctx) -> Reply:
 
 async def list_knowledge(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    docs, nxt = await page(
-        _api(ctx).store.collection(KNOWLEDGE),
-        {"merchant_id": ctx.merchant_id},
-        limit=q.limit,
-        cursor=q.cursor,
-        field="_id",
-        descending=False,
+    documents = await _api(ctx).repos.knowledge.page(
+        ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
     )
-    return {"items": [knowledge_out(d) for d in docs], "next_cursor": nxt}
+    return listing(documents, knowledge_out)
 
 
 P = "/api/v1/products"

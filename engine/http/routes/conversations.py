@@ -6,7 +6,6 @@ outbox stream, so the delivery workers (rate limits, retries, dead letters) hand
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
@@ -15,18 +14,20 @@ import orjson
 from redis.exceptions import WatchError
 
 from connectors import registry
-from engine.adapters.records import CONVERSATIONS, MESSAGES
 from engine.adapters.redis import keys
 from engine.domain.conversation import CONTROL
 from engine.domain.dialogue import intents
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.http import live
 from engine.http import schemas as s
-from engine.http.context import API, NOTES, Api
-from engine.http.paging import page
+from engine.http.context import API, Api, found
+from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
 from engine.services.ports import Document
+from engine.services.repositories import ConversationFilter
+
+MAX_NOTES = 200
 
 
 def _api(ctx: Ctx) -> Api:
@@ -50,40 +51,23 @@ def conversation_out(doc: Document) -> dict[str, Any]:
 
 
 async def _conversation(ctx: Ctx) -> Document:
-    return await _api(ctx).owned(
-        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], "conversation"
-    )
+    conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
+    return found(conv, "conversation")
 
 
 async def conversation_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).owns(ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"])
+    return await _api(ctx).repos.conversations.exists(ctx.merchant_id, ctx.path["conversation_id"])
 
 
 async def list_conversations(ctx: Ctx) -> dict[str, Any]:
     q: s.ConversationQuery = ctx.query
-    filter: Document = {"merchant_id": ctx.merchant_id}
-    if q.channel:
-        filter["channel_id"] = q.channel
-    if q.status:
-        filter["status"] = q.status
-    if q.assignee:
-        filter["assignee"] = q.assignee
-    if q.label:
-        filter["labels"] = q.label
-    if q.q:
-        pattern = re.escape(q.q)
-        filter["$or"] = [
-            {"last_text": {"$regex": pattern, "$options": "i"}},
-            {"customer_id": {"$regex": pattern, "$options": "i"}},
-        ]
-    docs, nxt = await page(
-        _api(ctx).store.collection(CONVERSATIONS),
-        filter,
-        limit=q.limit,
-        cursor=q.cursor,
-        field="last_message_at",
+    filters = ConversationFilter(
+        channel_id=q.channel, status=q.status, assignee=q.assignee, label=q.label, text=q.q
     )
-    return {"items": [conversation_out(d) for d in docs], "next_cursor": nxt}
+    conversations = await _api(ctx).repos.conversations.page(
+        ctx.merchant_id, filters, limit=q.limit, after=keyset(q.cursor)
+    )
+    return listing(conversations, conversation_out)
 
 
 async def get_conversation(ctx: Ctx) -> dict[str, Any]:
@@ -93,15 +77,12 @@ async def get_conversation(ctx: Ctx) -> dict[str, Any]:
 async def list_messages(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
     conv = await _conversation(ctx)
-    docs, nxt = await page(
-        _api(ctx).store.collection(MESSAGES),
-        {"merchant_id": ctx.merchant_id, "conversation_key": conv["conversation_key"]},
-        limit=q.limit,
-        cursor=q.cursor,
-        field="at",
+    messages = await _api(ctx).repos.messages.page(
+        ctx.merchant_id, str(conv["conversation_key"]), limit=q.limit, after=keyset(q.cursor)
     )
-    items = [
-        {
+    return listing(
+        messages,
+        lambda d: {
             "id": d["_id"],
             "direction": d.get("direction", "in"),
             "text": d.get("text", ""),
@@ -110,10 +91,8 @@ async def list_messages(ctx: Ctx) -> dict[str, Any]:
             "author": d.get("author"),
             "handoff": d.get("handoff"),
             "answered": d.get("answered", True) if d.get("direction", "in") == "in" else None,
-        }
-        for d in docs
-    ]
-    return {"items": items, "next_cursor": nxt}
+        },
+    )
 
 
 async def patch_conversation(ctx: Ctx) -> dict[str, Any]:
@@ -121,23 +100,19 @@ async def patch_conversation(ctx: Ctx) -> dict[str, Any]:
     sets: Document = {**body.model_dump(exclude_unset=True), "updated_at": time.time()}
     if "labels" in sets and sets["labels"] is not None:
         sets["labels"] = sorted(set(sets["labels"]))
-    doc = await _api(ctx).update_owned(
-        ctx.merchant_id, CONVERSATIONS, ctx.path["conversation_id"], sets, "conversation"
+    doc = await _api(ctx).repos.conversations.update(
+        ctx.merchant_id, ctx.path["conversation_id"], sets
     )
-    out = conversation_out(doc)
+    out = conversation_out(found(doc, "conversation"))
     await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
     return out
 
 
 async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
-    doc = await _api(ctx).update_owned(
-        ctx.merchant_id,
-        CONVERSATIONS,
-        ctx.path["conversation_id"],
-        {**sets, "updated_at": time.time()},
-        "conversation",
+    doc = await _api(ctx).repos.conversations.update(
+        ctx.merchant_id, ctx.path["conversation_id"], {**sets, "updated_at": time.time()}
     )
-    out = conversation_out(doc)
+    out = conversation_out(found(doc, "conversation"))
     await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
     return out
 
@@ -280,7 +255,7 @@ async def add_note(ctx: Ctx) -> Reply:
         "text": body.text,
         "at": time.time(),
     }
-    await _api(ctx).store.collection(NOTES).insert_one(dict(note))
+    await _api(ctx).repos.notes.add(dict(note))
     out = {k: note[k] for k in ("author", "text", "at")} | {"id": note["_id"]}
     await live.publish(
         _api(ctx),
@@ -293,14 +268,8 @@ async def add_note(ctx: Ctx) -> Reply:
 
 async def list_notes(ctx: Ctx) -> dict[str, Any]:
     await _conversation(ctx)
-    docs = (
-        await _api(ctx)
-        .store.collection(NOTES)
-        .find(
-            {"merchant_id": ctx.merchant_id, "conversation_id": ctx.path["conversation_id"]},
-            sort=[("_id", 1)],
-            limit=200,
-        )
+    docs = await _api(ctx).repos.notes.for_conversation(
+        ctx.merchant_id, ctx.path["conversation_id"], limit=MAX_NOTES
     )
     return {
         "items": [

@@ -12,8 +12,8 @@ from engine.adapters.secrets import hash_api_key, new_api_key
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.auth import bearer
-from engine.http.context import API, API_KEYS, AUDIT, USERS, Api, client_ip
-from engine.http.paging import page
+from engine.http.context import API, Api, client_ip, found
+from engine.http.paging import keyset, listing
 from engine.http.passwords import hash_password, verify_password
 from engine.http.problems import ProblemError
 from engine.http.routing import RANK, Ctx, Reply, Route
@@ -51,14 +51,13 @@ async def signup(ctx: Ctx) -> Reply:
     api = _api(ctx)
     body: s.SignupIn = ctx.body
     email = body.email.lower()
-    users = api.store.collection(USERS)
-    if await users.find_one({"email": email}) is not None:
+    if await api.repos.users.by_email(email) is not None:
         raise ProblemError(409, "Conflict", "an account with this email exists; log in instead")
     password_hash = await hash_password(body.password)
     merchant_id, _ = await api.records.create_merchant(body.merchant_name, body.default_language)
     user_id = new_id("u")
     try:
-        await users.insert_one(
+        await api.repos.users.create(
             {
                 "_id": user_id,
                 "merchant_id": merchant_id,
@@ -69,7 +68,7 @@ async def signup(ctx: Ctx) -> Reply:
             }
         )
     except DuplicateKey as exc:  # a concurrent signup with the same email won
-        await api.store.collection("merchants").delete_one({"_id": merchant_id})
+        await api.repos.merchants.delete(merchant_id)
         raise ProblemError(409, "Conflict", "an account with this email exists") from exc
     pair = await api.tokens.start(user_id, merchant_id, "owner")
     await api.audit(merchant_id, user_id, "signup", user_id, client_ip(ctx.request))
@@ -85,7 +84,7 @@ async def login(ctx: Ctx) -> dict[str, Any]:
         raise ProblemError(
             429, "Too many login attempts", f"try again in {wait} s", retry_after=wait
         )
-    user = await api.store.collection(USERS).find_one({"email": email})
+    user = await api.repos.users.by_email(email)
     ok = await verify_password(None if user is None else user.get("password_hash"), body.password)
     if user is None or not ok:
         await api.throttle.failed(email, ip)
@@ -100,7 +99,7 @@ async def refresh(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     body: s.RefreshIn = ctx.body
     user_id, merchant_id, family = await api.tokens.rotate(body.refresh_token)
-    user = await api.store.collection(USERS).find_one({"_id": user_id, "merchant_id": merchant_id})
+    user = await api.repos.users.get(merchant_id, user_id)
     if user is None or user.get("password_hash") is None:
         raise ProblemError(401, "Unauthorized", "the user no longer exists")
     pair = await api.tokens.continue_family(user_id, merchant_id, str(user["role"]), family)
@@ -121,16 +120,11 @@ async def accept_invite(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     body: s.AcceptInviteIn = ctx.body
     token_hash = hashlib.sha256(body.invite_token.encode()).hexdigest()
-    users = api.store.collection(USERS)
-    user = await users.find_one({"invite_hash": token_hash})
+    user = await api.repos.users.by_invite_hash(token_hash)
     if user is None or float(user.get("invite_expires", 0)) < time.time():
         raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
     password_hash = await hash_password(body.password)
-    changed = await users.update_one(
-        {"_id": user["_id"], "invite_hash": token_hash},
-        {"$set": {"password_hash": password_hash, "invite_hash": None, "updated_at": time.time()}},
-    )
-    if not changed:
+    if not await api.repos.users.accept_invite(str(user["_id"]), token_hash, password_hash):
         raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
     pair = await api.tokens.start(str(user["_id"]), str(user["merchant_id"]), str(user["role"]))
     return _tokens(pair)
@@ -140,16 +134,17 @@ async def me(ctx: Ctx) -> dict[str, Any]:
     assert ctx.caller is not None
     if ctx.caller.user_id is None:
         raise ProblemError(404, "Not found", "API keys and operators have no user profile")
-    return _user_out(await _api(ctx).owned(ctx.merchant_id, USERS, ctx.caller.user_id, "user"))
+    user = await _api(ctx).repos.users.get(ctx.merchant_id, ctx.caller.user_id)
+    return _user_out(found(user, "user"))
 
 
 # -- users ----------------------------------------------------------------------------------
 async def _user(ctx: Ctx) -> Document:
-    return await _api(ctx).owned(ctx.merchant_id, USERS, ctx.path["user_id"], "user")
+    return found(await _api(ctx).repos.users.get(ctx.merchant_id, ctx.path["user_id"]), "user")
 
 
 async def user_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).owns(ctx.merchant_id, USERS, ctx.path["user_id"])
+    return await _api(ctx).repos.users.exists(ctx.merchant_id, ctx.path["user_id"])
 
 
 def _may_grant(ctx: Ctx, role: str) -> None:
@@ -162,13 +157,8 @@ def _may_grant(ctx: Ctx, role: str) -> None:
 
 async def list_users(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    docs, nxt = await page(
-        _api(ctx).store.collection(USERS),
-        {"merchant_id": ctx.merchant_id},
-        limit=q.limit,
-        cursor=q.cursor,
-    )
-    return {"items": [_user_out(d) for d in docs], "next_cursor": nxt}
+    users = await _api(ctx).repos.users.page(ctx.merchant_id, limit=q.limit, after=keyset(q.cursor))
+    return listing(users, _user_out)
 
 
 async def invite_user(ctx: Ctx) -> Reply:
@@ -189,7 +179,7 @@ async def invite_user(ctx: Ctx) -> Reply:
         "created_at": now,
     }
     try:
-        await api.store.collection(USERS).insert_one(doc)
+        await api.repos.users.create(doc)
     except DuplicateKey as exc:
         raise ProblemError(409, "Conflict", "a user with this email exists") from exc
     await api.audit(
@@ -210,10 +200,7 @@ async def patch_user(ctx: Ctx) -> dict[str, Any]:
     _may_grant(ctx, str(user["role"]))
     if user["role"] == "owner" and body.role != "owner":
         await _keep_an_owner(ctx)
-    await api.store.collection(USERS).update_one(
-        {"_id": user["_id"], "merchant_id": ctx.merchant_id},
-        {"$set": {"role": body.role, "updated_at": time.time()}},
-    )
+    await api.repos.users.set_role(ctx.merchant_id, str(user["_id"]), body.role)
     await api.tokens.void_user(str(user["_id"]))
     await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
     await api.audit(
@@ -227,12 +214,7 @@ async def patch_user(ctx: Ctx) -> dict[str, Any]:
 
 
 async def _keep_an_owner(ctx: Ctx) -> None:
-    owners = (
-        await _api(ctx)
-        .store.collection(USERS)
-        .count_documents({"merchant_id": ctx.merchant_id, "role": "owner"})
-    )
-    if owners <= 1:
+    if await _api(ctx).repos.users.count_owners(ctx.merchant_id) <= 1:
         raise ProblemError(409, "Conflict", "a merchant keeps at least one owner")
 
 
@@ -242,9 +224,7 @@ async def delete_user(ctx: Ctx) -> Reply:
     _may_grant(ctx, str(user["role"]))
     if user["role"] == "owner":
         await _keep_an_owner(ctx)
-    await api.store.collection(USERS).delete_one(
-        {"_id": user["_id"], "merchant_id": ctx.merchant_id}
-    )
+    await api.repos.users.delete(ctx.merchant_id, str(user["_id"]))
     await api.tokens.void_user(str(user["_id"]))
     await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
     await api.audit(
@@ -281,7 +261,7 @@ async def create_key(ctx: Ctx) -> Reply:
         "created_at": now,
         "revoked_at": None,
     }
-    await api.store.collection(API_KEYS).insert_one(doc)
+    await api.repos.api_keys.create(doc)
     await api.audit(
         ctx.merchant_id, ctx.actor, "api_key.create", str(doc["_id"]), client_ip(ctx.request)
     )
@@ -290,27 +270,21 @@ async def create_key(ctx: Ctx) -> Reply:
 
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    docs, nxt = await page(
-        _api(ctx).store.collection(API_KEYS),
-        {"merchant_id": ctx.merchant_id},
-        limit=q.limit,
-        cursor=q.cursor,
+    keys = await _api(ctx).repos.api_keys.page(
+        ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
     )
-    return {"items": [_key_out(d) for d in docs], "next_cursor": nxt}
+    return listing(keys, _key_out)
 
 
 async def key_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).owns(ctx.merchant_id, API_KEYS, ctx.path["key_id"])
+    return await _api(ctx).repos.api_keys.exists(ctx.merchant_id, ctx.path["key_id"])
 
 
 async def revoke_key(ctx: Ctx) -> Reply:
     api = _api(ctx)
-    keys = api.store.collection(API_KEYS)
-    doc = await keys.find_one({"_id": ctx.path["key_id"], "merchant_id": ctx.merchant_id})
-    if doc is None:
-        raise ProblemError(404, "Not found", "no such API key")
-    await keys.update_one(
-        {"_id": doc["_id"], "merchant_id": ctx.merchant_id}, {"$set": {"revoked_at": time.time()}}
+    doc = found(
+        await api.repos.api_keys.revoke(ctx.merchant_id, ctx.path["key_id"], time.time()),
+        "API key",
     )
     api.auth.forget(str(doc["key_hash"]))
     await live.revoke(api, ctx.merchant_id, key_id=str(doc["_id"]))
@@ -323,25 +297,20 @@ async def revoke_key(ctx: Ctx) -> Reply:
 # -- audit and merchant profile -----------------------------------------------------------------
 async def list_audit(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    docs, nxt = await page(
-        _api(ctx).store.collection(AUDIT),
-        {"merchant_id": ctx.merchant_id},
-        limit=q.limit,
-        cursor=q.cursor,
-        field="_id",
+    entries = await _api(ctx).repos.audit.page(
+        ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
     )
-    items = [
-        {
+    return listing(
+        entries,
+        lambda d: {
             "id": d["_id"],
             "actor": d["actor"],
             "action": d["action"],
             "target": d.get("target"),
             "at": d["at"],
             "ip": d.get("ip"),
-        }
-        for d in docs
-    ]
-    return {"items": items, "next_cursor": nxt}
+        },
+    )
 
 
 def _merchant_out(doc: Document) -> dict[str, Any]:
@@ -369,7 +338,7 @@ async def patch_merchant(ctx: Ctx) -> dict[str, Any]:
     sets = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if sets:
         sets["updated_at"] = time.time()
-        await api.store.collection("merchants").update_one({"_id": ctx.merchant_id}, {"$set": sets})
+        await api.repos.merchants.update_profile(ctx.merchant_id, sets)
         await api.audit(
             ctx.merchant_id,
             ctx.actor,

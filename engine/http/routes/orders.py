@@ -18,11 +18,10 @@ import orjson
 from engine.adapters.redis import keys
 from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
-from engine.http.context import API, Api
-from engine.http.paging import page
+from engine.http.context import API, Api, found
+from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
-from engine.services.commerce import LEADS, ORDERS
 from engine.services.ports import Document
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -196,15 +195,14 @@ async def patch_order(ctx: Ctx) -> dict[str, Any]:
 
 async def list_orders(ctx: Ctx) -> dict[str, Any]:
     q: s.OrderQuery = ctx.query
-    filter: Document = {"merchant_id": ctx.merchant_id}
-    if q.status:
-        filter["status"] = q.status
-    if q.phone:
-        filter["phone"] = normalize_phone(q.phone)
-    docs, nxt = await page(
-        _api(ctx).store.collection(ORDERS), filter, limit=q.limit, cursor=q.cursor
+    orders = await _api(ctx).repos.orders.page(
+        ctx.merchant_id,
+        status=q.status,
+        phone=normalize_phone(q.phone) if q.phone else None,
+        limit=q.limit,
+        after=keyset(q.cursor),
     )
-    return {"items": [order_out(d) for d in docs], "next_cursor": nxt}
+    return listing(orders, order_out)
 
 
 async def create_lead(ctx: Ctx) -> Reply:
@@ -226,11 +224,7 @@ async def create_lead(ctx: Ctx) -> Reply:
 
 
 async def _lead(ctx: Ctx) -> Document | None:
-    return (
-        await _api(ctx)
-        .store.collection(LEADS)
-        .find_one({"_id": ctx.path["lead_id"], "merchant_id": ctx.merchant_id})
-    )
+    return await _api(ctx).repos.leads.get(ctx.merchant_id, ctx.path["lead_id"])
 
 
 async def lead_exists(ctx: Ctx) -> bool:
@@ -247,20 +241,16 @@ async def get_lead(ctx: Ctx) -> dict[str, Any]:
 async def patch_lead(ctx: Ctx) -> dict[str, Any]:
     body: s.LeadPatchIn = ctx.body
     sets = {**body.model_dump(exclude_unset=True, exclude_none=True), "updated_at": time.time()}
-    return lead_out(
-        await _api(ctx).update_owned(ctx.merchant_id, LEADS, ctx.path["lead_id"], sets, "lead")
-    )
+    doc = await _api(ctx).repos.leads.update(ctx.merchant_id, ctx.path["lead_id"], sets)
+    return lead_out(found(doc, "lead"))
 
 
 async def list_leads(ctx: Ctx) -> dict[str, Any]:
     q: s.LeadQuery = ctx.query
-    filter: Document = {"merchant_id": ctx.merchant_id}
-    if q.status:
-        filter["status"] = q.status
-    docs, nxt = await page(
-        _api(ctx).store.collection(LEADS), filter, limit=q.limit, cursor=q.cursor
+    leads = await _api(ctx).repos.leads.page(
+        ctx.merchant_id, status=q.status, limit=q.limit, after=keyset(q.cursor)
     )
-    return {"items": [lead_out(d) for d in docs], "next_cursor": nxt}
+    return listing(leads, lead_out)
 
 
 IDEM = (("Idempotency-Key", True, "UUID v4; the same key replays the stored response (24 h)"),)
