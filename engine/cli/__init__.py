@@ -54,6 +54,7 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
         base = s.base_url
         lines = [
             f"Kaleem is running on {base}",
+            f"  console:        {base}/console/  (sign up there, or log in)",
             f"  admin API:      {base}/api/v1  (health {base}/healthz, ready {base}/readyz)",
             f"  metrics:        {base}/metrics",
         ]

@@ -26,7 +26,7 @@ from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
-from engine.http import openapi, webchat, webhooks
+from engine.http import openapi, static, webchat, webhooks
 from engine.http.auth import MerchantAuth
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.http.deps import GatewayDeps
@@ -150,6 +150,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if isinstance(exc, ProblemError) and "retry_after" in exc.extra:
             extra["Retry-After"] = str(exc.extra["retry_after"])
         resp = as_problem(exc)
+        if not is_api and "Retry-After" in extra:  # the public webchat's limits
+            resp.headers["Retry-After"] = extra["Retry-After"]
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
         resp = as_problem(ProblemError(500, "Internal error", "the error was logged"))
@@ -260,6 +262,7 @@ def create_app(deps: GatewayDeps) -> web.Application:
     add_routes(app, ALL_ROUTES)
     webhooks.add_routes(app)
     webchat.add_routes(app)
+    static.add_routes(app)
     return app
 
 
@@ -280,5 +283,8 @@ async def _ensure_indexes(app: web.Application) -> None:
         prefix = [("merchant_id", 1)] + ([(field, 1)] if field else [])
         await store.collection(CONVERSATIONS).create_index([*prefix, ("last_message_at", -1)])
     await app[API].commerce.ensure_indexes()
+    await store.collection("orders").create_index(
+        [("merchant_id", 1), ("conversation_key", 1), ("created_at", -1)]
+    )
     for prefix in ([("merchant_id", 1)], [("merchant_id", 1), ("channel_id", 1)]):
         await store.collection(CARTS).create_index([*prefix, ("updated_at", -1)])

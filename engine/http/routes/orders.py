@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from engine.adapters.records import CONVERSATIONS
 from engine.adapters.redis import keys
 from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
@@ -201,6 +202,17 @@ async def list_orders(ctx: Ctx) -> dict[str, Any]:
         filter["status"] = q.status
     if q.phone:
         filter["phone"] = normalize_phone(q.phone)
+    if q.conversation:
+        conv = (
+            await _api(ctx)
+            .store.collection(CONVERSATIONS)
+            .find_one(
+                {"_id": q.conversation, "merchant_id": ctx.merchant_id}, {"conversation_key": 1}
+            )
+        )
+        if conv is None:
+            return {"items": [], "next_cursor": None}
+        filter["conversation_key"] = conv["conversation_key"]
     docs, nxt = await page(
         _api(ctx).store.collection(ORDERS), filter, limit=q.limit, cursor=q.cursor
     )
