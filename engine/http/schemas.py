@@ -371,6 +371,15 @@ class ConversationPage(Response):
     next_cursor: str | None
 
 
+class MessageProduct(Response):
+    sku: str | None = None
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+
+
 class MessageOut(Response):
     id: str
     direction: Literal["in", "out"]
@@ -381,6 +390,8 @@ class MessageOut(Response):
     handoff: bool | None = None
     # Inbound only: false when the bot stayed silent (an agent had the conversation).
     answered: bool | None = None
+    # Bot replies: the product cards the customer was shown.
+    products: list[MessageProduct] | None = None
 
 
 class MessagePage(Response):

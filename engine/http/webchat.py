@@ -320,7 +320,7 @@ async def _handle_frame(
         )
     )
     if not (conv or {}).get("paused"):  # an agent has it: the bot will not answer
-        frames.append({"type": "typing"})
+        frames.append({"type": "typing", "id": client_id})
     return frames
 
 

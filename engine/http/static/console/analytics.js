@@ -73,12 +73,12 @@ export async function mount(root) {
       lineChart(t("handoffRate"), keys, [{ name: t("handoffRate"), values: col("handoff_rate") }], percent),
       lineChart(t("conversion"), keys, [{ name: t("conversion"), values: col("conversion") }], percent),
       barChart(t("topQuestions"), data.top_questions),
-      h("section", { class: "card" }, h("h2", {}, t("total")), table(
+      h("section", { class: "card scroll" }, h("h2", {}, t("total")), table(
         [t("conversations"), t("messages"), t("firstReply"), t("coverage"), t("handoffRate"), t("orders"), t("conversion")],
         [[data.total.conversations, data.total.messages_in, data.total.first_reply_p50_s === null ? "—" : secs(data.total.first_reply_p50_s),
           percent(data.total.answer_coverage), percent(data.total.handoff_rate), data.total.orders, percent(data.total.conversion)].map(String)])));
   }
   days.addEventListener("change", load);
-  root.append(field(t("days"), days), charts);
+  root.append(h("div", { class: "filters" }, field(t("days"), days)), charts);
   await load();
 }

@@ -26,6 +26,7 @@ export async function mount(root, [openId]) {
   ]);
   const channelOptions = [["", t("all")], ["webchat", "webchat"], ...channels.channels.map((c) => [c.id, `${c.kind} · ${c.id}`])];
   const userOptions = [["", t("all")], ...users.items.map((u) => [u.id, u.email])];
+  users.items.forEach((u) => emails.set(u.id, u.email));
 
   const filterForm = h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); reload(); } },
     field(t("channel"), select("channel", channelOptions, "")),
@@ -120,8 +121,11 @@ export async function mount(root, [openId]) {
   };
 }
 
+const emails = new Map();
+
 function messageNode(m) {
-  const who = m.direction === "in" ? t("customer") : m.intent === "agent" ? `${t("agent")} · ${m.author || ""}` : t("bot");
+  const author = emails.get(m.author) || m.author || "";
+  const who = m.direction === "in" ? t("customer") : m.intent === "agent" ? `${t("agent")} · ${author}` : t("bot");
   return h("li", {
     class: `msg ${m.direction === "in" ? "in" : "out"} ${m.intent === "agent" ? "agent" : ""} ${m.handoff ? "handoff" : ""}`,
     "data-id": m.id,
@@ -129,6 +133,8 @@ function messageNode(m) {
   h("span", { class: "msg-who" }, who, m.handoff ? h("span", { class: "tag warn" }, t("handoff")) : null,
     m.answered === false ? h("span", { class: "tag" }, t("notAnswered")) : null),
   h("p", { dir: "auto" }, m.text),
+  m.products && m.products.length ? h("ul", { class: "shown" }, m.products.map((p) =>
+    h("li", {}, h("span", { dir: "auto" }, p.title || p.sku), " ", h("span", { class: "num" }, money(p.price, p.currency))))) : null,
   h("time", {}, when(m.at)));
 }
 
@@ -163,11 +169,11 @@ async function conversationView(id, onUpdate) {
       else actions.push(button(t("takeover"), () => act("takeover"), { class: "primary" }));
       if (conv.status !== "resolved") actions.push(button(t("resolve"), () => act("resolve")));
     }
-    header.replaceChildren(
+    header.replaceChildren(...[
       h("h2", {}, conv.customer_id, " ", h("small", {}, conv.channel_id)),
       conv.paused ? h("p", { class: "notice", role: "status" }, t("botPaused")) : null,
       conv.status === "pending" && !conv.paused ? h("p", { class: "notice warn", role: "status" }, t("handoff")) : null,
-      h("div", { class: "actions" }, actions));
+      h("div", { class: "actions" }, actions)].filter(Boolean));
   }
   async function act(what) {
     try { conv = await api("POST", `${base}/${what}`); drawHeader(); drawSide(); onUpdate(conv); } catch (err) { toast(err.message); }
@@ -229,8 +235,8 @@ async function conversationView(id, onUpdate) {
       e.preventDefault();
       try { const n = await api("POST", `${base}/notes`, { text: noteForm.text.value }); noteForm.reset(); if (!notesList.querySelector(`[data-note="${n.id}"]`)) notesList.append(noteNode(n)); } catch (err) { showError(noteForm, err); }
     });
-    side.replaceChildren(field(t("assign"), assign), labelForm, cartBox, ordersBox,
-      h("h3", {}, t("notes")), notesList, editable ? noteForm : null);
+    side.replaceChildren(...[field(t("assign"), assign), labelForm, cartBox, ordersBox,
+      h("h3", {}, t("notes")), notesList, editable ? noteForm : null].filter(Boolean));
   }
 
   drawHeader();

@@ -32,7 +32,7 @@
     en: {
       open: "Open chat", close: "Close chat", send: "Send", input: "Type a message",
       greeting: "Hi! How can I help?", typing: "typing…", offline: "Reconnecting…",
-      add: "Add to cart", view: "View", addText: function (n) { return "Add number " + n + " to my cart"; },
+      add: "Add to cart", view: "View", addText: function (n) { return "Add #" + n + " to my cart"; },
       quick: ["What products do you have?", "Shipping policy", "Talk to a human"],
       after: ["View my cart", "Checkout"], agent: "Agent", failed: "Not sent yet, retrying",
       chat: "Chat"
@@ -83,7 +83,15 @@
   form.append(label, input, sendBtn);
   box.append(header, log, typing, quick, form);
   var bubble = el("button", { class: "kc-bubble", type: "button", "aria-expanded": "false" });
-  bubble.appendChild(el("span", { "aria-hidden": "true" }, "💬"));
+  var NS = "http://www.w3.org/2000/svg";
+  var icon = document.createElementNS(NS, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("aria-hidden", "true");
+  var path = document.createElementNS(NS, "path");
+  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  path.setAttribute("fill", "currentColor");
+  icon.appendChild(path);
+  bubble.appendChild(icon);
   root.append(box, bubble);
   if (fullPage) bubble.hidden = true; else box.hidden = true;
 
@@ -121,7 +129,11 @@
     var list = el("ul", { class: "kc-cards" });
     products.forEach(function (p, i) {
       var card = el("li", { class: "kc-card" });
-      if (p.image_url) card.appendChild(el("img", { src: p.image_url, alt: "", loading: "lazy", class: "kc-img" }));
+      if (p.image_url && /^https?:/.test(p.image_url)) {
+        var img = el("img", { src: p.image_url, alt: "", loading: "lazy", class: "kc-img" });
+        img.addEventListener("error", function () { img.remove(); });
+        card.appendChild(img);
+      }
       card.appendChild(el("span", { class: "kc-card-title" }, p.title || p.sku));
       if (p.price != null) card.appendChild(el("span", { class: "kc-price" }, price(p)));
       var actions = el("span", { class: "kc-actions" });
@@ -168,11 +180,9 @@
     if (on) state.typingTimer = setTimeout(function () { typing.hidden = true; }, 20000);
   }
   function greet() {
-    if (log.children.length) return;
     var g = el("li", { class: "kc-msg kc-bot kc-greeting" });
     g.appendChild(el("p", { class: "kc-text", dir: "auto" }, (state.profile && state.profile.greeting) || state.t.greeting));
     log.appendChild(g);
-    chips(state.t.quick);
   }
 
   // -- messages and the socket ----------------------------------------------------------------
@@ -206,16 +216,19 @@
       log.textContent = "";
       state.seen = {};
       state.latestCards = null;
+      greet();
       m.messages.forEach(render);
       state.pending.forEach(function (f) { render({ id: f.id, direction: "in", text: f.text, pending: true }); });
-      if (!m.messages.length && !state.pending.length) greet();
+      if (!m.messages.length && !state.pending.length) chips(state.t.quick);
       state.pending.forEach(function (f) { state.ws.send(JSON.stringify(f)); });
     } else if (m.type === "ack") {
       state.pending = state.pending.filter(function (f) { return f.id !== m.id; });
       save(pendingKey, state.pending);
       if (state.seen[m.id]) state.seen[m.id].classList.remove("kc-pending");
     } else if (m.type === "typing") {
-      showTyping(true);
+      // The reply may have overtaken this frame: only a question still waiting shows it.
+      var last = log.lastElementChild;
+      if (last && last.classList.contains("kc-me")) showTyping(true);
     } else if (m.type === "reply") {
       showTyping(false);
       render({ id: m.id, direction: "out", text: m.text, products: m.products, intent: m.intent });
