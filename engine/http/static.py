@@ -9,6 +9,7 @@ release. Pages get a strict CSP: scripts and styles from the gateway only, nothi
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import importlib.resources
 import re
@@ -43,6 +44,7 @@ class Asset:
     body: bytes
     content_type: str
     etag: str
+    gzipped: bytes  # compressed once at load, not per request
 
 
 _cache: dict[str, Asset] = {}
@@ -56,7 +58,8 @@ def _read(path: str) -> Asset | None:
         return None
     body = node.read_bytes()
     suffix = path[path.rindex(".") :]
-    return Asset(body, TYPES[suffix], '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    return Asset(body, TYPES[suffix], etag, gzip.compress(body, 9, mtime=0))
 
 
 async def asset(path: str) -> Asset:
@@ -87,8 +90,14 @@ def respond(
     if request is not None and request.headers.get("If-None-Match") == found.etag:
         return web.Response(status=304, headers=headers)
     charset = "utf-8" if found.content_type.startswith(("text/", "application/json")) else None
+    headers["Vary"] = "Accept-Encoding"
+    body = found.body
+    accepts = request.headers.get("Accept-Encoding", "") if request is not None else ""
+    if "gzip" in accepts:
+        body = found.gzipped
+        headers["Content-Encoding"] = "gzip"
     return web.Response(
-        body=found.body, content_type=found.content_type, charset=charset, headers=headers
+        body=body, content_type=found.content_type, charset=charset, headers=headers
     )
 
 

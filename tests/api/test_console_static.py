@@ -38,6 +38,7 @@ async def test_every_module_the_console_imports_is_served_with_an_etag(engine: E
     for name in _files("console"):
         async with engine.session.get(f"{engine.base_url}/console/{name}") as r:
             assert r.status == 200, name
+            assert r.headers["Content-Encoding"] == "gzip"
             etag = r.headers["ETag"]
             body = await r.text()
         if name.endswith(".js"):
