@@ -22,14 +22,16 @@ CUSTOMER_ID: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-PRODUCT_FIELDS: Final = ("sku", "title", "price", "currency", "url", "image_url")
+PRODUCT_FIELDS: Final = ("sku", "title", "price", "currency", "url")
+# The widget also shows each product's picture.
+WIDGET_PRODUCT_FIELDS: Final = (*PRODUCT_FIELDS, "image_url")
 
 
-def public_reply(reply: dict[str, Any]) -> dict[str, Any]:
+def public_reply(reply: dict[str, Any], fields: tuple[str, ...] = PRODUCT_FIELDS) -> dict[str, Any]:
     """The customer-visible shape of a reply (the playground contract, also pushed here)."""
     return {
         "text": reply.get("text", ""),
-        "products": [{k: p.get(k) for k in PRODUCT_FIELDS} for p in reply.get("products") or []],
+        "products": [{k: p.get(k) for k in fields} for p in reply.get("products") or []],
         "intent": reply.get("intent", ""),
         "handoff": bool(reply.get("handoff")),
     }
@@ -38,7 +40,8 @@ def public_reply(reply: dict[str, Any]) -> dict[str, Any]:
 def reply_frame(reply: dict[str, Any]) -> dict[str, Any]:
     """A reply as the widget receives it: the public shape plus the id the history uses, so a
     reply seen live and again in the history after a reconnect is shown once."""
-    return {"type": "reply", "id": f"out:{reply.get('outbox_id', '')}", **public_reply(reply)}
+    frame = public_reply(reply, WIDGET_PRODUCT_FIELDS)
+    return {"type": "reply", "id": f"out:{reply.get('outbox_id', '')}", **frame}
 
 
 def history_frame(messages: list[dict[str, Any]], paused: bool) -> dict[str, Any]:
@@ -54,7 +57,7 @@ def history_frame(messages: list[dict[str, Any]], paused: bool) -> dict[str, Any
                 "direction": "in" if inbound else "out",
                 "text": str(m.get("text") or ""),
                 "at": m.get("at"),
-                "products": [] if inbound else public_reply(m)["products"],
+                "products": [] if inbound else public_reply(m, WIDGET_PRODUCT_FIELDS)["products"],
                 "intent": m.get("intent"),
                 "handoff": bool(m.get("handoff")),
             }

@@ -70,6 +70,8 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
                 f"  demo store:     {info['merchant_id']} (API key in {info['key_file']})",
                 f"  webchat:        {base}/webchat/{info['merchant_id']}",
             ]
+            if info.get("console_file"):
+                lines.append(f"  console login:  in {info['console_file']} (email, password)")
         print("\n".join(lines), flush=True)
         await stop.wait()
         print("shutting down …", flush=True)

@@ -230,3 +230,46 @@ async def test_a_viewer_sees_no_edit_controls(engine: Engine, browser: Any) -> N
     assert await page.get_by_role("button", name="Create").count() == 0
     assert await page.get_by_label("Import a file (JSONL or CSV)").count() == 0
     await page.context.close()
+
+
+async def test_every_screen_opens_without_a_script_error(engine: Engine, browser: Any) -> None:
+    account = await sign_up(engine, "Screens Shop")
+    page = await new_page(browser)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await log_in(page, engine, account)
+    screens = {
+        "knowledge": "Questions the bot could not answer",
+        "orders": "Leads",
+        "channels": "What to paste where",
+        "team": "API keys",
+        "settings": "Paste this on your site",
+        "analytics": "Top questions",
+    }
+    for screen, text in screens.items():
+        await page.goto(f"{engine.base_url}/console/#/{screen}")
+        await page.get_by_text(text, exact=True).first.wait_for()
+    # A question the bot could not answer becomes a new answer in one click.
+    question = "do you sell excavator hydraulic pumps?"
+    await engine.ask(account.access_token, question, customer="gap-screens-1")
+    await page.goto(f"{engine.base_url}/console/#/knowledge")
+    await page.get_by_role("button", name="Write an answer").first.click()
+    assert await page.locator("dialog").get_by_label("Title").input_value() == question
+    await page.locator("dialog").get_by_label("Text").fill("We sell clothes and bags only.")
+    await page.locator("dialog").get_by_role("button", name="Save").click()
+    documents = page.locator(".panels section.card").first
+    await documents.get_by_text(question).wait_for()  # now a document the bot can quote
+    # Connecting a channel shows its webhook URL.
+    await page.goto(f"{engine.base_url}/console/#/channels")
+    await page.get_by_label("Kind").select_option("whatsapp")
+    form = page.locator("form.channel-form")
+    await form.get_by_label("Phone Number Id").fill("1234567890")
+    await form.get_by_label("Access Token").fill("EAAG-test-token")
+    await form.get_by_label("App Secret").fill("app-secret-value")
+    await form.get_by_label("Verify Token").fill("verify-me")
+    await form.get_by_role("button", name="Connect").click()
+    webhook = page.get_by_label("Webhook URL")
+    await webhook.wait_for()
+    assert "/webhooks/whatsapp/ch_" in await webhook.input_value()
+    assert errors == []
+    await page.context.close()
