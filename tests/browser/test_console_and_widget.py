@@ -229,6 +229,15 @@ async def test_a_viewer_sees_no_edit_controls(engine: Engine, browser: Any) -> N
     await page.get_by_label("Search preview").wait_for()
     assert await page.get_by_role("button", name="Create").count() == 0
     assert await page.get_by_label("Import a file (JSONL or CSV)").count() == 0
+    # A reload keeps the session (the refresh token is exchanged silently) ...
+    await page.reload()
+    await page.get_by_text("Read only (viewer)").wait_for()
+    assert await page.get_by_role("button", name="Log in").count() == 0
+    # ... and logging out ends it: a reload lands on the login form.
+    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("heading", name="Log in").wait_for()
+    await page.reload()
+    await page.get_by_role("heading", name="Log in").wait_for()
     await page.context.close()
 
 

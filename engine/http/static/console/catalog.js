@@ -72,8 +72,9 @@ export async function mount(root) {
     e.preventDefault();
     try {
       const res = await get("/products/search", { q: preview.q.value, limit: 5 });
-      hits.replaceChildren(res.items.length ? table([t("sku"), t("title"), t("price"), t("score")],
-        res.items.map((i) => [i.sku, h("span", { dir: "auto" }, i.title), money(i.price, i.currency), i.score.toFixed(3)]), t("preview")) : empty());
+      hits.replaceChildren(res.items.length ? table([t("sku"), t("title"), t("price"), t("score"), ""],
+        res.items.map((i) => [i.sku, h("span", { dir: "auto" }, i.title), money(i.price, i.currency), i.score.toFixed(3),
+          editable ? button(t("edit"), async () => edit(await get(`/products/${encodeURIComponent(i.sku)}`))) : ""]), t("preview")) : empty());
     } catch (err) { showError(preview, err); }
   });
 
