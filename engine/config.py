@@ -6,6 +6,7 @@ to actors at creation), so no module reads ``os.environ`` on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    out = []
+    for part in (env.get(name) or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {part.strip()!r} is not an IP network") from exc
+    return tuple(out)
 
 
 ROLES = ("all", "workers", "gateway")
@@ -129,6 +142,9 @@ class Settings:
     webchat_frames_per_merchant: int = 12000
     webchat_sessions_per_ip: int = 60
     webchat_window_s: int = 60
+    # Proxies (CIDRs) whose X-Real-IP names the client: nginx in front of the gateways. Empty:
+    # the peer address is the client (every per-IP limit counts it).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -210,4 +226,5 @@ class Settings:
             ),
             webchat_sessions_per_ip=_int(env, "KALEEM_WEBCHAT_SESSIONS_PER_IP", 60, minimum=1),
             webchat_window_s=_int(env, "KALEEM_WEBCHAT_WINDOW_S", 60, minimum=1),
+            trusted_proxies=_networks(env, "KALEEM_TRUSTED_PROXIES"),
         )

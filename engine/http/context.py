@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -112,5 +114,31 @@ class KeyDirectory:
 API = web.AppKey("kaleem_api", Api)
 
 
+@functools.lru_cache(maxsize=8)
+def _proxy_networks(
+    cidrs: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the peer, or the ``X-Real-IP`` a trusted proxy (nginx) set.
+
+    Behind nginx every peer is nginx, so without this every per-IP limit would count all
+    customers as one; the header is only believed from ``KALEEM_TRUSTED_PROXIES``.
+    """
+    remote = request.remote or "unknown"
+    proxies = request.app[API].settings.trusted_proxies if API in request.app else ()
+    if not proxies:
+        return remote
+    try:
+        peer = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if not any(peer in net for net in _proxy_networks(proxies)):
+        return remote
+    real = request.headers.get("X-Real-IP", "").strip()
+    try:
+        return str(ipaddress.ip_address(real))
+    except ValueError:
+        return remote

@@ -253,3 +253,46 @@ async def test_frame_limits_per_ip_and_per_merchant(engine: Engine, tight: str) 
 async def next_frame_any(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     frame: dict[str, Any] = await ws.receive_json(timeout=30)
     return frame
+
+
+async def test_x_real_ip_is_believed_only_from_trusted_proxies(engine: Engine) -> None:
+    """Behind nginx each customer keeps their own limits; a direct client cannot pick one."""
+    from engine.config import Settings
+
+    assert Settings.from_env({"KALEEM_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.9"}).trusted_proxies
+    with pytest.raises(ValueError):
+        Settings.from_env({"KALEEM_TRUSTED_PROXIES": "not-a-network"})
+    rt = engine.runtime
+    redis = redis_client(rt.settings.redis_url)
+    deps = GatewayDeps(
+        settings=replace(
+            rt.settings, trusted_proxies=("127.0.0.10/32",), webchat_sessions_per_ip=1
+        ),
+        records=rt.records,
+        inbox=Inbox(redis, rt.settings.inbox_partitions),
+        redis=redis,
+        indexer=object(),  # type: ignore[arg-type]
+        readiness=rt.readiness,
+        instance="gateway-proxied",
+    )
+    runner = web.AppRunner(create_app(deps))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    merchant_id, _ = await engine.create_merchant("Proxied", "en")
+    url = f"{base}/webchat/{merchant_id}/session"
+    try:
+        async with _client("127.0.0.10") as nginx:  # two customers behind the proxy
+            for customer in ("198.51.100.1", "198.51.100.2"):
+                async with nginx.post(url, json={}, headers={"X-Real-IP": customer}) as r:
+                    assert r.status == 201
+            async with nginx.post(url, json={}, headers={"X-Real-IP": "198.51.100.1"}) as r:
+                assert r.status == 429  # the first customer's second session
+        async with _client("127.0.0.11") as direct:  # not a proxy: the header is ignored
+            for status in (201, 429):
+                async with direct.post(url, json={}, headers={"X-Real-IP": "203.0.113.7"}) as r:
+                    assert r.status == status
+    finally:
+        await runner.cleanup()
+        await redis.aclose()
