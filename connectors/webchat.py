@@ -18,7 +18,6 @@ from engine.domain.messages import InboundMessage
 CHANNEL_KIND: Final = "webchat"
 CHANNEL_ID: Final = "webchat"
 MAX_TEXT: Final = 4096
-CUSTOMER_ID: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
