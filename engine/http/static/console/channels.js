@@ -70,7 +70,7 @@ export async function mount(root) {
   async function loadDead() {
     if (!manage) return;
     const res = await get("/outbox/dead-letters", { limit: 50 });
-    dead.replaceChildren(res.dead_letters.length ? table([t("when") || "", t("kind"), t("customer"), t("reason"), t("attempts"), ""],
+    dead.replaceChildren(res.dead_letters.length ? table([t("when"), t("kind"), t("customer"), t("reason"), t("attempts"), ""],
       res.dead_letters.map((d) => [when(d.at), d.channel_kind || "", d.customer_id || "", d.reason || "", String(d.attempts ?? ""),
         button(t("replay"), async () => { await api("POST", `/outbox/dead-letters/${d.id}/replay`); toast(t("replay")); loadDead(); })]), t("deadLetters")) : empty());
   }

@@ -34,7 +34,9 @@ const WORDS = {
     embed: "Paste this on your site", saved: "Saved", readOnly: "Read only (viewer)",
     conversations: "Conversations", messages: "Messages", unread: "unread", kind: "Kind",
     pasteWhere: "What to paste where", connected: "Connected channels", p50: "p50", p95: "p95",
-    acceptInvite: "Accept an invitation", loadMore: "Load more", close: "Close",
+    acceptInvite: "Accept an invitation", loadMore: "Load more", close: "Close", when: "When",
+    new: "New", confirmed: "Confirmed", shipped: "Shipped", delivered: "Delivered",
+    cancelled: "Cancelled", contacted: "Contacted", won: "Won", lost: "Lost",
   },
   ar: {
     app: "لوحة كليم", login: "تسجيل الدخول", signup: "إنشاء حساب", logout: "تسجيل الخروج",
@@ -69,7 +71,9 @@ const WORDS = {
     embed: "الصق هذا في موقعك", saved: "تم الحفظ", readOnly: "للقراءة فقط (مشاهد)",
     conversations: "المحادثات", messages: "الرسائل", unread: "غير مقروءة", kind: "النوع",
     pasteWhere: "ماذا تلصق وأين", connected: "القنوات المربوطة", p50: "الوسيط", p95: "p95",
-    acceptInvite: "قبول دعوة", loadMore: "تحميل المزيد", close: "إغلاق",
+    acceptInvite: "قبول دعوة", loadMore: "تحميل المزيد", close: "إغلاق", when: "الوقت",
+    new: "جديد", confirmed: "مؤكد", shipped: "تم الشحن", delivered: "تم التسليم",
+    cancelled: "ملغى", contacted: "تم التواصل", won: "تم البيع", lost: "لم يتم",
   },
 };
 

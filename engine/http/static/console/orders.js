@@ -11,12 +11,12 @@ function listing(title, path, statuses, columns) {
   const box = h("div");
   let cursor = null;
   const rows = [];
-  const filter = select("status", [["", t("all")], ...statuses.map((s) => [s, s])], "");
+  const filter = select("status", [["", t("all")], ...statuses.map((s) => [s, t(s)])], "");
   const more = button(t("loadMore"), () => load(), { class: "secondary", hidden: true });
   filter.addEventListener("change", () => { rows.length = 0; cursor = null; load(); });
   function statusControl(item) {
-    if (!can("agent")) return item.status;
-    const control = select("status", statuses.map((s) => [s, s]), item.status, { "aria-label": `${t("status")} ${item.id}` });
+    if (!can("agent")) return t(item.status);
+    const control = select("status", statuses.map((s) => [s, t(s)]), item.status, { "aria-label": `${t("status")} ${item.id}` });
     control.addEventListener("change", async () => {
       try { Object.assign(item, await api("PATCH", `${path}/${item.id}`, { status: control.value })); toast(t("saved")); } catch (err) { control.value = item.status; toast(err.message); }
     });
