@@ -218,9 +218,15 @@ async def test_a_viewer_sees_no_edit_controls(engine: Engine, browser: Any) -> N
     ) as r:
         assert r.status == 200, await r.text()
     await engine.ask(owner.access_token, "hello", customer="role-check-1")
+    handoff = await engine.ask(owner.access_token, "I want to talk to a human", customer="hand-1")
+    assert handoff["handoff"] is True
     page = await new_page(browser)
     await log_in(page, engine, ("viewer-" + owner.email, "viewer-pass-123"))
     await page.get_by_text("Read only (viewer)").wait_for()
+    # The bot's handoff stands out in the list.
+    flagged = page.locator(".conv.handoff", has_text="hand-1")
+    await flagged.get_by_text("Needs a human").wait_for()
+    assert await page.locator(".conv.handoff").count() == 1
     await page.locator(".conv a").first.click()
     await page.locator(".messages .msg").first.wait_for()
     assert await page.get_by_role("button", name="Take over").count() == 0
