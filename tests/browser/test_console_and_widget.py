@@ -288,3 +288,35 @@ async def test_every_screen_opens_without_a_script_error(engine: Engine, browser
     assert "/webhooks/whatsapp/ch_" in await webhook.input_value()
     assert errors == []
     await page.context.close()
+
+
+async def test_a_phone_downloads_little_and_the_widget_fills_its_screen(
+    engine: Engine, browser: Any, tmp_path: Path
+) -> None:
+    account = await sign_up(engine, "Phone Shop", "ar")
+    phone = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+    context = await browser.new_context(locale="ar-SA", **phone)
+    context.set_default_timeout(30_000)
+    page = await context.new_page()
+    requests: list[Any] = []
+    page.on("requestfinished", lambda r: requests.append(r))
+
+    async def transferred() -> int:
+        sizes = [await r.sizes() for r in requests if r.url.startswith(engine.base_url)]
+        requests.clear()
+        return sum(s["responseBodySize"] for s in sizes)
+
+    await page.goto(f"{engine.base_url}/console/#/login")
+    await page.get_by_role("heading", name="تسجيل الدخول").wait_for()
+    console_bytes = await transferred()
+    assert 0 < console_bytes < 40_000, console_bytes  # the whole sign-in screen, compressed
+    await page.goto(f"{engine.base_url}/webchat/{account.merchant_id}")
+    await page.get_by_label("اكتب رسالتك").fill("وش عندكم؟")
+    await page.get_by_label("إرسال").click()
+    await page.locator(".kc-bot:not(.kc-greeting)").first.wait_for()
+    widget_bytes = await transferred()
+    assert 0 < widget_bytes < 25_000, widget_bytes
+    box = await page.locator(".kc-box").bounding_box()
+    assert box["width"] >= 385
+    await page.screenshot(path=str(shot_path("widget-phone.png", tmp_path)))
+    await context.close()
