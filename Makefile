@@ -18,15 +18,16 @@ $(MODELS)/.verified: $(STAMP)
 	$(BIN)/python -m models build --models-dir $(MODELS)
 	@touch $@
 
-# promtool/amtool check the alerting assets, nginx fronts the gateways in the tests and
-# shellcheck lints deploy/*.sh (Debian packages). Idempotent: a no-op when all four are already
-# on PATH; root or sudo otherwise.
+# promtool/amtool check the alerting assets, nginx fronts the gateways in the tests,
+# shellcheck lints deploy/*.sh and chromium runs the console/widget browser tests (Playwright
+# drives Debian's build; no browser is downloaded). Idempotent: a no-op when all five are
+# already on PATH; root or sudo otherwise.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v nginx >/dev/null \
-	  && command -v shellcheck >/dev/null \
+	  && command -v shellcheck >/dev/null && command -v chromium >/dev/null \
 	  || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y \
-	      --no-install-recommends prometheus prometheus-alertmanager nginx shellcheck)
+	      --no-install-recommends prometheus prometheus-alertmanager nginx shellcheck chromium)
 
 setup: $(STAMP) $(MODELS)/.verified tools  ## venv + project + verified ONNX models + SRE tools
 

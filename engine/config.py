@@ -173,6 +173,16 @@ class Settings:
     # of the engine process they belong to.
     owner_wait_s: float = 30.0
     engine_owner: str = ""
+    # Webchat: how long a session token lives (renewed by the widget on every visit), and the
+    # public surface's limits. Sockets are counted per gateway replica (a socket lives in one);
+    # frames and new sessions per window in Redis, shared by every replica.
+    webchat_session_ttl_s: int = 30 * 24 * 3600
+    webchat_sockets_per_ip: int = 20
+    webchat_sockets_per_merchant: int = 5000
+    webchat_frames_per_ip: int = 120
+    webchat_frames_per_merchant: int = 12000
+    webchat_sessions_per_ip: int = 60
+    webchat_window_s: int = 60
 
     @property
     def base_url(self) -> str:
@@ -266,4 +276,17 @@ class Settings:
             redis_restart_backoff_s=_float(env, "KALEEM_REDIS_RESTART_BACKOFF_S", 0.05),
             owner_wait_s=_float(env, "KALEEM_OWNER_WAIT_S", 30.0),
             engine_owner=env.get("KALEEM_ENGINE_OWNER") or "",
+            webchat_session_ttl_s=_int(
+                env, "KALEEM_WEBCHAT_SESSION_TTL_S", 30 * 24 * 3600, minimum=60
+            ),
+            webchat_sockets_per_ip=_int(env, "KALEEM_WEBCHAT_SOCKETS_PER_IP", 20, minimum=1),
+            webchat_sockets_per_merchant=_int(
+                env, "KALEEM_WEBCHAT_SOCKETS_PER_MERCHANT", 5000, minimum=1
+            ),
+            webchat_frames_per_ip=_int(env, "KALEEM_WEBCHAT_FRAMES_PER_IP", 120, minimum=1),
+            webchat_frames_per_merchant=_int(
+                env, "KALEEM_WEBCHAT_FRAMES_PER_MERCHANT", 12000, minimum=1
+            ),
+            webchat_sessions_per_ip=_int(env, "KALEEM_WEBCHAT_SESSIONS_PER_IP", 60, minimum=1),
+            webchat_window_s=_int(env, "KALEEM_WEBCHAT_WINDOW_S", 60, minimum=1),
         )

@@ -60,6 +60,7 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
         base = s.base_url
         lines = [
             f"Kaleem is running on {base}",
+            f"  console:        {base}/console/  (sign up there, or log in)",
             f"  admin API:      {base}/api/v1  (health {base}/healthz, ready {base}/readyz)",
             f"  metrics:        {base}/metrics",
         ]
@@ -75,6 +76,8 @@ async def _serve(runtime: Any, demo: bool, generated_token: bool) -> int:
                 f"  demo store:     {info['merchant_id']} (API key in {info['key_file']})",
                 f"  webchat:        {base}/webchat/{info['merchant_id']}",
             ]
+            if info.get("console_file"):
+                lines.append(f"  console login:  in {info['console_file']} (email, password)")
         print("\n".join(lines), flush=True)
         await stop.wait()
         print("shutting down …", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,14 @@ async def seed_demo(base_url: str, admin_token: str, data_dir: Path) -> dict[str
     """Idempotent: the demo merchant is created once and remembered in the data dir."""
     state_file = data_dir / "demo.json"
     key_file = data_dir / "demo.api_key"
+    console_file = data_dir / "demo.console"
     if state_file.exists() and key_file.exists():
         state = orjson.loads(state_file.read_bytes())
-        return {"merchant_id": state["merchant_id"], "key_file": str(key_file)}
+        return {
+            "merchant_id": state["merchant_id"],
+            "key_file": str(key_file),
+            "console_file": str(console_file) if console_file.exists() else None,
+        }
     async with aiohttp.ClientSession() as session:
         async with session.post(
             f"{base_url}/api/v1/merchants",
@@ -48,8 +54,41 @@ async def seed_demo(base_url: str, admin_token: str, data_dir: Path) -> dict[str
                 if job["status"] != "running":
                     break
                 await asyncio.sleep(0.3)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(merchant["api_key"])
+        login = await _console_user(session, base_url, auth, merchant["id"])
+    _private_file(key_file, merchant["api_key"])
+    if login is not None:
+        _private_file(console_file, "\n".join(login) + "\n")
     state_file.write_bytes(orjson.dumps({"merchant_id": merchant["id"]}))
-    return {"merchant_id": merchant["id"], "key_file": str(key_file)}
+    return {
+        "merchant_id": merchant["id"],
+        "key_file": str(key_file),
+        "console_file": str(console_file) if login is not None else None,
+    }
+
+
+async def _console_user(
+    session: aiohttp.ClientSession, base_url: str, auth: dict[str, str], merchant_id: str
+) -> tuple[str, str] | None:
+    """An admin of the demo store for the console (invited and accepted through the API);
+    None when the address is taken (a data dir reused with another demo store)."""
+    email = f"demo-{merchant_id[2:10]}@kaleem.example"
+    password = secrets.token_urlsafe(12)
+    async with session.post(
+        f"{base_url}/api/v1/users", json={"email": email, "role": "admin"}, headers=auth
+    ) as resp:
+        if resp.status != 201:
+            return None
+        invite = (await resp.json())["invite_token"]
+    async with session.post(
+        f"{base_url}/api/v1/auth/accept-invite",
+        json={"invite_token": invite, "password": password},
+    ) as resp:
+        if resp.status != 200:
+            return None
+    return email, password
+
+
+def _private_file(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

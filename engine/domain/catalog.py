@@ -141,7 +141,12 @@ class Product:
 
     def to_card(self) -> ProductCard:
         return ProductCard(
-            sku=self.sku, title=self.title, price=self.price, currency=self.currency, url=self.url
+            sku=self.sku,
+            title=self.title,
+            price=self.price,
+            currency=self.currency,
+            url=self.url,
+            image_url=self.image_url,
         )
 
     def embedding_text(self) -> str:

@@ -63,6 +63,7 @@ class ProductCard:
     price: float | None
     currency: str | None
     url: str | None
+    image_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,7 @@ class ProductCard:
             price=None if price is None else float(price),
             currency=data.get("currency"),
             url=data.get("url"),
+            image_url=data.get("image_url"),
         )
 
 

@@ -25,7 +25,7 @@ from engine.adapters.providers import CachedChannels, LocalSender, ProviderClien
 from engine.adapters.redis import keys
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
-from engine.http import openapi, webchat, webhooks
+from engine.http import openapi, static, webchat, webhooks
 from engine.http.auth import MerchantAuth
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.http.deps import GatewayDeps
@@ -290,6 +290,7 @@ def create_app(deps: GatewayDeps) -> web.Application:
     add_routes(app, ALL_ROUTES)
     webhooks.add_routes(app)
     webchat.add_routes(app)
+    static.add_routes(app)
     return app
 
 

@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from connectors.webchat import public_reply
+from connectors.webchat import reply_frame
 from engine.adapters.redis import keys
 
 log = logging.getLogger(__name__)
@@ -92,4 +92,4 @@ class ReplyHub:
         key = f"{reply.get('merchant_id')}:{reply.get('channel_id')}:{reply.get('customer_id')}"
         for ws in list(self._sockets.get(key, ())):
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(orjson.dumps({"type": "reply", **public_reply(reply)}).decode())
+                await ws.send_str(orjson.dumps(reply_frame(reply)).decode())

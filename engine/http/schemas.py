@@ -176,12 +176,31 @@ class HandoffSettings(Request):
     outside_hours_message: Annotated[str, Field(max_length=1000)] | None = None
 
 
+# An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
+Origin = Annotated[
+    str,
+    Field(
+        max_length=255,
+        pattern=(
+            r"^https?://(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])"
+            r"(:\d{1,5})?$"
+        ),
+    ),
+]
+Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
+
 class MerchantPatchIn(Request):
     name: Str | None = None
     default_language: Literal["ar", "en"] | None = None
     languages: Annotated[list[Literal["ar", "en"]], Field(min_length=1, max_length=2)] | None = None
     business_hours: BusinessHours | None = None
     handoff: HandoffSettings | None = None
+    # The webchat widget: its colour, the greeting it opens with ("" for the built-in one),
+    # and the sites allowed to embed it (the engine's own pages always are).
+    widget_color: Colour | None = None
+    widget_greeting: Annotated[str, Field(max_length=300)] | None = None
+    allowed_origins: Annotated[list[Origin], Field(max_length=20)] | None = None
 
 
 class MerchantOut(Response):
@@ -191,6 +210,9 @@ class MerchantOut(Response):
     languages: list[str]
     business_hours: dict[str, Any] | None
     handoff: dict[str, Any] | None
+    widget_color: str | None = None
+    widget_greeting: str | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
     created_at: float | None
 
 
@@ -349,6 +371,15 @@ class ConversationPage(Response):
     next_cursor: str | None
 
 
+class MessageProduct(Response):
+    sku: str | None = None
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+
+
 class MessageOut(Response):
     id: str
     direction: Literal["in", "out"]
@@ -359,6 +390,8 @@ class MessageOut(Response):
     handoff: bool | None = None
     # Inbound only: false when the bot stayed silent (an agent had the conversation).
     answered: bool | None = None
+    # Bot replies: the product cards the customer was shown.
+    products: list[MessageProduct] | None = None
 
 
 class MessagePage(Response):
@@ -488,6 +521,8 @@ class OrderPatchIn(Request):
 class OrderQuery(PageQuery):
     status: OrderStatus | None = None
     phone: Annotated[str, Field(max_length=32)] | None = None
+    # The orders placed in one conversation (the console shows them beside it).
+    conversation: Annotated[str, Field(max_length=64, pattern=r"^cv_[0-9a-f]{1,40}$")] | None = None
 
 
 class OrderPage(Response):

@@ -214,4 +214,5 @@ def _message_out(doc: Document) -> dict[str, Any]:
         "author": doc.get("author"),
         "handoff": doc.get("handoff"),
         "answered": doc.get("answered", True) if doc["direction"] == "in" else None,
+        "products": doc.get("products") or None,
     }

@@ -279,6 +279,7 @@ def _product_card(sku: str, p: dict[str, Any]) -> ProductCard:
         price=None if price is None else float(price),
         currency=p.get("currency"),
         url=p.get("url"),
+        image_url=p.get("image_url"),
     )
 
 

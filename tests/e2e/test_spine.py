@@ -3,7 +3,6 @@ Telegram server on loopback; playground and webchat through the same pipeline.""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import orjson
@@ -17,6 +16,7 @@ from engine.domain.messages import conversation_key
 from engine.domain.sharding import partition_of
 from tests.conftest import Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
+from tests.webchat_client import new_session, next_frame, socket_url
 
 pytestmark = pytest.mark.integration
 
@@ -259,15 +259,16 @@ async def test_webchat_page_and_socket_round_trip(engine: Engine, demo_store: St
     async with engine.session.get(f"{engine.base_url}/webchat/{demo_store.merchant_id}") as r:
         assert r.status == 200
         page = await r.text()
-        assert "/ws/webchat/" in page and demo_store.merchant_id in page
+        assert "/webchat/widget.js" in page and demo_store.merchant_id in page
     async with engine.session.get(f"{engine.base_url}/webchat/m_unknown") as r:
         assert r.status == 404
-    ws_url = f"{engine.base_url}/ws/webchat/{demo_store.merchant_id}?customer=webtest123"
+    chat = await new_session(engine.session, engine.base_url, demo_store.merchant_id)
+    ws_url = socket_url(engine.base_url, demo_store.merchant_id, chat["token"])
     async with engine.session.ws_connect(ws_url) as ws:
+        assert (await next_frame(ws, "history", 10))["messages"] == []
         await ws.send_str('{"type": "message", "id": "m1", "text": "عندكم شنطة نسائية؟"}')
-        msg = await asyncio.wait_for(ws.receive_json(), timeout=60)
-        assert msg["type"] == "reply"
+        msg = await next_frame(ws, "reply")
         assert msg["products"], msg
         await ws.send_str("not json")
-        err = await asyncio.wait_for(ws.receive_json(), timeout=10)
+        err = await next_frame(ws, "error", 10)
         assert err["type"] == "error"

@@ -91,6 +91,7 @@ async def list_messages(ctx: Ctx) -> dict[str, Any]:
             "author": d.get("author"),
             "handoff": d.get("handoff"),
             "answered": d.get("answered", True) if d.get("direction", "in") == "in" else None,
+            "products": d.get("products") or None,
         },
     )
 

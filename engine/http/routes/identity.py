@@ -321,6 +321,9 @@ def _merchant_out(doc: Document) -> dict[str, Any]:
         "languages": doc.get("languages") or [doc.get("default_language", "ar")],
         "business_hours": doc.get("business_hours"),
         "handoff": doc.get("handoff"),
+        "widget_color": doc.get("widget_color"),
+        "widget_greeting": doc.get("widget_greeting"),
+        "allowed_origins": list(doc.get("allowed_origins") or []),
         "created_at": doc.get("created_at"),
     }
 
@@ -336,6 +339,8 @@ async def patch_merchant(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     body: s.MerchantPatchIn = ctx.body
     sets = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    if "allowed_origins" in sets:
+        sets["allowed_origins"] = sorted({o.lower().rstrip("/") for o in sets["allowed_origins"]})
     if sets:
         sets["updated_at"] = time.time()
         await api.repos.merchants.update_profile(ctx.merchant_id, sets)

@@ -195,6 +195,14 @@ async def patch_order(ctx: Ctx) -> dict[str, Any]:
 
 async def list_orders(ctx: Ctx) -> dict[str, Any]:
     q: s.OrderQuery = ctx.query
+    if q.conversation:
+        conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, q.conversation)
+        if conv is None:
+            return {"items": [], "next_cursor": None}
+        found = await _api(ctx).repos.orders.for_conversation(
+            ctx.merchant_id, str(conv["conversation_key"]), limit=q.limit
+        )
+        return {"items": [order_out(o) for o in found], "next_cursor": None}
     orders = await _api(ctx).repos.orders.page(
         ctx.merchant_id,
         status=q.status,
