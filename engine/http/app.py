@@ -23,6 +23,7 @@ from connectors import registry
 from engine.adapters import egress
 from engine.adapters.providers import CachedChannels, LocalSender, ProviderClient
 from engine.adapters.redis import keys
+from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
 from engine.http import openapi, static, webchat, webhooks
@@ -258,6 +259,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         commerce=Commerce(store),
         gaps=KnowledgeGaps(store),
         auth=auth,
+        idempotency=IdempotencyStore(deps.redis),
         retriever=deps.retriever,
     )
 

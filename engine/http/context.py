@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.adapters.records import Records, new_id
+from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.config import Settings
 from engine.domain.retrieval import RetrievalPort
 from engine.http.auth import Caller, MerchantAuth
@@ -44,6 +45,7 @@ class Api:
     commerce: Commerce
     gaps: KnowledgeGaps
     auth: MerchantAuth
+    idempotency: IdempotencyStore
     retriever: RetrievalPort | None
 
     @property

@@ -7,6 +7,7 @@ record carries ``merchant_id`` and every query is scoped by it (tenant isolation
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from typing import Any, Final
@@ -25,12 +26,17 @@ from engine.domain.commerce import (
     merge_lines,
     normalize_phone,
 )
-from engine.services.ports import Document
+from engine.services.ports import Document, DuplicateKey
 from engine.services.repositories import Repositories
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def _derived(prefix: str, request_id: str) -> str:
+    """The same request always names the same record (ids look like ``_new_id``'s)."""
+    return f"{prefix}_{hashlib.blake2b(request_id.encode(), digest_size=6).hexdigest()}"
 
 
 # Orders a "where is my order?" answer looks at.
@@ -80,17 +86,25 @@ class Commerce:
         *,
         source: str,
         conversation_key: str | None = None,
+        request_id: str | None = None,
     ) -> Document:
         """Validate, price from the catalogue, store the order and its lead; return the order.
 
         Nothing is written when anything is invalid (all checks run before the first write).
+        ``request_id`` names what asked for the order (an ``Idempotency-Key``, a chat turn's
+        messages): the order and its lead are then named by it, so a request that runs again
+        (a retried turn, a replay after a crash) finds the order it made instead of a second.
         """
+        if request_id is not None:
+            existing = await self._repos.orders.get(merchant_id, _derived("ord", request_id))
+            if existing is not None:
+                return existing
         contact = clean_customer(customer)
         lines = await self.price_lines(merchant_id, items)
         currencies = {line["currency"] for line in lines if line["currency"]}
         now = time.time()
         order: Document = {
-            "_id": _new_id("ord"),
+            "_id": _derived("ord", request_id) if request_id else _new_id("ord"),
             "merchant_id": merchant_id,
             "status": "new",
             "customer": contact,
@@ -103,7 +117,13 @@ class Commerce:
             "created_at": now,
             "updated_at": now,
         }
-        await self._repos.orders.create(dict(order))
+        try:
+            await self._repos.orders.create(dict(order))
+        except DuplicateKey:  # the same request, concurrently: its order stands
+            found = await self._repos.orders.get(merchant_id, str(order["_id"]))
+            if found is None:
+                raise
+            return found
         await self.create_lead(
             merchant_id,
             name=contact["name"],
@@ -112,6 +132,7 @@ class Commerce:
             source=source,
             conversation_key=conversation_key,
             order_id=str(order["_id"]),
+            lead_id=_derived("lead", request_id) if request_id else None,
         )
         return order
 
@@ -144,6 +165,7 @@ class Commerce:
         conversation_key: str | None = None,
         order_id: str | None = None,
         note: str = "",
+        lead_id: str | None = None,
     ) -> Document:
         """A contact the merchant can follow up; phone (normalised) or name is required."""
         norm = normalize_phone(phone) if phone else ""
@@ -154,7 +176,7 @@ class Commerce:
             raise InvalidCustomer("a lead needs a name or a phone")
         now = time.time()
         lead: Document = {
-            "_id": _new_id("lead"),
+            "_id": lead_id or _new_id("lead"),
             "merchant_id": merchant_id,
             "name": clean_name,
             "phone": norm,
@@ -167,7 +189,12 @@ class Commerce:
             "created_at": now,
             "updated_at": now,
         }
-        await self._repos.leads.create(dict(lead))
+        try:
+            await self._repos.leads.create(dict(lead))
+        except DuplicateKey:
+            if lead_id is None:
+                raise
+            return await self._repos.leads.get(merchant_id, lead_id) or lead
         return lead
 
     # -- staff updates --------------------------------------------------------------------

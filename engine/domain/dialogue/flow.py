@@ -56,6 +56,7 @@ class CommercePort(Protocol):
         *,
         source: str,
         conversation_key: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]: ...
 
     async def get_order(self, merchant_id: str, order_id: str) -> dict[str, Any] | None: ...
@@ -155,7 +156,10 @@ class DialogueFlow:
         language: Language,
         intent: intents.Intent,
         conversation_key: str,
+        turn_id: str = "",
     ) -> Decision:
+        """``turn_id`` names the turn (its messages): an order placed by it is named by it,
+        so a turn that runs again after a crash finds its order instead of placing another."""
         name = intent.name
         if name == intents.HANDOFF:
             state.checkout = {}
@@ -166,7 +170,9 @@ class DialogueFlow:
                 return Decision(replies.checkout_cancelled(language), intents.CHECKOUT)
             # A clear policy question mid-checkout is answered; anything else is the field.
             if not (name == intents.POLICY_QUESTION and intent.confidence >= 0.9):
-                return await self._collect(state, merchant, text, language, conversation_key)
+                return await self._collect(
+                    state, merchant, text, language, conversation_key, turn_id
+                )
         commerce = intents.commerce_intent(
             text, has_context=bool(state.last_products), has_cart=bool(state.cart)
         )
@@ -396,6 +402,7 @@ class DialogueFlow:
         text: str,
         language: Language,
         conversation_key: str,
+        turn_id: str = "",
     ) -> Decision:
         info = state.checkout
         phone = _phone_in(text)
@@ -414,7 +421,7 @@ class DialogueFlow:
             if not info.get(stage):
                 info["stage"] = stage
                 return Decision(replies.ask_field(language, stage), intents.CHECKOUT)
-        return await self._place_order(state, merchant, language, conversation_key)
+        return await self._place_order(state, merchant, language, conversation_key, turn_id)
 
     async def _place_order(
         self,
@@ -422,6 +429,7 @@ class DialogueFlow:
         merchant: MerchantProfile,
         language: Language,
         conversation_key: str,
+        turn_id: str = "",
     ) -> Decision:
         info = dict(state.checkout)
         state.checkout = {}
@@ -436,6 +444,7 @@ class DialogueFlow:
                 items,
                 source="chat",
                 conversation_key=conversation_key,
+                request_id=f"{conversation_key}|{turn_id}" if turn_id else None,
             )
         except CommerceError as exc:
             log.info("order rejected", extra={"reason": type(exc).__name__})

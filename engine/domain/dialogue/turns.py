@@ -89,7 +89,8 @@ class TurnService:
         )
         intent = intents.classify(text)
         key = fresh[0].conversation_key
-        decision = await self._flow.decide(state, merchant, text, language, intent, key)
+        turn_id = outbox_id_for([m.message_id for m in fresh], key)
+        decision = await self._flow.decide(state, merchant, text, language, intent, key, turn_id)
         if decision.gap_score is not None and self._gaps is not None:
             try:
                 await self._gaps.record(

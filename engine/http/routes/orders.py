@@ -1,33 +1,25 @@
-"""Orders and leads for staff, with ``Idempotency-Key`` on order creation.
+"""Orders and leads for staff; creating an order takes an ``Idempotency-Key``.
 
-Idempotency records live in Redis for 24 h (TTL): the first request claims the key with SET NX
-(state "pending" + a hash of the body); a repeat with the same body replays the stored response,
-a different body is a 422, and a repeat while the first is still running is a 409. A failure
-with a 5xx releases the key so the client can retry.
+The same key replays the first answer (24 h), the same key with another body is a 422, and a
+repeat while the first runs is a 409 (``engine.http.idempotency``). The order is named by the
+key, so a request that runs again after a crash finds its order instead of making a second.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from typing import Any
 
-import orjson
-
-from engine.adapters.redis import keys
 from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
 from engine.http.context import API, Api, found
+from engine.http.idempotency import DOC as IDEMPOTENCY_DOC
+from engine.http.idempotency import idempotent
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
 from engine.services.ports import Document
 
-IDEMPOTENCY_TTL_S = 24 * 3600
-_UUID4 = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
-)
 TRANSITIONS = {
     "new": {"confirmed", "cancelled"},
     "confirmed": {"shipped", "cancelled"},
@@ -71,95 +63,27 @@ def lead_out(doc: Document) -> dict[str, Any]:
     }
 
 
-def _idempotency_key(ctx: Ctx) -> str:
-    key = ctx.request.headers.get("Idempotency-Key", "").strip()
-    if not key:
-        raise ProblemError(
-            400,
-            "Idempotency-Key required",
-            "send Idempotency-Key: <UUID v4>; a retry with the same key is safe",
-            errors=[{"field": "Idempotency-Key", "message": "required"}],
-        )
-    if not _UUID4.match(key):
-        raise ProblemError(
-            400,
-            "Invalid Idempotency-Key",
-            "Idempotency-Key must be a UUID v4",
-            errors=[{"field": "Idempotency-Key", "message": "UUID v4"}],
-        )
-    return key.lower()
-
-
 async def create_order(ctx: Ctx) -> Reply:
-    api = _api(ctx)
     body: s.OrderIn = ctx.body
-    key = _idempotency_key(ctx)
-    fingerprint = hashlib.sha256(
-        orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
-    rkey = keys.idempotency(ctx.merchant_id, "orders", key)
-    redis = api.deps.redis
-    claimed = await redis.set(
-        rkey, orjson.dumps({"state": "pending", "hash": fingerprint}), nx=True, ex=IDEMPOTENCY_TTL_S
-    )
-    if not claimed:
-        raw = await redis.get(rkey)
-        record: dict[str, Any] = (
-            orjson.loads(raw) if raw else {"state": "pending", "hash": fingerprint}
-        )
-        if record["hash"] != fingerprint:
-            raise ProblemError(
-                422,
-                "Idempotency-Key reused",
-                "this key was used with a different body; use a new key for a new order",
-                errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
-            )
-        if record["state"] == "pending":
-            raise ProblemError(
-                409, "Request in progress", "the first request with this key is still running"
-            )
-        stored: dict[str, Any] = record["body"]
-        if int(record["status"]) >= 400:
-            raise ProblemError(
-                int(record["status"]), stored["title"], stored["detail"], errors=stored["errors"]
-            )
-        return Reply(int(record["status"]), stored, {"Idempotent-Replayed": "true"})
 
-    try:
-        order = await api.commerce.create_order(
-            ctx.merchant_id,
-            body.customer.model_dump(),
-            [i.model_dump() for i in body.items],
-            source="api",
-        )
-        status, out = 201, order_out(order)
-    except CommerceError as exc:
-        status, out = (
-            422,
-            {
-                "type": "about:blank",
-                "title": "Order rejected",
-                "status": 422,
-                "detail": str(exc),
-                "errors": [
-                    {
-                        "field": "items" if "sku" in str(exc) or "qty" in str(exc) else "customer",
-                        "message": str(exc),
-                    }
-                ],
-            },
-        )
-    except BaseException:
-        await redis.delete(rkey)
-        raise
-    await redis.set(
-        rkey,
-        orjson.dumps({"state": "done", "hash": fingerprint, "status": status, "body": out}),
-        keepttl=True,
-    )
-    if status != 201:
-        raise ProblemError(422, out["title"], out["detail"], errors=out["errors"])
-    return Reply(201, out, {"Location": f"/api/v1/orders/{out['id']}"})
+    async def place(request_id: str) -> Reply:
+        try:
+            order = await _api(ctx).commerce.create_order(
+                ctx.merchant_id,
+                body.customer.model_dump(),
+                [i.model_dump() for i in body.items],
+                source="api",
+                request_id=request_id,
+            )
+        except CommerceError as exc:
+            field = "items" if "sku" in str(exc) or "qty" in str(exc) else "customer"
+            raise ProblemError(
+                422, "Order rejected", str(exc), errors=[{"field": field, "message": str(exc)}]
+            ) from exc
+        out = order_out(order)
+        return Reply(201, out, {"Location": f"/api/v1/orders/{out['id']}"})
+
+    return await idempotent(ctx, "orders", body, place)
 
 
 async def order_exists(ctx: Ctx) -> bool:
@@ -261,7 +185,6 @@ async def list_leads(ctx: Ctx) -> dict[str, Any]:
     return listing(leads, lead_out)
 
 
-IDEM = (("Idempotency-Key", True, "UUID v4; the same key replays the stored response (24 h)"),)
 ORD = "/api/v1/orders"
 L = "/api/v1/leads"
 ROUTES = [
@@ -278,7 +201,7 @@ ROUTES = [
         body=s.OrderIn,
         response=s.OrderOut,
         status=201,
-        headers=IDEM,
+        headers=IDEMPOTENCY_DOC,
     ),
     Route("GET", ORD + "/{order_id}", get_order, "Get an order", "orders", response=s.OrderOut),
     Route(
