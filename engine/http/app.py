@@ -25,7 +25,7 @@ from engine.adapters.providers import CachedChannels, LocalSender, ProviderClien
 from engine.adapters.redis import keys
 from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
-from engine.adapters.redis.queues import Outbox, StreamConsumer
+from engine.adapters.redis.queues import Outbox, StreamConsumer, TurnCommitter
 from engine.http import openapi, static, webchat, webhooks
 from engine.http.auth import MerchantAuth
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
@@ -49,6 +49,7 @@ from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
 from engine.services.intake import Intake
+from engine.services.staff import StaffDesk
 from observability import metrics, queue_probe
 
 log = logging.getLogger(__name__)
@@ -260,6 +261,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         gaps=KnowledgeGaps(store),
         auth=auth,
         idempotency=IdempotencyStore(deps.redis),
+        staff=StaffDesk(deps.inbox, TurnCommitter(deps.redis), Outbox(deps.redis), deps.records),
         retriever=deps.retriever,
     )
 

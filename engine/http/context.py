@@ -25,6 +25,7 @@ from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
+from engine.services.staff import StaffDesk
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -46,6 +47,7 @@ class Api:
     gaps: KnowledgeGaps
     auth: MerchantAuth
     idempotency: IdempotencyStore
+    staff: StaffDesk
     retriever: RetrievalPort | None
 
     @property

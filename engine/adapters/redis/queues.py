@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.adapters.redis import keys
@@ -282,6 +282,29 @@ class TurnCommitter:
         data: dict[str, Any] = orjson.loads(raw)
         return data
 
+    async def edit_state(
+        self, merchant_id: str, conversation_key: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge ``changes`` into a checkpoint under WATCH (optimistic, a few tries); the new
+        state, or None when the conversation has no checkpoint yet."""
+        state_key = keys.conversation_state(merchant_id, conversation_key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(5):
+                try:
+                    await pipe.watch(state_key)
+                    raw = await pipe.get(state_key)
+                    if raw is None:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return None
+                    state: dict[str, Any] = {**orjson.loads(raw), **changes}
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(state_key, orjson.dumps(state))
+                    await pipe.execute()
+                    return state
+                except WatchError:
+                    continue
+        return None
+
     async def commit(
         self,
         merchant_id: str,
@@ -301,6 +324,12 @@ class Outbox:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+
+    async def enqueue(self, reply: OutboundReply) -> None:
+        """A reply not produced by a turn (an agent's): straight onto its channel's outbox."""
+        await self._redis.xadd(
+            keys.outbox_stream(reply.channel_kind), {"m": orjson.dumps(reply.to_dict())}
+        )
 
     async def already_sent(self, reply: OutboundReply) -> bool:
         return bool(await self._redis.exists(keys.sent_marker(reply.merchant_id, reply.outbox_id)))

@@ -16,16 +16,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
-from engine.adapters.redis import keys
-from engine.domain.carts import CART_CONTROL, clean_lines, encode_control
+from engine.domain.carts import clean_lines
 from engine.domain.commerce import CommerceError
 from engine.http import schemas as s
 from engine.http.context import API, Api, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
-from engine.http.routes.conversations import conversation_exists, edit_checkpoint, send_control
+from engine.http.routes.conversations import channel_kind, conversation_exists
 from engine.http.routing import Ctx, Route
 from engine.services.ports import Document
 from engine.services.projections import cart_out, cart_projection
@@ -67,10 +64,7 @@ async def _out(
 async def get_cart(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     conv = await _conversation(ctx)
-    raw = await api.deps.redis.get(
-        keys.conversation_state(ctx.merchant_id, str(conv["conversation_key"]))
-    )
-    state: dict[str, Any] = orjson.loads(raw) if raw else {}
+    state = await api.staff.state(ctx.merchant_id, conv)
     lines = clean_lines(state.get("cart") or [])
     return await _out(api, ctx.merchant_id, conv, lines, state.get("updated_at") or None)
 
@@ -105,11 +99,8 @@ async def put_cart(ctx: Ctx) -> dict[str, Any]:
             ]
         )
     now = time.time()
-    sets: dict[str, Any] = {"cart": lines, "updated_at": now}
-    if not lines:
-        sets["checkout"] = {}
-    await edit_checkpoint(api, ctx.merchant_id, conv, sets)
-    await send_control(api, ctx.merchant_id, conv, CART_CONTROL, encode_control(lines))
+    kind = await channel_kind(api, ctx.merchant_id, str(conv.get("channel_id") or ""))
+    await api.staff.set_cart(ctx.merchant_id, conv, kind, lines, now)
     return await _out(api, ctx.merchant_id, conv, lines, now)
 
 

@@ -10,14 +10,7 @@ import secrets
 import time
 from typing import Any
 
-import orjson
-from redis.exceptions import WatchError
-
 from connectors import registry
-from engine.adapters.redis import keys
-from engine.domain.conversation import CONTROL
-from engine.domain.dialogue import intents
-from engine.domain.messages import InboundMessage, OutboundReply
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.context import API, Api, found
@@ -118,7 +111,7 @@ async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
     return out
 
 
-async def _channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
+async def channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
     builtin = registry.builtin(channel_id)
     if builtin is not None:
         return builtin.kind
@@ -128,62 +121,10 @@ async def _channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
     return channel.kind
 
 
-async def edit_checkpoint(
-    api: Api, merchant_id: str, conv: Document, sets: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Set fields of the conversation's checkpoint (optimistic, WATCH); the new state or None.
-
-    Read-your-writes for staff and for an actor that is passivated now: it restores from Redis
-    on its next message. It is not what makes the change stick — ``send_control`` is.
-    """
-    state_key = keys.conversation_state(merchant_id, str(conv["conversation_key"]))
-    async with api.deps.redis.pipeline(transaction=True) as pipe:
-        for _ in range(5):
-            try:
-                await pipe.watch(state_key)
-                raw = await pipe.get(state_key)
-                if raw is None:
-                    await pipe.unwatch()  # type: ignore[no-untyped-call]
-                    return None
-                state: dict[str, Any] = {**orjson.loads(raw), **sets}
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.set(state_key, orjson.dumps(state))
-                await pipe.execute()
-                return state
-            except WatchError:
-                continue
-    return None
-
-
-async def send_control(
-    api: Api, merchant_id: str, conv: Document, control: str, payload: str = ""
-) -> None:
-    """A control message through the conversation's own durable inbox.
-
-    Ordered with the customer's messages and the bot's turns (one actor, one mailbox), and
-    never lost: a live actor applies it in arrival order and checkpoints it; a passivated one
-    is activated by it; a host that is down finds it when it comes back.
-    """
-    channel_id = str(conv.get("channel_id") or "")
-    await api.deps.inbox.append(
-        InboundMessage(
-            merchant_id=merchant_id,
-            channel_id=channel_id,
-            channel_kind=await _channel_kind(api, merchant_id, channel_id),
-            customer_id=str(conv.get("customer_id") or ""),
-            message_id=f"ctl-{secrets.token_hex(10)}",
-            text=payload,
-            received_at=time.time(),
-            trace={CONTROL: control},
-        )
-    )
-
-
 async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
-    """Tell the conversation actor, in order with the customer's messages, and the checkpoint."""
     api = _api(ctx)
-    await edit_checkpoint(api, ctx.merchant_id, conv, {"paused": paused})
-    await send_control(api, ctx.merchant_id, conv, "pause" if paused else "resume")
+    kind = await channel_kind(api, ctx.merchant_id, str(conv.get("channel_id") or ""))
+    await api.staff.pause(ctx.merchant_id, conv, kind, paused)
 
 
 async def takeover(ctx: Ctx) -> dict[str, Any]:
@@ -210,33 +151,8 @@ async def agent_reply(ctx: Ctx) -> Reply:
     api = _api(ctx)
     body: s.AgentReplyIn = ctx.body
     conv = await _conversation(ctx)
-    channel_id = str(conv.get("channel_id") or "")
-    kind = await _channel_kind(api, ctx.merchant_id, channel_id)
-    now = time.time()
-    reply = OutboundReply(
-        outbox_id=f"agent-{secrets.token_hex(10)}",
-        merchant_id=ctx.merchant_id,
-        channel_id=channel_id,
-        channel_kind=kind,
-        customer_id=str(conv.get("customer_id") or ""),
-        text=body.text,
-        intent=intents.AGENT,
-        handoff=False,
-        in_reply_to=(),
-        received_at=now,
-    )
-    await api.deps.redis.xadd(keys.outbox_stream(kind), {"m": orjson.dumps(reply.to_dict())})
-    message = {
-        "_id": f"out:{reply.outbox_id}",
-        "conversation_key": conv["conversation_key"],
-        "direction": "out",
-        "text": body.text,
-        "intent": intents.AGENT,
-        "author": ctx.actor,
-        "handoff": False,
-        "at": now,
-    }
-    await api.records.record_message(ctx.merchant_id, message)
+    kind = await channel_kind(api, ctx.merchant_id, str(conv.get("channel_id") or ""))
+    message = await api.staff.reply(ctx.merchant_id, conv, kind, body.text, ctx.actor)
     out = {k: message[k] for k in ("direction", "text", "at", "intent", "author", "handoff")}
     created = {"id": message["_id"], **out}
     await live.publish(
