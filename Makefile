@@ -35,7 +35,8 @@ setup: $(STAMP) $(MODELS)/.verified tools  ## venv + project + verified ONNX mod
 run: $(STAMP) $(MODELS)/.verified  ## start the engine on embedded defaults with the demo store
 	KALEEM_ALLOW_PRIVATE_API_BASE=1 KALEEM_MODELS_DIR=$(MODELS) $(BIN)/kaleem serve --demo --data-dir $(DATA)
 
-test: setup  ## the whole suite (unit, integration on real Redis/Ray/Serve/models, end-to-end)
+test: setup  ## the import contracts, then the whole suite (unit, integration on real Redis/Ray/Serve/models, end-to-end)
+	$(BIN)/lint-imports
 	KALEEM_TEST_MODELS_DIR=$(abspath $(MODELS)) RAY_AUTH_MODE=disabled $(BIN)/pytest -q
 
 lint:

@@ -14,16 +14,18 @@ from typing import Any
 
 import ray
 
+from actors import metrics_backend
 from actors.loops import keep_running
 from actors.remotes import container
 from engine.adapters.records import Records
+from engine.adapters.redis.live_events import RedisLiveEvents
 from engine.config import Settings
 from engine.domain.conversation import MerchantProfile
 from engine.domain.dialogue import replies
 from engine.domain.dialogue.turns import TurnService
 from engine.services.hosting import CommittedTurn, ConversationHostCore
 from engine.services.projections import TurnProjector
-from observability import logging_setup, metrics, ray_backend, tracing
+from observability import logging_setup, metrics, tracing
 
 _NO_MATCH = frozenset({replies.no_match("ar"), replies.no_match("en")})
 
@@ -67,7 +69,7 @@ class ConversationHostActor:
     ) -> None:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-host")
         tracing.configure_tracing(settings, "kaleem-host")
-        ray_backend.bind(f"conversation-host-{index}")
+        metrics_backend.bind(f"conversation-host-{index}")
         self._settings = settings
         self._index = index
         self._passivated_seen = 0
@@ -78,7 +80,7 @@ class ConversationHostActor:
         self._records = c.records
         self._merchants = CachedMerchants(self._records)
         # Message records, the carts list and agents' live events, off the reply path.
-        self._projector = TurnProjector(self._records, c.redis)
+        self._projector = TurnProjector(self._records, RedisLiveEvents(c.redis))
         self._projector.start()
         # One Serve call per question (the embedding): BM25 + fusion run here, over a
         # per-merchant lexical index.

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors import metrics_backend
 from actors.loops import keep_running
 from actors.remotes import container
 from connectors import registry
@@ -24,7 +25,7 @@ from engine.bootstrap import send_limits
 from engine.config import Settings
 from engine.domain.messages import OutboundReply
 from engine.services.delivery import CircuitBreaker, DeliveryWorker
-from observability import logging_setup, ray_backend, tracing
+from observability import logging_setup, tracing
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class DeliveryActor:
         service = f"kaleem-delivery-{kind}"
         logging_setup.configure(settings.log_level, settings.log_json, service=service)
         tracing.configure_tracing(settings, service)
-        ray_backend.bind(f"delivery-{kind}")
+        metrics_backend.bind(f"delivery-{kind}")
         c = container(settings, stores_actor, None)
         self._records = c.records
         self._kind = kind

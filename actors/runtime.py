@@ -48,9 +48,9 @@ from engine.adapters.redis.supervisor import RedisSupervisor, SupervisorPolicy
 from engine.adapters.secrets import load_or_create_key
 from engine.bootstrap import Container
 from engine.config import ConfigError, Settings
+from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http.app import create_app
 from engine.http.deps import GatewayDeps
-from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 from models.registry import ensure_models
 from models.threaded import ThreadedEmbedder
 from observability import tracing

@@ -1,7 +1,7 @@
 """Every metric the engine exports, declared once, usable from any process.
 
 The gateway serves these from ``REGISTRY`` on ``/metrics`` (prometheus-client). Ray actor
-processes have no HTTP server of their own, so ``observability.ray_backend.bind()`` re-points
+processes have no HTTP server of their own, so ``actors.metrics_backend.bind()`` re-points
 the same families at ``ray.util.metrics``; Ray's metrics agent exports them prefixed ``ray_``
 and the Prometheus scrape config strips that prefix again (see
 ``observability/prometheus/prometheus.yml``), so rules and dashboards see one name per signal

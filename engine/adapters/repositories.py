@@ -8,7 +8,6 @@ field, so a list page is an index range read that stops after ``limit`` records.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,8 @@ from engine.adapters.tables import (
     Where,
     get_path,
 )
+from engine.domain.catalog import KNOWLEDGE, PRODUCTS
+from engine.domain.conversation import conversation_id
 from engine.services.ports import Document
 from engine.services.repositories import (
     ConversationFilter,
@@ -64,8 +65,6 @@ API_KEYS: Final = "api_keys"
 AUDIT: Final = "audit"
 CHANNELS: Final = "channels"
 DELIVERIES: Final = "deliveries"
-PRODUCTS: Final = "products"
-KNOWLEDGE: Final = "knowledge"
 TOMBSTONES: Final = "index_tombstones"
 JOBS: Final = "jobs"
 MESSAGES: Final = "messages"
@@ -152,11 +151,6 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
     TableSpec(GAPS, (_ix(M, "count", "last_at"),)),
 )
-
-
-def conversation_id(conversation_key: str) -> str:
-    """Opaque, URL-safe id of a conversation (keys hold channel and customer ids)."""
-    return "cv_" + hashlib.blake2b(conversation_key.encode(), digest_size=10).hexdigest()
 
 
 def _keyset_of(doc: Document, order: Order) -> Keyset:

@@ -45,6 +45,9 @@ MAX_ATTRIBUTES: Final = 50
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 500
 MAX_KNOWLEDGE_BODY_CHARS: Final = 100_000
 MAX_ROWS: Final = 50_000
+# The two kinds of catalogue record (each a collection of records and of vectors).
+PRODUCTS: Final = "products"
+KNOWLEDGE: Final = "knowledge"
 # 0 = the dense vector reads title, category and worded attributes only; the description
 # goes to the BM25 half of hybrid retrieval (engine.services.retrieval.lexical_text). Measured
 # (bench/index.py, quiet 2-core box, e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars

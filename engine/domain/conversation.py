@@ -135,6 +135,11 @@ def as_language(value: str) -> Language:
     return "ar" if value == "ar" else "en"
 
 
+def conversation_id(conversation_key: str) -> str:
+    """Opaque, URL-safe id of a conversation (keys hold channel and customer ids)."""
+    return "cv_" + hashlib.blake2b(conversation_key.encode(), digest_size=10).hexdigest()
+
+
 def outbox_id_for(message_ids: list[str], conversation_key: str) -> str:
     """Deterministic: the same messages always give the same reply id."""
     digest = hashlib.blake2b(

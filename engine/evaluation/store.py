@@ -108,9 +108,9 @@ class LocalEngine:
 
     async def load(self, data: StoreData) -> None:
         from engine.domain import catalog
+        from engine.domain.catalog import KNOWLEDGE, PRODUCTS
         from engine.services.indexing import IndexItem
         from engine.services.ports import VectorPoint
-        from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 
         mid = self.profile.merchant_id
         dim = self.encoder.dim

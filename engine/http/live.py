@@ -32,12 +32,11 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
-from engine.adapters.redis import keys
+from engine.adapters.redis import keys, live_events
 from engine.http.auth import Caller, MerchantAuth
 from engine.http.context import API, Api, client_ip
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx
-from engine.services import live_events
 
 log = logging.getLogger(__name__)
 AUTH_TIMEOUT_S = 5.0

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from connectors.base import Delivered, PermanentFailure, ProviderCall, RetryLater, SendOutcome
-from engine.adapters.redis.queues import Outbox, StreamConsumer, StreamEntry
 from engine.domain.messages import OutboundReply
+from engine.services.ports import DeliveryLedger, StreamEntry, StreamReader
 from observability import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ UnreachableHook = Callable[[OutboundReply, str], None]
 class DeliveryWorker:
     def __init__(
         self,
-        consumer: StreamConsumer,
-        outbox: Outbox,
+        consumer: StreamReader,
+        outbox: DeliveryLedger,
         sender: Sender,
         limits: Limiter | None,
         *,

@@ -14,14 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.adapters.redis.queues import StreamEntry
 from engine.domain.conversation import ConversationState, MerchantProfile, TurnResult
 from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply
+from engine.services.ports import StreamEntry, StreamReader
 from observability import tracing
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,7 @@ TURN_ATTEMPTS = 4
 MAX_BATCH = 16
 
 
-class InboxReader(Protocol):
-    """What a host needs of its inbox (``StreamConsumer`` in production)."""
-
-    async def setup(self) -> None: ...
-
-    async def read(self, count: int = 64, block_ms: int = 1000) -> list[StreamEntry]: ...
-
-    async def ack(self, entries: Sequence[StreamEntry]) -> None: ...
+InboxReader = StreamReader  # what a host needs of its inbox
 
 
 class Checkpoints(Protocol):

@@ -9,10 +9,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from engine.adapters.records import KNOWLEDGE, PRODUCTS, Records
-from engine.domain.catalog import KnowledgeDoc, Product, chunk_knowledge, knowledge_vector_ids
+from engine.domain.catalog import (
+    KNOWLEDGE,
+    PRODUCTS,
+    KnowledgeDoc,
+    Product,
+    chunk_knowledge,
+    knowledge_vector_ids,
+)
 from engine.services.ports import Embedder, VectorPoint, VectorStore
-from engine.services.repositories import Repositories
+from engine.services.repositories import RecordKeeping, Repositories
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,11 @@ def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
 
 class IndexService:
     def __init__(
-        self, embedder: Embedder, vectors: VectorStore, records: Records, batch_size: int = 512
+        self,
+        embedder: Embedder,
+        vectors: VectorStore,
+        records: RecordKeeping,
+        batch_size: int = 512,
     ) -> None:
         # Texts per embed call. Bigger calls amortise the Serve hop and let the encoder sort
         # more texts by length (less padding): bench/index.py --engine, 10,000 products:

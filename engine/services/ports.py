@@ -9,11 +9,14 @@ they travel through Ray and JSON unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from engine.domain.messages import OutboundReply
 
 Document = dict[str, Any]
 FloatMatrix = npt.NDArray[np.float32]
@@ -71,3 +74,44 @@ class Embedder(Protocol):
     async def embed_queries(self, texts: list[str]) -> FloatMatrix: ...
 
     async def embed_passages(self, texts: list[str]) -> FloatMatrix: ...
+
+
+class LiveEvents(Protocol):
+    """Events for agents' screens (best effort: False when one could not be published)."""
+
+    async def publish(self, merchant_id: str, kind: str, data: dict[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of a durable stream (an inbox partition, an outbox): where it is, what it says."""
+
+    stream: str
+    entry_id: str
+    payload: dict[str, Any]
+
+
+class StreamReader(Protocol):
+    """A consumer of durable streams (``StreamConsumer`` on Redis): its own pending entries
+    first after a restart, acknowledged only when handled."""
+
+    async def setup(self) -> None: ...
+
+    async def read(self, count: int = 64, block_ms: int = 1000) -> list[StreamEntry]: ...
+
+    async def ack(self, entries: Sequence[StreamEntry]) -> None: ...
+
+
+class DeliveryLedger(Protocol):
+    """What delivery records about each reply (``Outbox`` on Redis): sent markers (a reply is
+    sent at most once per outbox id), unreachable customers, dead letters."""
+
+    async def already_sent(self, reply: OutboundReply) -> bool: ...
+
+    async def mark_sent(self, reply: OutboundReply, provider_message_id: str) -> None: ...
+
+    async def unreachable_since(self, reply: OutboundReply) -> float | None: ...
+
+    async def mark_unreachable(self, reply: OutboundReply, reason: str) -> None: ...
+
+    async def dead_letter(self, reply: OutboundReply, reason: str, attempts: int) -> None: ...

@@ -21,11 +21,11 @@ import contextlib
 import logging
 from typing import Any
 
-from engine.adapters.records import Records, conversation_id
 from engine.domain.carts import cart_items, cart_total
-from engine.services import live_events
+from engine.domain.conversation import conversation_id
 from engine.services.hosting import CommittedTurn
-from engine.services.ports import Document
+from engine.services.ports import Document, LiveEvents
+from engine.services.repositories import RecordKeeping
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +80,14 @@ def cart_projection(
 class TurnProjector:
     def __init__(
         self,
-        records: Records,
-        redis: live_events.Publisher,
+        records: RecordKeeping,
+        live: LiveEvents,
         *,
         max_records: int = 4096,
         max_live: int = 1024,
-        live_timeout_s: float = live_events.PUBLISH_TIMEOUT_S,
     ) -> None:
-        self._live_timeout_s = live_timeout_s
         self._records = records
-        self._redis = redis
+        self._publisher = live
         self._turns: asyncio.Queue[CommittedTurn] = asyncio.Queue(max_records)
         self._live: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(max_live)
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,9 +140,7 @@ class TurnProjector:
     async def _live_loop(self) -> None:
         while True:
             merchant_id, kind, data = await self._live.get()
-            if await live_events.publish(
-                self._redis, merchant_id, kind, data, self._live_timeout_s
-            ):
+            if await self._publisher.publish(merchant_id, kind, data):
                 self.live_published += 1
 
     async def project(self, turn: CommittedTurn) -> list[tuple[str, dict[str, Any]]]:

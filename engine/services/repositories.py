@@ -457,3 +457,18 @@ class Repositories:
 
     async def close(self) -> None:
         await self.store.close()
+
+
+class RecordKeeping(Protocol):
+    """The record-keeping the turn projector and the indexer need (``Records`` is one)."""
+
+    @property
+    def repos(self) -> Repositories: ...
+
+    async def record_message(self, merchant_id: str, doc: Document) -> None: ...
+
+    async def update_job(self, job_id: str, **fields: Any) -> None: ...
+
+    async def upsert_many(
+        self, collection: str, merchant_id: str, docs: list[Document]
+    ) -> None: ...

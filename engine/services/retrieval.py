@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.domain.catalog import KnowledgeDoc, Product, chunk_knowledge
+from engine.domain.catalog import KNOWLEDGE, PRODUCTS, KnowledgeDoc, Product, chunk_knowledge
 from engine.domain.dialogue.constraints import COLOURS
 from engine.domain.messages import ProductCard
 from engine.domain.ranking import (
@@ -54,8 +54,6 @@ from observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
-PRODUCTS = "products"
-KNOWLEDGE = "knowledge"
 KNOWLEDGE_DEPTH = 10
 # Windows, not chunks, come back from the vector store: ~3 windows per chunk keeps about
 # KNOWLEDGE_DEPTH distinct chunks in the dense half.

@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from engine.adapters.records import Records, conversation_id
+from engine.adapters.redis.live_events import RedisLiveEvents
 from engine.adapters.repositories import sqlite_repositories
 from engine.adapters.secrets import SecretBox
 from engine.domain.carts import CART_CONTROL, decode_control, encode_control
@@ -154,7 +155,7 @@ def committed(
 
 async def test_projector_records_silent_messages_and_keeps_the_cart_list(tmp_path: Path) -> None:
     recs = records(tmp_path)
-    projector = TurnProjector(recs, FakeRedis())
+    projector = TurnProjector(recs, RedisLiveEvents(FakeRedis()))
     silent = message("7", "anyone there?", name="Sara")
     events = await projector.project(committed([silent], LINES, []))
     key = silent.conversation_key
@@ -175,7 +176,7 @@ async def test_live_events_are_bounded_and_never_hold_up_records(tmp_path: Path)
     recs = records(tmp_path)
     stuck = FakeRedis()
     stuck.gate.clear()  # Redis pub/sub never answers
-    projector = TurnProjector(recs, stuck, max_live=2, live_timeout_s=3600)
+    projector = TurnProjector(recs, RedisLiveEvents(stuck, timeout_s=3600), max_live=2)
     projector.start()
     for i in range(6):
         await projector(committed([message(f"s{i}", f"message {i}")], [], []))
@@ -183,7 +184,7 @@ async def test_live_events_are_bounded_and_never_hold_up_records(tmp_path: Path)
     stored = await recs.repos.messages.since("m1", 0.0, limit=100)
     assert len(stored) == 6 and projector.live_dropped >= 3
     await projector.stop()
-    failing = TurnProjector(recs, FakeRedis(fail=True))
+    failing = TurnProjector(recs, RedisLiveEvents(FakeRedis(fail=True)))
     failing.start()
     await failing(committed([message("f1", "hi")], [], []))
     await asyncio.wait_for(failing._turns.join(), 10)

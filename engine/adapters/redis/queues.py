@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.adapters.redis import keys
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.domain.sharding import partition_of
+from engine.services.ports import StreamEntry
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,6 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return false
 """
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
-    stream: str
-    entry_id: str
-    payload: dict[str, Any]
 
 
 class Inbox:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from engine.domain import catalog
+from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http import schemas as s
 from engine.http.context import API, Api, client_ip, found
 from engine.http.paging import keyset, listing
@@ -24,7 +25,6 @@ from engine.http.routing import Ctx, Reply, Route
 from engine.services.indexing import VECTOR_CHUNKS, pending_fields, tombstone
 from engine.services.ports import Document, DuplicateKey
 from engine.services.repositories import Keyset
-from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 
 log = logging.getLogger(__name__)
 EXPORT_PAGE = 500

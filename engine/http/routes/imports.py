@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from engine.domain import catalog
+from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.problems import READ_CHUNK_BYTES, ProblemError, read_limited
 from engine.http.routing import Ctx, Reply, Route
 from engine.services.indexing import IndexItem, knowledge_index_items, product_index_item
-from engine.services.retrieval import KNOWLEDGE, PRODUCTS
 
 T = TypeVar("T")
 MEDIA = ("application/x-ndjson", "text/csv")

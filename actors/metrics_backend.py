@@ -3,7 +3,7 @@
 Actor processes serve no HTTP, so their metrics travel through Ray's per-node metrics agent,
 which exports them as ``ray_<name>`` (counters get ``_total`` appended by Ray, so the Ray
 counter is registered without it). Prometheus strips the ``ray_`` prefix on scrape; the result
-is the same sample names the gateway exports. Imported only from ``actors/``.
+is the same sample names the gateway exports.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Live events for agents: one Redis pub/sub channel per merchant.
+"""Live events for agents: one Redis pub/sub channel per merchant (the ``LiveEvents`` port).
 
 Published by the gateway (staff actions) and by the conversation hosts (customer messages,
 bot replies, cart changes); relayed to agents' WebSockets by ``engine.http.live``. Best effort
@@ -56,3 +56,14 @@ async def publish(
 
 async def _wait(pending: Awaitable[Any]) -> Any:
     return await pending
+
+
+class RedisLiveEvents:
+    """``engine.services.ports.LiveEvents`` over a Redis client (best effort, bounded)."""
+
+    def __init__(self, redis: Publisher, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+        self._redis = redis
+        self._timeout = timeout_s
+
+    async def publish(self, merchant_id: str, kind: str, data: dict[str, Any]) -> bool:
+        return await publish(self._redis, merchant_id, kind, data, self._timeout)
