@@ -50,7 +50,6 @@ from engine.bootstrap import Container
 from engine.config import ConfigError, Settings
 from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http.app import create_app
-from engine.http.deps import GatewayDeps
 from models.registry import ensure_models
 from models.threaded import ThreadedEmbedder
 from observability import tracing
@@ -245,13 +244,8 @@ class Runtime:
         c = container(s, self.stores_actor, self.embedder, IndexerClient(self.indexer))
         await self._prepare_stores(c)
         self.records = c.records
-        deps = GatewayDeps(
-            settings=s,
-            records=c.records,
-            inbox=c.inbox,
-            redis=c.redis,
-            indexer=c.remotes.indexer,
-            readiness=self.readiness,
+        deps = c.gateway(
+            self.readiness,
             liveness=self.liveness,
             # The bot's own retrieval (same model, same BM25 fusion), so the admin search shows
             # merchants exactly what their customers get; the query is embedded in a thread

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from connectors.base import ProviderDefaults, SendLimits
+from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
@@ -30,6 +30,7 @@ from engine.adapters.repositories import mongo_repositories, sqlite_repositories
 from engine.adapters.secrets import SecretBox, load_or_create_key
 from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
+from engine.http.deps import GatewayDeps, Liveness, Readiness
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Embedder, VectorStore
@@ -40,26 +41,6 @@ __all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_li
 
 # The embedded record store, in the data directory.
 RECORDS_FILE = "records.sqlite3"
-
-
-def send_limits(settings: Settings) -> SendLimits:
-    """The platform send rules' numbers, as the operator configured them."""
-    return SendLimits(
-        telegram_per_chat=settings.telegram_per_chat_per_s,
-        telegram_per_bot=settings.telegram_global_per_s,
-        whatsapp_per_number=settings.whatsapp_per_number_per_s,
-        whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
-        whatsapp_pair_burst=settings.whatsapp_pair_burst,
-        meta_per_page=settings.meta_per_page_per_s,
-    )
-
-
-def provider_defaults(settings: Settings) -> ProviderDefaults:
-    return ProviderDefaults(
-        telegram_api_base=settings.telegram_api_base,
-        graph_api_base=settings.graph_api_base,
-        graph_api_version=settings.graph_api_version,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +124,27 @@ class Container:
     @cached_property
     def gaps(self) -> KnowledgeGaps:
         return KnowledgeGaps(self.repos)
+
+    def gateway(
+        self,
+        readiness: Readiness,
+        *,
+        instance: str = "gateway-0",
+        liveness: Liveness | None = None,
+        retriever: Any = None,
+    ) -> GatewayDeps:
+        """What one gateway (the HTTP layer) runs on; the probes come from its process."""
+        return GatewayDeps(
+            settings=self.settings,
+            records=self.records,
+            inbox=self.inbox,
+            redis=self.redis,
+            indexer=self.remotes.indexer,
+            readiness=readiness,
+            instance=instance,
+            liveness=liveness,
+            retriever=retriever,
+        )
 
     def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:
         """The bot's retrieval: one embedding call per question, BM25 + fusion in-process

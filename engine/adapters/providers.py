@@ -21,11 +21,14 @@ from connectors.base import (
     Delivered,
     PermanentFailure,
     ProviderCall,
+    ProviderDefaults,
     RetryLater,
+    SendLimits,
     SendOutcome,
 )
 from engine.adapters import egress
 from engine.adapters.redis import keys
+from engine.config import Settings
 from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply
 
@@ -189,3 +192,23 @@ class LocalSender:
         except Exception as exc:  # redis errors are transient for us
             return RetryLater(f"redis: {type(exc).__name__}")
         return Delivered(str(call.json.get("outbox_id", "")))
+
+
+def send_limits(settings: Settings) -> SendLimits:
+    """The platform send rules' numbers, as the operator configured them."""
+    return SendLimits(
+        telegram_per_chat=settings.telegram_per_chat_per_s,
+        telegram_per_bot=settings.telegram_global_per_s,
+        whatsapp_per_number=settings.whatsapp_per_number_per_s,
+        whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
+        whatsapp_pair_burst=settings.whatsapp_pair_burst,
+        meta_per_page=settings.meta_per_page_per_s,
+    )
+
+
+def provider_defaults(settings: Settings) -> ProviderDefaults:
+    return ProviderDefaults(
+        telegram_api_base=settings.telegram_api_base,
+        graph_api_base=settings.graph_api_base,
+        graph_api_version=settings.graph_api_version,
+    )

@@ -8,42 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import defaultdict
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from connectors.webchat import reply_frame
 from engine.adapters.redis import keys
-
-log = logging.getLogger(__name__)
+from engine.adapters.redis.subscription import Subscription
 
 
 class ReplyHub:
     def __init__(self, redis_url: str) -> None:
-        self._url = redis_url
-        self._redis: aioredis.Redis | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._subscription = Subscription(redis_url, keys.replies_channel(), self._on_message)
 
     async def start(self) -> None:
-        # Its own client: the subscription never holds a connection of the hot path's pool.
-        self._redis = aioredis.Redis.from_url(self._url)
-        self._task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        await self._subscription.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._redis is not None:
-            await self._redis.aclose()
+        await self._subscription.stop()
 
     def expect(self, message_id: str) -> asyncio.Future[dict[str, Any]]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -63,26 +49,13 @@ class ReplyHub:
             if not sockets:
                 del self._sockets[conversation_key]
 
-    async def _listen(self) -> None:
-        assert self._redis is not None
-        while True:
-            try:
-                pubsub = self._redis.pubsub()
-                await pubsub.subscribe(keys.replies_channel())
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        reply = orjson.loads(message["data"])
-                    except orjson.JSONDecodeError:
-                        continue
-                    await self._route(reply)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reply subscription failed; resubscribing")
-                await asyncio.sleep(0.5)
+    async def _on_message(self, _channel: str, data: bytes) -> None:
+        try:
+            reply = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(reply, dict):
+            await self._route(reply)
 
     async def _route(self, reply: dict[str, Any]) -> None:
         for message_id in reply.get("in_reply_to") or []:

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
 from engine.adapters.redis import keys, live_events
+from engine.adapters.redis.subscription import Subscription
 from engine.http.auth import Caller, MerchantAuth
 from engine.http.context import API, Api, client_ip
 from engine.http.problems import ProblemError
@@ -88,32 +88,23 @@ class LiveHub:
     """The gateway's agent sockets and its one subscription to every merchant's events."""
 
     def __init__(self, redis_url: str, *, max_per_merchant: int, max_per_address: int) -> None:
-        self._url = redis_url
         self._max_merchant = max_per_merchant
         self._max_address = max_per_address
         self._sessions: dict[str, set[_Session]] = defaultdict(set)
         self._per_address: dict[str, int] = defaultdict(int)
-        self._redis: aioredis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._subscription = Subscription(
+            redis_url, keys.agent_events("*"), self._route, pattern=True
+        )
 
     async def start(self) -> None:
-        # Its own client: the pub/sub connection never comes out of the hot path's pool.
-        self._redis = aioredis.Redis.from_url(self._url)
-        self._task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        await self._subscription.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._subscription.stop()
         for sessions in list(self._sessions.values()):
             for s in list(sessions):
                 with contextlib.suppress(Exception):
                     await s.ws.close(code=1001, message=b"server shutting down")
-        if self._redis is not None:
-            await self._redis.aclose()
 
     def sockets(self, merchant_id: str) -> int:
         return len(self._sessions.get(merchant_id, ()))
@@ -138,32 +129,12 @@ class LiveHub:
             if self._per_address[session.address] <= 0:
                 del self._per_address[session.address]
 
-    async def _listen(self) -> None:
-        assert self._redis is not None
-        pattern = keys.agent_events("*")
-        while True:
-            try:
-                pubsub = self._redis.pubsub()
-                await pubsub.psubscribe(pattern)
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "pmessage":
-                        self._route(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("live subscription failed; resubscribing")
-                await asyncio.sleep(0.5)
-
-    def _route(self, message: dict[str, Any]) -> None:
-        channel = message.get("channel")
-        name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        merchant_id = keys.merchant_of_agent_events(name)
+    def _route(self, channel: str, data: bytes) -> None:
+        merchant_id = keys.merchant_of_agent_events(channel)
         sessions = self._sessions.get(merchant_id) if merchant_id else None
         if not sessions:
             return
-        data = message["data"]
-        text = data.decode() if isinstance(data, bytes) else str(data)
+        text = data.decode()
         if REVOKED in text:
             event = orjson.loads(text)
             if event.get("type") == REVOKED:

@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from engine.http.auth import Caller
+from engine.http.context import API, Api
 from engine.http.keys import AUTH
 from engine.http.problems import ProblemError, read_limited
 
@@ -56,6 +57,11 @@ class Ctx:
         (only on routes declared with ``operator_scope``)."""
         assert self.caller is not None
         return self.caller.merchant_id or None
+
+    @property
+    def api(self) -> Api:
+        """The gateway's services (records, auth, commerce, ...), shared by every route."""
+        return self.request.app[API]
 
     @property
     def path(self) -> dict[str, str]:

@@ -7,19 +7,14 @@ engine's own limits stay generous for the rest of the suite.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
-from engine.adapters.redis.queues import Inbox
-from engine.adapters.redis.server import redis_client
-from engine.http.app import create_app
-from engine.http.deps import GatewayDeps
 from tests.conftest import Engine
+from tests.gateways import second_gateway
 
 pytestmark = pytest.mark.integration
 ORIGIN = "https://admin.example.com"
@@ -27,28 +22,15 @@ ORIGIN = "https://admin.example.com"
 
 @pytest.fixture(scope="module")
 async def tight(engine: Engine) -> AsyncIterator[str]:
-    rt = engine.runtime
-    settings = replace(
-        rt.settings, api_rate_per_ip=5, api_rate_window_s=3600, cors_origins=(ORIGIN,)
-    )
-    redis = redis_client(settings.redis_url)
-    deps = GatewayDeps(
-        settings=settings,
-        records=rt.records,
-        inbox=Inbox(redis, settings.inbox_partitions),
-        redis=redis,
-        indexer=object(),  # type: ignore[arg-type]
-        readiness=rt.readiness,
-        instance="gateway-tight",
-    )
-    runner = web.AppRunner(create_app(deps))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.2", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.2:{port}"
-    await runner.cleanup()
-    await redis.aclose()
+    async with second_gateway(
+        engine.runtime,
+        "gateway-tight",
+        "127.0.0.2",
+        api_rate_per_ip=5,
+        api_rate_window_s=3600,
+        cors_origins=(ORIGIN,),
+    ) as url:
+        yield url
 
 
 async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:

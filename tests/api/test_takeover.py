@@ -12,30 +12,13 @@ import pytest
 
 from engine.adapters.records import conversation_id
 from engine.adapters.redis.keys import conversation_state
-from engine.domain.conversation import CONTROL, ConversationState, MerchantProfile
+from engine.domain.conversation import ConversationState, MerchantProfile
 from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage
-from engine.services.retrieval import RetrievalResult
 from tests.api.test_admin_api import call, make_tenant
+from tests.api.test_carts_unit import NoHits
+from tests.api.test_carts_unit import message as msg
 from tests.conftest import Engine
-
-
-class NoHits:
-    async def retrieve(self, merchant_id: str, query: str, **_: Any) -> RetrievalResult:
-        return RetrievalResult([], [])
-
-
-def msg(mid: str, text: str = "hello", control: str | None = None) -> InboundMessage:
-    return InboundMessage(
-        "m1",
-        "ch",
-        "telegram",
-        "c1",
-        mid,
-        text,
-        time.time(),
-        trace={CONTROL: control} if control else {},
-    )
 
 
 async def test_turns_respect_pause_and_resume_in_arrival_order() -> None:

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import Engine
+from tests.gateways import served
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -136,10 +137,5 @@ async def merchant_site() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with served(app) as url:
+        yield url

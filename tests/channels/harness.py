@@ -14,13 +14,11 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from engine.adapters.records import Records
-from engine.adapters.redis.queues import Inbox
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
-from engine.adapters.repositories import sqlite_repositories
-from engine.adapters.secrets import SecretBox
+from engine.bootstrap import Container, Remotes
 from engine.config import Settings
 from engine.http.app import create_app
-from engine.http.deps import GatewayDeps
+from tests.gateways import listen
 
 OPERATOR = "channels-operator-" + "y" * 20
 
@@ -73,20 +71,12 @@ async def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
         log_json=False,
         allow_private_api_base=True,  # the fake platforms listen on loopback
     ).with_overrides(**overrides)
-    redis = redis_client(url, max_connections=128)
-    records = Records(
-        sqlite_repositories(data_dir / "records.sqlite3"), SecretBox(settings.secret_key)
+    c = Container(
+        settings,
+        Remotes(vectors=object(), indexer=_NoIndexer()),  # type: ignore[arg-type]
+        redis=redis_client(url, max_connections=128),
     )
+    redis, records = c.redis, c.records
     await records.ensure_indexes()
-    deps = GatewayDeps(
-        settings=settings,
-        records=records,
-        inbox=Inbox(redis, settings.inbox_partitions),
-        redis=redis,
-        indexer=_NoIndexer(),
-        readiness=_ready,
-    )
-    runner = web.AppRunner(create_app(deps), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, _ = await listen(create_app(c.gateway(_ready)), "127.0.0.1", port)
     return Gateway(f"http://127.0.0.1:{port}", settings, redis, records, runner, embedded)

@@ -11,10 +11,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
+
+from tests.conftest import new_secret
+from tests.fakes.fake_telegram import DEFAULT_TOKEN
 
 KALEEM = str(Path(sys.executable).with_name("kaleem"))
 
@@ -55,6 +60,42 @@ def post_json(url: str, token: str, body: dict[str, object]) -> dict[str, Any]:
     with urllib.request.urlopen(req, timeout=60) as resp:
         data: dict[str, Any] = json.loads(resp.read())
         return data
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A merchant made by the operator, with one Telegram channel on a fake Bot API."""
+
+    api_key: str
+    channel_id: str
+    secret: str
+
+
+async def telegram_shop(base_url: str, data_dir: Path, telegram_base: str, name: str) -> Shop:
+    token = (data_dir / "admin.token").read_text().strip()
+    secret = new_secret()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base_url}/api/v1/merchants",
+            json={"name": name, "default_language": "en"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            api_key = (await resp.json())["api_key"]
+        channel = {
+            "kind": "telegram",
+            "bot_token": DEFAULT_TOKEN,
+            "secret_token": secret,
+            "api_base": telegram_base,
+        }
+        async with http.post(
+            f"{base_url}/api/v1/channels",
+            json=channel,
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            channel_id = (await resp.json())["id"]
+    return Shop(api_key, channel_id, secret)
 
 
 class Served:

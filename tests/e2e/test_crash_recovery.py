@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,8 @@ import pytest
 
 from engine.adapters.redis import keys
 from engine.adapters.redis.server import redis_client
-from tests.conftest import new_secret
-from tests.e2e.served import KALEEM, Served, alive_of, free_port
-from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
+from tests.e2e.served import KALEEM, Served, Shop, alive_of, free_port, telegram_shop
+from tests.fakes.fake_telegram import FakeTelegram, make_update
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +41,6 @@ PARTITIONS = 8  # the engine's default KALEEM_INBOX_PARTITIONS
 ANSWER_WAIT_S = 240.0  # a reply whose delivery failed in the outage is reclaimed after ~60-90 s
 OUTAGE_S = 1.5
 RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
-
-
-@dataclass
-class Shop:
-    api_key: str
-    channel_id: str
-    secret: str
 
 
 def _models() -> Path:
@@ -85,29 +76,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture(scope="module")
 async def shop(first: Served, telegram: FakeTelegram) -> Shop:
-    token = (first.data_dir / "admin.token").read_text().strip()
-    secret = new_secret()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{first.url}/api/v1/merchants",
-            json={"name": "Crash Shop", "default_language": "en"},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
-            assert resp.status == 201, await resp.text()
-            api_key = (await resp.json())["api_key"]
-        async with http.post(
-            f"{first.url}/api/v1/channels",
-            json={
-                "kind": "telegram",
-                "bot_token": DEFAULT_TOKEN,
-                "secret_token": secret,
-                "api_base": telegram.base_url,
-            },
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as resp:
-            assert resp.status == 201, await resp.text()
-            channel_id = (await resp.json())["id"]
-    return Shop(api_key, channel_id, secret)
+    return await telegram_shop(first.url, first.data_dir, telegram.base_url, "Crash Shop")
 
 
 async def _post_update(

@@ -18,9 +18,8 @@ import orjson
 import pytest
 
 from engine.adapters.datadir import ENGINE_LOCK
-from tests.conftest import new_secret
-from tests.e2e.served import Served, alive_of
-from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
+from tests.e2e.served import Served, alive_of, telegram_shop
+from tests.fakes.fake_telegram import FakeTelegram, make_update
 
 pytestmark = pytest.mark.integration
 
@@ -47,28 +46,9 @@ async def test_a_gateway_replica_attaches_to_a_local_workers_process(
         owner = json.loads((data / ENGINE_LOCK).read_text())
         assert (owner["pid"], owner["role"]) == (workers.proc.pid, "workers")
 
-        token = (data / "admin.token").read_text().strip()
-        secret = new_secret()
+        shop = await telegram_shop(gateway.url, data, telegram.base_url, "Roles Shop")
+        channel_id, secret = shop.channel_id, shop.secret
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{gateway.url}/api/v1/merchants",
-                json={"name": "Roles Shop", "default_language": "en"},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as resp:
-                assert resp.status == 201, await resp.text()
-                api_key = (await resp.json())["api_key"]
-            async with http.post(
-                f"{gateway.url}/api/v1/channels",
-                json={
-                    "kind": "telegram",
-                    "bot_token": DEFAULT_TOKEN,
-                    "secret_token": secret,
-                    "api_base": telegram.base_url,
-                },
-                headers={"Authorization": f"Bearer {api_key}"},
-            ) as resp:
-                assert resp.status == 201, await resp.text()
-                channel_id = (await resp.json())["id"]
             async with http.post(
                 f"{gateway.url}/webhooks/telegram/{channel_id}",
                 data=orjson.dumps(make_update(1, 4242, "hello")),

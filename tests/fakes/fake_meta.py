@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.gateways import listen
+
 WA_TEXT_LIMIT = 4096
 MESSENGER_TEXT_LIMIT = 2000
 INSTAGRAM_TEXT_BYTES = 1000
@@ -55,13 +57,7 @@ class FakeMeta:
     async def start(self) -> str:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post("/{version}/{account}/messages", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, self.base_url = await listen(app, self.host, 0)
         return self.base_url
 
     async def stop(self) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.gateways import listen
+
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_0123456789abc"
 MAX_TEXT_LEN = 4096
 
@@ -101,13 +103,7 @@ class FakeTelegram:
             return self.base_url
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, self.base_url = await listen(app, self.host, self.port)
         return self.base_url
 
     async def stop(self) -> None:

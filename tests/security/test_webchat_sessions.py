@@ -10,20 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
-from aiohttp import web
 
-from engine.adapters.redis.queues import Inbox
-from engine.adapters.redis.server import redis_client
-from engine.http.app import create_app
-from engine.http.deps import GatewayDeps
 from engine.http.webchat_tokens import AUDIENCE, webchat_secret
 from tests.conftest import Engine
+from tests.gateways import second_gateway
 from tests.webchat_client import new_session, next_frame, socket_url
 
 pytestmark = pytest.mark.integration
@@ -163,34 +158,17 @@ async def test_profile_rejects_bad_widget_fields(engine: Engine) -> None:
 # -- limits, on a gateway with tight ones ----------------------------------------------------
 @pytest.fixture(scope="module")
 async def tight(engine: Engine) -> AsyncIterator[str]:
-    rt = engine.runtime
-    settings = replace(
-        rt.settings,
+    async with second_gateway(
+        engine.runtime,
+        "gateway-webchat-tight",
         webchat_sockets_per_ip=3,
         webchat_sockets_per_merchant=2,
         webchat_frames_per_ip=4,
         webchat_frames_per_merchant=6,
         webchat_sessions_per_ip=3,
         webchat_window_s=3600,
-    )
-    redis = redis_client(settings.redis_url)
-    deps = GatewayDeps(
-        settings=settings,
-        records=rt.records,
-        inbox=Inbox(redis, settings.inbox_partitions),
-        redis=redis,
-        indexer=object(),  # type: ignore[arg-type]
-        readiness=rt.readiness,
-        instance="gateway-webchat-tight",
-    )
-    runner = web.AppRunner(create_app(deps))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
-    await redis.aclose()
+    ) as url:
+        yield url
 
 
 def _client(ip: str) -> aiohttp.ClientSession:
@@ -262,27 +240,14 @@ async def test_x_real_ip_is_believed_only_from_trusted_proxies(engine: Engine) -
     assert Settings.from_env({"KALEEM_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.9"}).trusted_proxies
     with pytest.raises(ValueError):
         Settings.from_env({"KALEEM_TRUSTED_PROXIES": "not-a-network"})
-    rt = engine.runtime
-    redis = redis_client(rt.settings.redis_url)
-    deps = GatewayDeps(
-        settings=replace(
-            rt.settings, trusted_proxies=("127.0.0.10/32",), webchat_sessions_per_ip=1
-        ),
-        records=rt.records,
-        inbox=Inbox(redis, rt.settings.inbox_partitions),
-        redis=redis,
-        indexer=object(),  # type: ignore[arg-type]
-        readiness=rt.readiness,
-        instance="gateway-proxied",
-    )
-    runner = web.AppRunner(create_app(deps))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    merchant_id, _ = await engine.create_merchant("Proxied", "en")
-    url = f"{base}/webchat/{merchant_id}/session"
-    try:
+    async with second_gateway(
+        engine.runtime,
+        "gateway-proxied",
+        trusted_proxies=("127.0.0.10/32",),
+        webchat_sessions_per_ip=1,
+    ) as base:
+        merchant_id, _ = await engine.create_merchant("Proxied", "en")
+        url = f"{base}/webchat/{merchant_id}/session"
         async with _client("127.0.0.10") as nginx:  # two customers behind the proxy
             for customer in ("198.51.100.1", "198.51.100.2"):
                 async with nginx.post(url, json={}, headers={"X-Forwarded-For": customer}) as r:
@@ -295,6 +260,3 @@ async def test_x_real_ip_is_believed_only_from_trusted_proxies(engine: Engine) -
                     url, json={}, headers={"X-Forwarded-For": "203.0.113.7"}
                 ) as r:
                     assert r.status == status
-    finally:
-        await runner.cleanup()
-        await redis.aclose()

@@ -15,6 +15,7 @@ from engine.adapters.redis.durability import check_durability, probe_durability
 from engine.adapters.redis.server import EmbeddedRedis
 from engine.config import ConfigError, Settings
 from engine.http.app import edge_middleware
+from tests.gateways import served
 
 
 @pytest.fixture
@@ -79,13 +80,8 @@ async def app_url() -> AsyncIterator[str]:
     app.router.add_post("/down", _down)
     app.router.add_post("/wrapped", _wrapped)
     app.router.add_post("/bug", _bug)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with served(app) as url:
+        yield url
 
 
 async def test_redis_unreachable_is_a_retryable_503_never_a_500(app_url: str) -> None:

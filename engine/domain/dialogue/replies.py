@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Final
 
 from engine.domain.text import Language, lexical_tokens
+
+
+def bilingual(*, ar: str, en: str) -> Callable[[Language], str]:
+    """A fixed reply in both languages, picked by the customer's language."""
+
+    def reply(language: Language) -> str:
+        return ar if language == "ar" else en
+
+    return reply
+
 
 # --- passage selection ------------------------------------------------------------------------
 
@@ -111,11 +122,11 @@ def greeting(language: Language, store_name: str, customer_name: str | None = No
     )
 
 
-def products_found(language: Language) -> str:
-    """Intro line only: the connector renders the product cards in the channel's own format."""
-    if language == "ar":
-        return "هذه بعض المنتجات المناسبة:"
-    return "Here are some products that match:"
+# Intro line only: the connector renders the product cards in the channel's own format.
+products_found = bilingual(
+    ar="هذه بعض المنتجات المناسبة:",
+    en="Here are some products that match:",
+)
 
 
 def policy_answer(
@@ -137,31 +148,27 @@ def policy_answer(
     return f"{title}:\n{passage}\n\nAnything else I can help with?"
 
 
-def no_match(language: Language) -> str:
-    """Say honestly that nothing matched and offer a person, instead of guessing."""
-    if language == "ar":
-        return (
-            "للأسف ما لقيت هذا في متجرنا. تقدر توصفه بكلمات ثانية، "
-            "أو إذا تحب أحوّلك لأحد من فريقنا يساعدك؟"
-        )
-    return (
-        "Sorry, I couldn't find that in our store. You can try describing it differently, "
-        "or I can connect you with a team member. Would you like that?"
-    )
+# Say honestly that nothing matched and offer a person, instead of guessing.
+no_match = bilingual(
+    ar="للأسف ما لقيت هذا في متجرنا. تقدر توصفه بكلمات ثانية، "
+    "أو إذا تحب أحوّلك لأحد من فريقنا يساعدك؟",
+    en="Sorry, I couldn't find that in our store. You can try describing it differently, "
+    "or I can connect you with a team member. Would you like that?",
+)
 
 
-def handoff(language: Language) -> str:
-    """Acknowledge the handoff; a human takes over the conversation from here."""
-    if language == "ar":
-        return "أكيد، جاري تحويلك لأحد أعضاء فريقنا، وبيرد عليك في أقرب وقت."
-    return "Sure, I'm connecting you with a team member. They'll reply here shortly."
+# Acknowledge the handoff; a human takes over the conversation from here.
+handoff = bilingual(
+    ar="أكيد، جاري تحويلك لأحد أعضاء فريقنا، وبيرد عليك في أقرب وقت.",
+    en="Sure, I'm connecting you with a team member. They'll reply here shortly.",
+)
 
 
-def thanks(language: Language) -> str:
-    """Close politely but leave the door open (thank-yous often precede a new question)."""
-    if language == "ar":
-        return "العفو! سعيدين بخدمتك، وإذا احتجت أي شيء ثاني أنا هنا."
-    return "You're welcome! Happy to help. If you need anything else, I'm here."
+# Close politely but leave the door open (thank-yous often precede a new question).
+thanks = bilingual(
+    ar="العفو! سعيدين بخدمتك، وإذا احتجت أي شيء ثاني أنا هنا.",
+    en="You're welcome! Happy to help. If you need anything else, I'm here.",
+)
 
 
 def out_of_scope(language: Language, store_name: str) -> str:
@@ -177,14 +184,12 @@ def out_of_scope(language: Language, store_name: str) -> str:
     )
 
 
-def technical_fallback(language: Language) -> str:
-    """When the pipeline keeps failing: apologise and bring in a person, never stay silent."""
-    if language == "ar":
-        return "عذرًا، واجهتنا مشكلة تقنية. حوّلت رسالتك لأحد أعضاء فريقنا وبيرد عليك قريبًا."
-    return (
-        "Sorry, we hit a technical problem. I've passed your message to a team member, "
-        "who will reply here shortly."
-    )
+# When the pipeline keeps failing: apologise and bring in a person, never stay silent.
+technical_fallback = bilingual(
+    ar="عذرًا، واجهتنا مشكلة تقنية. حوّلت رسالتك لأحد أعضاء فريقنا وبيرد عليك قريبًا.",
+    en="Sorry, we hit a technical problem. I've passed your message to a team member, "
+    "who will reply here shortly.",
+)
 
 
 # --- commerce and follow-ups --------------------------------------------------------------------
@@ -212,16 +217,16 @@ def product_detail(
     return f"{title}: {money(price, currency, language)} ({stock_en}). Shall I add it to your cart?"
 
 
-def cheaper_found(language: Language) -> str:
-    if language == "ar":
-        return "هذه خيارات أرخص:"
-    return "Here are cheaper options:"
+cheaper_found = bilingual(
+    ar="هذه خيارات أرخص:",
+    en="Here are cheaper options:",
+)
 
 
-def nothing_cheaper(language: Language) -> str:
-    if language == "ar":
-        return "ما لقيت خيار أرخص من هذا في متجرنا. تحب أحوّلك لأحد من فريقنا؟"
-    return "I couldn't find a cheaper option in our store. Would you like me to ask a team member?"
+nothing_cheaper = bilingual(
+    ar="ما لقيت خيار أرخص من هذا في متجرنا. تحب أحوّلك لأحد من فريقنا؟",
+    en="I couldn't find a cheaper option in our store. Would you like me to ask a team member?",
+)
 
 
 def clarify(language: Language, options: list[str]) -> str:
@@ -232,10 +237,10 @@ def clarify(language: Language, options: list[str]) -> str:
     return f"Do you mean {shown}? Tell me a bit more (type, colour, budget) and I'll find it."
 
 
-def which_product(language: Language) -> str:
-    if language == "ar":
-        return "أي منتج تقصد؟ اكتب اسمه أو رقمه من القائمة."
-    return "Which product do you mean? Tell me its name or its number in the list."
+which_product = bilingual(
+    ar="أي منتج تقصد؟ اكتب اسمه أو رقمه من القائمة.",
+    en="Which product do you mean? Tell me its name or its number in the list.",
+)
 
 
 def added_to_cart(
@@ -281,10 +286,10 @@ def ask_field(language: Language, name: str) -> str:
     return (ar if language == "ar" else en)[name]
 
 
-def bad_phone(language: Language) -> str:
-    if language == "ar":
-        return "الرقم ما يبدو صحيح. اكتب رقم الجوال بالأرقام فقط (مثال: 0551234567)."
-    return "That phone number doesn't look right. Please send digits only (e.g. 0551234567)."
+bad_phone = bilingual(
+    ar="الرقم ما يبدو صحيح. اكتب رقم الجوال بالأرقام فقط (مثال: 0551234567).",
+    en="That phone number doesn't look right. Please send digits only (e.g. 0551234567).",
+)
 
 
 def order_created(
@@ -303,25 +308,23 @@ def order_created(
     )
 
 
-def order_failed(language: Language) -> str:
-    if language == "ar":
-        return "ما قدرت أسجل الطلب لأن أحد المنتجات غير متوفر الآن. أحوّلك لأحد من فريقنا؟"
-    return (
-        "I couldn't place the order because an item is no longer available. "
-        "Shall I connect you with a team member?"
-    )
+order_failed = bilingual(
+    ar="ما قدرت أسجل الطلب لأن أحد المنتجات غير متوفر الآن. أحوّلك لأحد من فريقنا؟",
+    en="I couldn't place the order because an item is no longer available. "
+    "Shall I connect you with a team member?",
+)
 
 
-def checkout_empty(language: Language) -> str:
-    if language == "ar":
-        return "سلتك فاضية. قول لي وش تبي تطلب وأضيفه لك."
-    return "Your cart is empty. Tell me what you'd like to order and I'll add it."
+checkout_empty = bilingual(
+    ar="سلتك فاضية. قول لي وش تبي تطلب وأضيفه لك.",
+    en="Your cart is empty. Tell me what you'd like to order and I'll add it.",
+)
 
 
-def checkout_cancelled(language: Language) -> str:
-    if language == "ar":
-        return "تم إلغاء إتمام الطلب، وسلتك محفوظة. أقدر أساعدك بشي ثاني؟"
-    return "Checkout cancelled; your cart is kept. Anything else I can help with?"
+checkout_cancelled = bilingual(
+    ar="تم إلغاء إتمام الطلب، وسلتك محفوظة. أقدر أساعدك بشي ثاني؟",
+    en="Checkout cancelled; your cart is kept. Anything else I can help with?",
+)
 
 
 def order_status(
@@ -342,14 +345,10 @@ def order_status(
     return f"Your order {order_id} is {status}; total {money(total, cur, language)}."
 
 
-def order_lookup(language: Language) -> str:
-    """A phone alone does not open an order: ask for the number the confirmation gave."""
-    if language == "ar":
-        return (
-            "عشان نحافظ على خصوصيتك: أرسل رقم الطلب (يبدأ بـ ord_) مع رقم الجوال المسجل عليه، "
-            "أو أحوّلك لأحد من فريقنا."
-        )
-    return (
-        "To keep your details private, send the order number (it starts with ord_) together "
-        "with the phone number on the order, or I can pass you to a team member."
-    )
+# A phone alone does not open an order: ask for the number the confirmation gave.
+order_lookup = bilingual(
+    ar="عشان نحافظ على خصوصيتك: أرسل رقم الطلب (يبدأ بـ ord_) مع رقم الجوال المسجل عليه، "
+    "أو أحوّلك لأحد من فريقنا.",
+    en="To keep your details private, send the order number (it starts with ord_) together "
+    "with the phone number on the order, or I can pass you to a team member.",
+)

@@ -19,7 +19,7 @@ from typing import Any
 from engine.domain.carts import clean_lines
 from engine.domain.commerce import CommerceError
 from engine.http import schemas as s
-from engine.http.context import API, Api, found
+from engine.http.context import Api, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routes.conversations import channel_kind, conversation_exists
@@ -28,20 +28,16 @@ from engine.services.ports import Document
 from engine.services.projections import cart_out, cart_projection
 
 
-def _api(ctx: Ctx) -> Api:
-    return ctx.request.app[API]
-
-
 async def list_carts(ctx: Ctx) -> dict[str, Any]:
     q: s.CartQuery = ctx.query
-    carts = await _api(ctx).repos.carts.page(
+    carts = await ctx.api.repos.carts.page(
         ctx.merchant_id, channel_id=q.channel, limit=q.limit, after=keyset(q.cursor)
     )
     return listing(carts, cart_out)
 
 
 async def _conversation(ctx: Ctx) -> Document:
-    conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
+    conv = await ctx.api.repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
     return found(conv, "conversation")
 
 
@@ -62,7 +58,7 @@ async def _out(
 
 
 async def get_cart(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     conv = await _conversation(ctx)
     state = await api.staff.state(ctx.merchant_id, conv)
     lines = clean_lines(state.get("cart") or [])
@@ -70,7 +66,7 @@ async def get_cart(ctx: Ctx) -> dict[str, Any]:
 
 
 async def put_cart(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.CartIn = ctx.body
     conv = await _conversation(ctx)
     lines: list[dict[str, Any]] = []

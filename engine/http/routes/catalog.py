@@ -18,7 +18,7 @@ from aiohttp import web
 from engine.domain import catalog
 from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http import schemas as s
-from engine.http.context import API, Api, client_ip, found
+from engine.http.context import Api, client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
@@ -29,10 +29,6 @@ from engine.services.repositories import Keyset
 log = logging.getLogger(__name__)
 EXPORT_PAGE = 500
 MAX_CATEGORIES = 200
-
-
-def _api(ctx: Ctx) -> Api:
-    return ctx.request.app[API]
 
 
 def product_out(doc: Document) -> dict[str, Any]:
@@ -63,11 +59,11 @@ def _pid(ctx: Ctx) -> str:
 
 
 async def product_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).repos.products.exists(ctx.merchant_id, _pid(ctx))
+    return await ctx.api.repos.products.exists(ctx.merchant_id, _pid(ctx))
 
 
 async def create_product(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.ProductIn = ctx.body
     doc = {**catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id), **pending_fields()}
     doc["updated_at"] = doc["created_at"] = time.time()
@@ -82,12 +78,12 @@ async def create_product(ctx: Ctx) -> Reply:
 
 
 async def get_product(ctx: Ctx) -> dict[str, Any]:
-    doc = await _api(ctx).repos.products.get(ctx.merchant_id, _pid(ctx))
+    doc = await ctx.api.repos.products.get(ctx.merchant_id, _pid(ctx))
     return product_out(found(doc, "product"))
 
 
 async def patch_product(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.ProductPatchIn = ctx.body
     sets = {**body.model_dump(exclude_unset=True), **pending_fields()}
     sets["updated_at"] = time.time()
@@ -108,7 +104,7 @@ async def _delete_with_tombstone(
 
 
 async def delete_product(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     doc = await api.repos.products.get(ctx.merchant_id, _pid(ctx))
     if doc is None or not await _delete_with_tombstone(
         api, PRODUCTS, doc, [ctx.path["product_id"]]
@@ -119,7 +115,7 @@ async def delete_product(ctx: Ctx) -> Reply:
 
 async def list_products(ctx: Ctx) -> dict[str, Any]:
     q: s.ProductQuery = ctx.query
-    products = await _api(ctx).repos.products.page_filtered(
+    products = await ctx.api.repos.products.page_filtered(
         ctx.merchant_id,
         category=q.category,
         in_stock=q.in_stock,
@@ -131,7 +127,7 @@ async def list_products(ctx: Ctx) -> dict[str, Any]:
 
 async def export_products(ctx: Ctx) -> web.StreamResponse:
     """NDJSON, streamed page by page: memory stays bounded whatever the catalog size."""
-    api = _api(ctx)
+    api = ctx.api
     await api.audit(ctx.merchant_id, ctx.actor, "products.export", None, client_ip(ctx.request))
     response = web.StreamResponse(
         headers={
@@ -157,12 +153,12 @@ async def export_products(ctx: Ctx) -> web.StreamResponse:
 
 
 async def categories(ctx: Ctx) -> dict[str, Any]:
-    top = await _api(ctx).repos.products.categories(ctx.merchant_id, limit=MAX_CATEGORIES)
+    top = await ctx.api.repos.products.categories(ctx.merchant_id, limit=MAX_CATEGORIES)
     return {"items": [{"name": n, "count": c} for n, c in top]}
 
 
 async def search_products(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     q: s.SearchQuery = ctx.query
     if api.retriever is None:
         raise ProblemError(503, "Search unavailable", "no retriever is configured")
@@ -200,11 +196,11 @@ def _kid(ctx: Ctx) -> str:
 
 
 async def knowledge_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).repos.knowledge.exists(ctx.merchant_id, _kid(ctx))
+    return await ctx.api.repos.knowledge.exists(ctx.merchant_id, _kid(ctx))
 
 
 async def create_knowledge(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.KnowledgeIn = ctx.body
     doc = {
         **catalog.KnowledgeDoc(body.id, body.title, body.body, body.language).to_doc(
@@ -226,12 +222,12 @@ async def create_knowledge(ctx: Ctx) -> Reply:
 
 
 async def get_knowledge(ctx: Ctx) -> dict[str, Any]:
-    doc = await _api(ctx).repos.knowledge.get(ctx.merchant_id, _kid(ctx))
+    doc = await ctx.api.repos.knowledge.get(ctx.merchant_id, _kid(ctx))
     return knowledge_out(found(doc, "document"))
 
 
 async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.KnowledgePatchIn = ctx.body
     before = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
     merged = {**before, **body.model_dump(exclude_unset=True)}
@@ -255,7 +251,7 @@ async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
 
 
 async def delete_knowledge(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     doc = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
     # Imports never stored a chunk count: remove a generous range of positional chunk ids.
     count = int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 200)
@@ -267,7 +263,7 @@ async def delete_knowledge(ctx: Ctx) -> Reply:
 
 async def list_knowledge(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    documents = await _api(ctx).repos.knowledge.page(
+    documents = await ctx.api.repos.knowledge.page(
         ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
     )
     return listing(documents, knowledge_out)

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, RootModel
 from connectors import registry
 from connectors.base import ChannelKind, Delivered, ProviderCall
 from engine.adapters import egress
+from engine.adapters.providers import provider_defaults
 from engine.adapters.redis.queues import Outbox
-from engine.bootstrap import provider_defaults
 from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.keys import CHANNELS, PROVIDERS

@@ -13,7 +13,7 @@ from typing import Any
 from connectors import registry
 from engine.http import live
 from engine.http import schemas as s
-from engine.http.context import API, Api, found
+from engine.http.context import Api, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply, Route
@@ -21,10 +21,6 @@ from engine.services.ports import Document
 from engine.services.repositories import ConversationFilter
 
 MAX_NOTES = 200
-
-
-def _api(ctx: Ctx) -> Api:
-    return ctx.request.app[API]
 
 
 def conversation_out(doc: Document) -> dict[str, Any]:
@@ -44,12 +40,12 @@ def conversation_out(doc: Document) -> dict[str, Any]:
 
 
 async def _conversation(ctx: Ctx) -> Document:
-    conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
+    conv = await ctx.api.repos.conversations.get(ctx.merchant_id, ctx.path["conversation_id"])
     return found(conv, "conversation")
 
 
 async def conversation_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).repos.conversations.exists(ctx.merchant_id, ctx.path["conversation_id"])
+    return await ctx.api.repos.conversations.exists(ctx.merchant_id, ctx.path["conversation_id"])
 
 
 async def list_conversations(ctx: Ctx) -> dict[str, Any]:
@@ -57,7 +53,7 @@ async def list_conversations(ctx: Ctx) -> dict[str, Any]:
     filters = ConversationFilter(
         channel_id=q.channel, status=q.status, assignee=q.assignee, label=q.label, text=q.q
     )
-    conversations = await _api(ctx).repos.conversations.page(
+    conversations = await ctx.api.repos.conversations.page(
         ctx.merchant_id, filters, limit=q.limit, after=keyset(q.cursor)
     )
     return listing(conversations, conversation_out)
@@ -70,7 +66,7 @@ async def get_conversation(ctx: Ctx) -> dict[str, Any]:
 async def list_messages(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
     conv = await _conversation(ctx)
-    messages = await _api(ctx).repos.messages.page(
+    messages = await ctx.api.repos.messages.page(
         ctx.merchant_id, str(conv["conversation_key"]), limit=q.limit, after=keyset(q.cursor)
     )
     return listing(
@@ -94,20 +90,20 @@ async def patch_conversation(ctx: Ctx) -> dict[str, Any]:
     sets: Document = {**body.model_dump(exclude_unset=True), "updated_at": time.time()}
     if "labels" in sets and sets["labels"] is not None:
         sets["labels"] = sorted(set(sets["labels"]))
-    doc = await _api(ctx).repos.conversations.update(
+    doc = await ctx.api.repos.conversations.update(
         ctx.merchant_id, ctx.path["conversation_id"], sets
     )
     out = conversation_out(found(doc, "conversation"))
-    await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
+    await live.publish(ctx.api, ctx.merchant_id, "conversation.updated", out)
     return out
 
 
 async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
-    doc = await _api(ctx).repos.conversations.update(
+    doc = await ctx.api.repos.conversations.update(
         ctx.merchant_id, ctx.path["conversation_id"], {**sets, "updated_at": time.time()}
     )
     out = conversation_out(found(doc, "conversation"))
-    await live.publish(_api(ctx), ctx.merchant_id, "conversation.updated", out)
+    await live.publish(ctx.api, ctx.merchant_id, "conversation.updated", out)
     return out
 
 
@@ -122,7 +118,7 @@ async def channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
 
 
 async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:
-    api = _api(ctx)
+    api = ctx.api
     kind = await channel_kind(api, ctx.merchant_id, str(conv.get("channel_id") or ""))
     await api.staff.pause(ctx.merchant_id, conv, kind, paused)
 
@@ -148,7 +144,7 @@ async def resolve(ctx: Ctx) -> dict[str, Any]:
 
 
 async def agent_reply(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.AgentReplyIn = ctx.body
     conv = await _conversation(ctx)
     kind = await channel_kind(api, ctx.merchant_id, str(conv.get("channel_id") or ""))
@@ -172,10 +168,10 @@ async def add_note(ctx: Ctx) -> Reply:
         "text": body.text,
         "at": time.time(),
     }
-    await _api(ctx).repos.notes.add(dict(note))
+    await ctx.api.repos.notes.add(dict(note))
     out = {k: note[k] for k in ("author", "text", "at")} | {"id": note["_id"]}
     await live.publish(
-        _api(ctx),
+        ctx.api,
         ctx.merchant_id,
         "note.created",
         {"conversation_id": note["conversation_id"], **out},
@@ -185,7 +181,7 @@ async def add_note(ctx: Ctx) -> Reply:
 
 async def list_notes(ctx: Ctx) -> dict[str, Any]:
     await _conversation(ctx)
-    docs = await _api(ctx).repos.notes.for_conversation(
+    docs = await ctx.api.repos.notes.for_conversation(
         ctx.merchant_id, ctx.path["conversation_id"], limit=MAX_NOTES
     )
     return {

@@ -12,7 +12,7 @@ from engine.adapters.secrets import hash_api_key, new_api_key
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.auth import bearer
-from engine.http.context import API, Api, client_ip, found
+from engine.http.context import client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.passwords import hash_password, verify_password
 from engine.http.problems import ProblemError
@@ -21,10 +21,6 @@ from engine.http.tokens import family_of
 from engine.services.ports import Document, DuplicateKey
 
 INVITE_TTL_S = 7 * 24 * 3600
-
-
-def _api(ctx: Ctx) -> Api:
-    return ctx.request.app[API]
 
 
 def _user_out(doc: Document) -> dict[str, Any]:
@@ -48,7 +44,7 @@ def _tokens(pair: Any) -> dict[str, Any]:
 
 # -- auth ---------------------------------------------------------------------------------
 async def signup(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.SignupIn = ctx.body
     email = body.email.lower()
     if await api.repos.users.by_email(email) is not None:
@@ -76,7 +72,7 @@ async def signup(ctx: Ctx) -> Reply:
 
 
 async def login(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.LoginIn = ctx.body
     email, ip = body.email.lower(), client_ip(ctx.request)
     wait = await api.throttle.check(email, ip)
@@ -96,7 +92,7 @@ async def login(ctx: Ctx) -> dict[str, Any]:
 
 
 async def refresh(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.RefreshIn = ctx.body
     user_id, merchant_id, family = await api.tokens.rotate(body.refresh_token)
     user = await api.repos.users.get(merchant_id, user_id)
@@ -107,7 +103,7 @@ async def refresh(ctx: Ctx) -> dict[str, Any]:
 
 
 async def logout(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     assert ctx.caller is not None
     if ctx.caller.token_id is None:
         raise ProblemError(400, "Not a user session", "logout needs a user access token")
@@ -117,7 +113,7 @@ async def logout(ctx: Ctx) -> Reply:
 
 
 async def accept_invite(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.AcceptInviteIn = ctx.body
     token_hash = hashlib.sha256(body.invite_token.encode()).hexdigest()
     user = await api.repos.users.by_invite_hash(token_hash)
@@ -134,17 +130,17 @@ async def me(ctx: Ctx) -> dict[str, Any]:
     assert ctx.caller is not None
     if ctx.caller.user_id is None:
         raise ProblemError(404, "Not found", "API keys and operators have no user profile")
-    user = await _api(ctx).repos.users.get(ctx.merchant_id, ctx.caller.user_id)
+    user = await ctx.api.repos.users.get(ctx.merchant_id, ctx.caller.user_id)
     return _user_out(found(user, "user"))
 
 
 # -- users ----------------------------------------------------------------------------------
 async def _user(ctx: Ctx) -> Document:
-    return found(await _api(ctx).repos.users.get(ctx.merchant_id, ctx.path["user_id"]), "user")
+    return found(await ctx.api.repos.users.get(ctx.merchant_id, ctx.path["user_id"]), "user")
 
 
 async def user_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).repos.users.exists(ctx.merchant_id, ctx.path["user_id"])
+    return await ctx.api.repos.users.exists(ctx.merchant_id, ctx.path["user_id"])
 
 
 def _may_grant(ctx: Ctx, role: str) -> None:
@@ -157,12 +153,12 @@ def _may_grant(ctx: Ctx, role: str) -> None:
 
 async def list_users(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    users = await _api(ctx).repos.users.page(ctx.merchant_id, limit=q.limit, after=keyset(q.cursor))
+    users = await ctx.api.repos.users.page(ctx.merchant_id, limit=q.limit, after=keyset(q.cursor))
     return listing(users, _user_out)
 
 
 async def invite_user(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.UserInviteIn = ctx.body
     _may_grant(ctx, body.role)
     token = "inv_" + secrets.token_urlsafe(32)
@@ -193,7 +189,7 @@ async def get_user(ctx: Ctx) -> dict[str, Any]:
 
 
 async def patch_user(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.UserPatchIn = ctx.body
     user = await _user(ctx)
     _may_grant(ctx, body.role)
@@ -214,12 +210,12 @@ async def patch_user(ctx: Ctx) -> dict[str, Any]:
 
 
 async def _keep_an_owner(ctx: Ctx) -> None:
-    if await _api(ctx).repos.users.count_owners(ctx.merchant_id) <= 1:
+    if await ctx.api.repos.users.count_owners(ctx.merchant_id) <= 1:
         raise ProblemError(409, "Conflict", "a merchant keeps at least one owner")
 
 
 async def delete_user(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     user = await _user(ctx)
     _may_grant(ctx, str(user["role"]))
     if user["role"] == "owner":
@@ -246,7 +242,7 @@ def _key_out(doc: Document) -> dict[str, Any]:
 
 
 async def create_key(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     body: s.ApiKeyIn = ctx.body
     _may_grant(ctx, body.role)
     key = new_api_key()
@@ -270,18 +266,16 @@ async def create_key(ctx: Ctx) -> Reply:
 
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    keys = await _api(ctx).repos.api_keys.page(
-        ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
-    )
+    keys = await ctx.api.repos.api_keys.page(ctx.merchant_id, limit=q.limit, after=keyset(q.cursor))
     return listing(keys, _key_out)
 
 
 async def key_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).repos.api_keys.exists(ctx.merchant_id, ctx.path["key_id"])
+    return await ctx.api.repos.api_keys.exists(ctx.merchant_id, ctx.path["key_id"])
 
 
 async def revoke_key(ctx: Ctx) -> Reply:
-    api = _api(ctx)
+    api = ctx.api
     doc = found(
         await api.repos.api_keys.revoke(ctx.merchant_id, ctx.path["key_id"], time.time()),
         "API key",
@@ -297,9 +291,7 @@ async def revoke_key(ctx: Ctx) -> Reply:
 # -- audit and merchant profile -----------------------------------------------------------------
 async def list_audit(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
-    entries = await _api(ctx).repos.audit.page(
-        ctx.merchant_id, limit=q.limit, after=keyset(q.cursor)
-    )
+    entries = await ctx.api.repos.audit.page(ctx.merchant_id, limit=q.limit, after=keyset(q.cursor))
     return listing(
         entries,
         lambda d: {
@@ -329,14 +321,14 @@ def _merchant_out(doc: Document) -> dict[str, Any]:
 
 
 async def get_merchant(ctx: Ctx) -> dict[str, Any]:
-    doc = await _api(ctx).records.merchant(ctx.merchant_id)
+    doc = await ctx.api.records.merchant(ctx.merchant_id)
     if doc is None:
         raise ProblemError(404, "Not found", "no such merchant")
     return _merchant_out(doc)
 
 
 async def patch_merchant(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.MerchantPatchIn = ctx.body
     sets = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if "allowed_origins" in sets:

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
-from engine.http.context import API, Api, found
+from engine.http.context import found
 from engine.http.idempotency import DOC as IDEMPOTENCY_DOC
 from engine.http.idempotency import idempotent
 from engine.http.paging import keyset, listing
@@ -27,10 +27,6 @@ TRANSITIONS = {
     "delivered": set(),
     "cancelled": set(),
 }
-
-
-def _api(ctx: Ctx) -> Api:
-    return ctx.request.app[API]
 
 
 def order_out(doc: Document) -> dict[str, Any]:
@@ -68,7 +64,7 @@ async def create_order(ctx: Ctx) -> Reply:
 
     async def place(request_id: str) -> Reply:
         try:
-            order = await _api(ctx).commerce.create_order(
+            order = await ctx.api.commerce.create_order(
                 ctx.merchant_id,
                 body.customer.model_dump(),
                 [i.model_dump() for i in body.items],
@@ -87,18 +83,18 @@ async def create_order(ctx: Ctx) -> Reply:
 
 
 async def order_exists(ctx: Ctx) -> bool:
-    return await _api(ctx).commerce.get_order(ctx.merchant_id, ctx.path["order_id"]) is not None
+    return await ctx.api.commerce.get_order(ctx.merchant_id, ctx.path["order_id"]) is not None
 
 
 async def get_order(ctx: Ctx) -> dict[str, Any]:
-    doc = await _api(ctx).commerce.get_order(ctx.merchant_id, ctx.path["order_id"])
+    doc = await ctx.api.commerce.get_order(ctx.merchant_id, ctx.path["order_id"])
     if doc is None:
         raise ProblemError(404, "Not found", "no such order")
     return order_out(doc)
 
 
 async def patch_order(ctx: Ctx) -> dict[str, Any]:
-    api = _api(ctx)
+    api = ctx.api
     body: s.OrderPatchIn = ctx.body
     doc = await api.commerce.get_order(ctx.merchant_id, ctx.path["order_id"])
     if doc is None:
@@ -120,14 +116,14 @@ async def patch_order(ctx: Ctx) -> dict[str, Any]:
 async def list_orders(ctx: Ctx) -> dict[str, Any]:
     q: s.OrderQuery = ctx.query
     if q.conversation:
-        conv = await _api(ctx).repos.conversations.get(ctx.merchant_id, q.conversation)
+        conv = await ctx.api.repos.conversations.get(ctx.merchant_id, q.conversation)
         if conv is None:
             return {"items": [], "next_cursor": None}
-        found = await _api(ctx).repos.orders.for_conversation(
+        found = await ctx.api.repos.orders.for_conversation(
             ctx.merchant_id, str(conv["conversation_key"]), limit=q.limit
         )
         return {"items": [order_out(o) for o in found], "next_cursor": None}
-    orders = await _api(ctx).repos.orders.page(
+    orders = await ctx.api.repos.orders.page(
         ctx.merchant_id,
         status=q.status,
         phone=normalize_phone(q.phone) if q.phone else None,
@@ -140,7 +136,7 @@ async def list_orders(ctx: Ctx) -> dict[str, Any]:
 async def create_lead(ctx: Ctx) -> Reply:
     body: s.LeadIn = ctx.body
     try:
-        lead = await _api(ctx).commerce.create_lead(
+        lead = await ctx.api.commerce.create_lead(
             ctx.merchant_id,
             name=body.name,
             phone=body.phone,
@@ -156,7 +152,7 @@ async def create_lead(ctx: Ctx) -> Reply:
 
 
 async def _lead(ctx: Ctx) -> Document | None:
-    return await _api(ctx).repos.leads.get(ctx.merchant_id, ctx.path["lead_id"])
+    return await ctx.api.repos.leads.get(ctx.merchant_id, ctx.path["lead_id"])
 
 
 async def lead_exists(ctx: Ctx) -> bool:
@@ -173,13 +169,13 @@ async def get_lead(ctx: Ctx) -> dict[str, Any]:
 async def patch_lead(ctx: Ctx) -> dict[str, Any]:
     body: s.LeadPatchIn = ctx.body
     sets = {**body.model_dump(exclude_unset=True, exclude_none=True), "updated_at": time.time()}
-    doc = await _api(ctx).repos.leads.update(ctx.merchant_id, ctx.path["lead_id"], sets)
+    doc = await ctx.api.repos.leads.update(ctx.merchant_id, ctx.path["lead_id"], sets)
     return lead_out(found(doc, "lead"))
 
 
 async def list_leads(ctx: Ctx) -> dict[str, Any]:
     q: s.LeadQuery = ctx.query
-    leads = await _api(ctx).repos.leads.page(
+    leads = await ctx.api.repos.leads.page(
         ctx.merchant_id, status=q.status, limit=q.limit, after=keyset(q.cursor)
     )
     return listing(leads, lead_out)
