@@ -13,7 +13,6 @@ from pydantic import Field, model_validator
 from connectors import messenger
 from connectors.base import DIGITS, ConnectIn, ProviderCall
 from connectors.telegram import split_text
-from engine.domain.channels import Channel
 from engine.domain.messages import OutboundReply
 
 CHANNEL_KIND: Final = "instagram"
@@ -68,16 +67,7 @@ class Instagram(messenger.Messenger):
     kind: ClassVar[str] = CHANNEL_KIND
     connect: ClassVar[type[ConnectIn] | None] = InstagramConnectIn
     api_hosts: ClassVar[tuple[str, ...]] = ("graph.facebook.com", "graph.instagram.com")
-
-    def build(self, channel: Channel, reply: OutboundReply, tag: str | None) -> list[ProviderCall]:
-        return build_messages(
-            channel.api_base,
-            channel.api_version,
-            channel.account_id,
-            channel.access_token,
-            reply,
-            tag=tag,
-        )
+    text_split: ClassVar[messenger.Splitter] = split_utf8
 
 
 KIND: Final = Instagram()

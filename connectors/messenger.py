@@ -201,6 +201,8 @@ class MessengerConnectIn(PageConnectIn):
 class Messenger(MetaKind):
     kind: ClassVar[str] = CHANNEL_KIND
     connect: ClassVar[type[ConnectIn] | None] = MessengerConnectIn
+    # How a long reply is cut into messages (Instagram counts UTF-8 bytes, not characters).
+    text_split: ClassVar[Splitter] = default_split
 
     def draft(self, body: ConnectIn, defaults: ProviderDefaults) -> ChannelDraft:
         assert isinstance(body, PageConnectIn)
@@ -237,6 +239,7 @@ class Messenger(MetaKind):
             channel.access_token,
             reply,
             tag=tag,
+            split=type(self).text_split,
         )
 
     def outbound(

@@ -53,19 +53,9 @@ class GraphBuilder:
         self.initializers.append(tensor)
         return tensor_name
 
-    def op(
-        self,
-        op_type: str,
-        inputs: list[str],
-        *,
-        output: str | None = None,
-        n_outputs: int = 1,
-        domain: str = "",
-        **attrs: Any,
-    ) -> str:
-        """Append one node; returns its (first) output name."""
-        outs = self.ops(op_type, inputs, output=output, n_outputs=n_outputs, domain=domain, **attrs)
-        return outs[0]
+    def op(self, op_type: str, inputs: list[str], **options: Any) -> str:
+        """Append one node (options as for ``ops``); returns its (first) output name."""
+        return self.ops(op_type, inputs, **options)[0]
 
     def ops(
         self,

@@ -14,15 +14,16 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Unpack
 
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from engine.adapters.tables import (
     MAX_PAGE,
+    Change,
     Has,
     Match,
     Order,
@@ -214,17 +215,11 @@ class MongoTables:
             )
 
     async def patch(
-        self,
-        table: str,
-        id: str,
-        *,
-        match: Match | None = None,
-        changes: Document | None = None,
-        increments: Mapping[str, int | float] | None = None,
-        minimums: Mapping[str, int | float] | None = None,
-        on_insert: Document | None = None,
-        upsert: bool = False,
+        self, table: str, id: str, *, match: Match | None = None, **change: Unpack[Change]
     ) -> Document | None:
+        changes, on_insert = change.get("changes"), change.get("on_insert")
+        increments, minimums = change.get("increments"), change.get("minimums")
+        upsert = change.get("upsert", False)
         update: Document = {}
         taken: set[str] = set()
         for op, fields in (("$set", changes), ("$inc", increments), ("$min", minimums)):

@@ -32,16 +32,17 @@ import queue
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import orjson
 
 from engine.adapters.tables import (
     MAX_PAGE,
+    Change,
     Has,
     Match,
     Order,
@@ -523,21 +524,12 @@ class SqliteTables:
         await self._write(write)
 
     async def patch(
-        self,
-        table: str,
-        id: str,
-        *,
-        match: Match | None = None,
-        changes: Document | None = None,
-        increments: Mapping[str, int | float] | None = None,
-        minimums: Mapping[str, int | float] | None = None,
-        on_insert: Document | None = None,
-        upsert: bool = False,
+        self, table: str, id: str, *, match: Match | None = None, **change: Unpack[Change]
     ) -> Document | None:
         t = self._table(table)
 
         def write(conn: sqlite3.Connection) -> Document | None:
-            return _patch_one(conn, t, id, match, changes, increments, minimums, on_insert, upsert)
+            return _patch_one(conn, t, id, match, change)
 
         return await self._write(write)
 
@@ -626,17 +618,13 @@ def _record_id(doc: Document) -> str:
 
 
 def _patch_one(
-    conn: sqlite3.Connection,
-    t: str,
-    record_id: str,
-    match: Match | None,
-    changes: Document | None,
-    increments: Mapping[str, int | float] | None,
-    minimums: Mapping[str, int | float] | None,
-    on_insert: Document | None,
-    upsert: bool,
+    conn: sqlite3.Connection, t: str, record_id: str, match: Match | None, change: Change
 ) -> Document | None:
     """Read-modify-write inside the writer's IMMEDIATE transaction: atomic across processes."""
+    changes, increments = change.get("changes"), change.get("increments")
+    minimums = change.get("minimums")
+    upsert = change.get("upsert", False)
+    on_insert = change.get("on_insert")
     row = conn.execute(f'SELECT doc FROM "{t}" WHERE id = ?', (record_id,)).fetchone()
     doc = None if row is None else _loads(row[0])
     if doc is not None and not matches(doc, match):

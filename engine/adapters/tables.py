@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from engine.services.ports import Document
 
@@ -85,6 +85,18 @@ class Order:
 Scalar = str | int | float | bool | None
 # Equality only: what a lookup by id may additionally require (tenant, compare-and-set).
 Match = Mapping[str, Scalar]
+
+
+class Change(TypedDict, total=False):
+    """What ``Tables.patch`` does to one record (every part optional)."""
+
+    changes: Document | None
+    increments: Mapping[str, int | float] | None
+    minimums: Mapping[str, int | float] | None
+    on_insert: Document | None
+    upsert: bool
+
+
 Where = Mapping[str, Scalar | Range | Has]
 
 
@@ -151,16 +163,7 @@ class Tables(Protocol):
         ...
 
     async def patch(
-        self,
-        table: str,
-        id: str,
-        *,
-        match: Match | None = None,
-        changes: Document | None = None,
-        increments: Mapping[str, int | float] | None = None,
-        minimums: Mapping[str, int | float] | None = None,
-        on_insert: Document | None = None,
-        upsert: bool = False,
+        self, table: str, id: str, *, match: Match | None = None, **change: Unpack[Change]
     ) -> Document | None:
         """Change one record atomically and return it as it is after the change.
 

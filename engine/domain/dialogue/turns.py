@@ -65,14 +65,22 @@ class TurnService:
         merchant: MerchantProfile,
         now: float,
     ) -> TurnResult:
+        fresh, idle = self._unanswered(state, messages, now)
+        if not fresh:
+            return idle
+        result = await self._answer(state, fresh, merchant, now)
+        return replace(result, heard=idle.heard, cart_edited=idle.cart_edited)
+
+    def _unanswered(
+        self, state: ConversationState, messages: list[InboundMessage], now: float
+    ) -> tuple[list[InboundMessage], TurnResult]:
+        """The messages the bot still has to answer, and the turn's result if there are none
+        (already handled, or an agent has the conversation)."""
         fresh = [m for m in messages if not state.has_handled(m.message_id)]
         if not fresh:
-            return TurnResult(state, None)
+            return [], TurnResult(state, None)
         fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
-        if not fresh:
-            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
-        result = await self._answer(state, fresh, merchant, now)
-        return replace(result, heard=heard, cart_edited=cart_edited)
+        return fresh, TurnResult(state, None, heard=heard, cart_edited=cart_edited)
 
     async def _answer(
         self,
@@ -158,12 +166,10 @@ class TurnService:
         self, state: ConversationState, messages: list[InboundMessage], now: float
     ) -> TurnResult:
         """Used when the pipeline keeps failing: an honest apology and a human, never silence."""
-        fresh = [m for m in messages if not state.has_handled(m.message_id)]
+        fresh, idle = self._unanswered(state, messages, now)
         if not fresh:
-            return TurnResult(state, None)
-        fresh, heard, cart_edited = self._unless_agent_has_it(state, fresh, now)
-        if not fresh:
-            return TurnResult(state, None, heard=heard, cart_edited=cart_edited)
+            return idle
+        heard, cart_edited = idle.heard, idle.cart_edited
         language = detect_language(" ".join(m.text for m in fresh))
         result = self._finish(
             state,
