@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import ray
 
-from engine.services.ports import VectorHit, VectorPoint
+from engine.services.ports import SearchOptions, VectorHit, VectorPoint
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,9 @@ class ActorVectorStore:
         await self._actor.vec.remote("upsert", (collection, merchant_id, points), {})
 
     async def search(
-        self,
-        collection: str,
-        merchant_id: str,
-        vector: list[float],
-        *,
-        limit: int = 10,
-        must: dict[str, Any] | None = None,
+        self, collection: str, merchant_id: str, vector: list[float], **kw: Unpack[SearchOptions]
     ) -> list[VectorHit]:
+        limit, must = kw.get("limit", 10), kw.get("must")
         hits: list[VectorHit] = await self._actor.vec.remote(
             "search", (collection, merchant_id, vector), {"limit": limit, "must": must}
         )

@@ -27,6 +27,7 @@ from engine.adapters.tables import (
     Has,
     Match,
     Order,
+    PageFrom,
     Range,
     TableSpec,
     Text,
@@ -162,15 +163,9 @@ class MongoTables:
         return found
 
     async def page(
-        self,
-        table: str,
-        where: Where,
-        *,
-        order: Order,
-        limit: int,
-        after: tuple[Any, str] | None = None,
-        text: Text | None = None,
+        self, table: str, where: Where, *, order: Order, limit: int, **kw: Unpack[PageFrom]
     ) -> list[Document]:
+        after, text = kw.get("after"), kw.get("text")
         if after is not None and order.then is not None:
             raise ValueError("an order with a second field takes no keyset")
         keyset = None if after is None else _keyset(order, after)

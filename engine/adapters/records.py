@@ -193,11 +193,7 @@ class Records:
 
     # -- delivery records (keyed by the provider's message id) -----------------------------
     async def record_delivery(
-        self,
-        merchant_id: str,
-        channel_id: str,
-        provider_message_id: str,
-        fields: dict[str, Any],
+        self, merchant_id: str, channel_id: str, provider_message_id: str, fields: dict[str, Any]
     ) -> None:
         """Upsert what we know about one provider message (sent, delivered, read, reaction...).
 

@@ -46,6 +46,7 @@ from engine.adapters.tables import (
     Has,
     Match,
     Order,
+    PageFrom,
     Range,
     TableSpec,
     Text,
@@ -437,15 +438,9 @@ class SqliteTables:
         return sql, args
 
     async def page(
-        self,
-        table: str,
-        where: Where,
-        *,
-        order: Order,
-        limit: int,
-        after: tuple[Any, str] | None = None,
-        text: Text | None = None,
+        self, table: str, where: Where, *, order: Order, limit: int, **kw: Unpack[PageFrom]
     ) -> list[Document]:
+        after, text = kw.get("after"), kw.get("text")
         sql, args = self._page_sql(table, where, order, after, text)
         args.append(_bounded(limit))
 

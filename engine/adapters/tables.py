@@ -87,6 +87,14 @@ Scalar = str | int | float | bool | None
 Match = Mapping[str, Scalar]
 
 
+class PageFrom(TypedDict, total=False):
+    """Where a page starts: strictly after the keyset ``after`` = (sort value, ``_id``), among
+    the records matching ``text``."""
+
+    after: tuple[Any, str] | None
+    text: Text | None
+
+
 class Change(TypedDict, total=False):
     """What ``Tables.patch`` does to one record (every part optional)."""
 
@@ -132,14 +140,7 @@ class Tables(Protocol):
         ...
 
     async def page(
-        self,
-        table: str,
-        where: Where,
-        *,
-        order: Order,
-        limit: int,
-        after: tuple[Any, str] | None = None,
-        text: Text | None = None,
+        self, table: str, where: Where, *, order: Order, limit: int, **kw: Unpack[PageFrom]
     ) -> list[Document]:
         """Up to ``limit`` (≤ ``MAX_PAGE``) records in ``order``, strictly after the keyset
         ``after`` = (sort value, ``_id``) of the previous page's last record."""

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import orjson
 import qdrant_edge as qe
@@ -37,7 +37,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from engine.services.ports import VectorHit, VectorPoint, VectorStore
+from engine.services.ports import SearchOptions, VectorHit, VectorPoint, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +264,9 @@ class EdgeVectorStore:
 
     # -- reads -------------------------------------------------------------------------------
     async def search(
-        self,
-        collection: str,
-        merchant_id: str,
-        vector: list[float],
-        *,
-        limit: int = 10,
-        must: dict[str, Any] | None = None,
+        self, collection: str, merchant_id: str, vector: list[float], **kw: Unpack[SearchOptions]
     ) -> list[VectorHit]:
+        limit, must = kw.get("limit", 10), kw.get("must")
         entry = self._open(collection)
         if len(vector) != entry.dim:
             raise ValueError(f"query dim {len(vector)} != {entry.dim}")
@@ -401,14 +396,9 @@ class QdrantServerVectorStore:
         await self._client.upsert(collection, points=structs, wait=True)
 
     async def search(
-        self,
-        collection: str,
-        merchant_id: str,
-        vector: list[float],
-        *,
-        limit: int = 10,
-        must: dict[str, Any] | None = None,
+        self, collection: str, merchant_id: str, vector: list[float], **kw: Unpack[SearchOptions]
     ) -> list[VectorHit]:
+        limit, must = kw.get("limit", 10), kw.get("must")
         result = await self._client.query_points(
             collection,
             query=list(vector),

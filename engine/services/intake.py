@@ -27,11 +27,7 @@ class InboxPort(Protocol):
 
 class DeliveryFacts(Protocol):
     async def record_delivery(
-        self,
-        merchant_id: str,
-        channel_id: str,
-        provider_message_id: str,
-        fields: dict[str, Any],
+        self, merchant_id: str, channel_id: str, provider_message_id: str, fields: dict[str, Any]
     ) -> None: ...
 
 

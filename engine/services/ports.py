@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,13 @@ from engine.domain.messages import OutboundReply
 
 Document = dict[str, Any]
 FloatMatrix = npt.NDArray[np.float32]
+
+
+class SearchOptions(TypedDict, total=False):
+    """``limit`` hits (10 by default) matching every exact condition of ``must``."""
+
+    limit: int
+    must: dict[str, Any] | None
 
 
 class DuplicateKey(Exception):
@@ -52,13 +59,7 @@ class VectorStore(Protocol):
     ) -> None: ...
 
     async def search(
-        self,
-        collection: str,
-        merchant_id: str,
-        vector: list[float],
-        *,
-        limit: int = 10,
-        must: dict[str, Any] | None = None,
+        self, collection: str, merchant_id: str, vector: list[float], **kw: Unpack[SearchOptions]
     ) -> list[VectorHit]: ...
 
     async def delete(self, collection: str, merchant_id: str, ids: list[str]) -> None: ...
