@@ -29,6 +29,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.runtime import Runtime
+from bench.records import seed as seed_records
 from engine.config import Settings
 
 WORDS = [
@@ -76,49 +77,8 @@ def product(n: int, merchant_id: str) -> dict[str, Any]:
 async def seed(
     rt: Runtime, merchant_id: str, products: int, conversations: int
 ) -> dict[str, float]:
-    """Products through the import path's bulk upsert; conversations (a projection of
-    messages) as records through the table gateway, in bulk waves."""
-    from engine.adapters.records import conversation_id
-    from engine.adapters.tables import Tables
-
     assert rt.records is not None
-    repos = rt.records.repos
-    t0 = time.perf_counter()
-    wave = 1000
-    for start in range(0, products, wave):
-        docs = [product(n, merchant_id) for n in range(start, min(products, start + wave))]
-        await repos.products.upsert_many(merchant_id, docs, time.time())
-    t1 = time.perf_counter()
-    tables: Tables = repos.store  # type: ignore[assignment]  # both adapters are Tables
-    now = time.time()
-    for start in range(0, conversations, wave):
-        docs = []
-        for n in range(start, min(conversations, start + wave)):
-            key = f"{merchant_id}:playground:cust-{n}"
-            docs.append(
-                (
-                    conversation_id(key),
-                    {
-                        "merchant_id": merchant_id,
-                        "conversation_key": key,
-                        "channel_id": "playground",
-                        "customer_id": f"cust-{n}",
-                        "status": ("open", "pending", "resolved")[n % 3],
-                        "assignee": None,
-                        "labels": ["vip"] if n % 50 == 0 else [],
-                        "paused": False,
-                        "last_message_at": now - n,
-                        "last_text": "hello",
-                        "message_count": 2,
-                        "first_in_at": now - n - 1,
-                        "first_reply_at": now - n,
-                        "created_at": now - n,
-                    },
-                )
-            )
-        await tables.patch_many("conversations", docs, match={"merchant_id": merchant_id})
-    t2 = time.perf_counter()
-    return {"products_s": round(t1 - t0, 1), "conversations_s": round(t2 - t1, 1)}
+    return await seed_records(rt.records.repos, merchant_id, products, conversations, product)
 
 
 async def measure(

@@ -50,52 +50,63 @@ async def timed(samples: int, call: Callable[[int], Awaitable[Any]]) -> dict[str
     return summary(times)
 
 
-async def seed(repos: Repositories, products: int, conversations: int) -> dict[str, float]:
+def _product(n: int, merchant_id: str) -> dict[str, Any]:
+    return {
+        "_id": f"{merchant_id}:sku-{n:07d}",
+        "sku": f"sku-{n:07d}",
+        "title": f"item {n}",
+        "price": float(n % 500),
+        "category": ("mug", "tea", "lamp")[n % 3],
+        "in_stock": n % 7 != 0,
+    }
+
+
+async def seed(
+    repos: Repositories,
+    merchant_id: str,
+    products: int,
+    conversations: int,
+    product: Callable[[int, str], dict[str, Any]] = _product,
+) -> dict[str, float]:
+    """Products through the import path's bulk upsert; conversations (a projection of
+    messages) as records through the table gateway, in bulk waves. Shared by bench/admin.py."""
     t0 = time.perf_counter()
     wave = 1000
     for start in range(0, products, wave):
-        docs = [
-            {
-                "_id": f"{M}:sku-{n:07d}",
-                "sku": f"sku-{n:07d}",
-                "title": f"item {n}",
-                "price": float(n % 500),
-                "category": ("mug", "tea", "lamp")[n % 3],
-                "in_stock": n % 7 != 0,
-            }
-            for n in range(start, min(products, start + wave))
-        ]
-        await repos.products.upsert_many(M, docs, time.time())
+        docs = [product(n, merchant_id) for n in range(start, min(products, start + wave))]
+        await repos.products.upsert_many(merchant_id, docs, time.time())
     t1 = time.perf_counter()
-    tables: Tables = repos.store  # type: ignore[assignment]
+    tables: Tables = repos.store  # type: ignore[assignment]  # both adapters are Tables
     now = time.time()
     for start in range(0, conversations, wave):
         rows = []
         for n in range(start, min(conversations, start + wave)):
-            key = f"{M}:playground:cust-{n}"
-            rows.append(
-                (
-                    conversation_id(key),
-                    {
-                        "merchant_id": M,
-                        "conversation_key": key,
-                        "channel_id": "playground",
-                        "customer_id": f"cust-{n}",
-                        "status": ("open", "pending", "resolved")[n % 3],
-                        "labels": ["vip"] if n % 50 == 0 else [],
-                        "last_message_at": now - n,
-                        "last_text": "hello",
-                        "created_at": now - n,
-                    },
-                )
-            )
-        await tables.patch_many("conversations", rows, match={"merchant_id": M})
+            key = f"{merchant_id}:playground:cust-{n}"
+            at = now - n
+            conversation = {
+                "merchant_id": merchant_id,
+                "conversation_key": key,
+                "channel_id": "playground",
+                "customer_id": f"cust-{n}",
+                "status": ("open", "pending", "resolved")[n % 3],
+                "assignee": None,
+                "labels": ["vip"] if n % 50 == 0 else [],
+                "paused": False,
+                "last_message_at": at,
+                "last_text": "hello",
+                "message_count": 2,
+                "first_in_at": at - 1,
+                "first_reply_at": at,
+                "created_at": at,
+            }
+            rows.append((conversation_id(key), conversation))
+        await tables.patch_many("conversations", rows, match={"merchant_id": merchant_id})
     return {"products_s": round(t1 - t0, 2), "conversations_s": round(time.perf_counter() - t1, 2)}
 
 
 async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     repos = sqlite_repositories(path)
-    seeded = await seed(repos, args.products, args.conversations)
+    seeded = await seed(repos, M, args.products, args.conversations)
     n = args.samples
     counter = iter(range(10**9))
 

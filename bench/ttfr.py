@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.runtime import Runtime
 from bench.harness import engine_runtime
-from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
+from engine.demo.seed import demo_merchant
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
 
 QUESTIONS = [
@@ -71,33 +71,13 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
 
     fake = FakeTelegram(on_message=on_message)
     await fake.start()
-    admin = {"Authorization": f"Bearer {runtime.settings.admin_token}"}
     channels: list[tuple[str, str]] = []
     async with aiohttp.ClientSession() as session:
         for m in range(args.merchants):
-            async with session.post(
-                f"{base}/api/v1/merchants",
-                json={"name": f"Bench {m}", "default_language": "ar"},
-                headers=admin,
-            ) as r:
-                merchant = await r.json()
+            merchant = await demo_merchant(
+                session, base, runtime.settings.admin_token, f"Bench {m}"
+            )
             auth = {"Authorization": f"Bearer {merchant['api_key']}"}
-            for route, data in (
-                ("/api/v1/catalog/import", demo_catalog_bytes()),
-                ("/api/v1/knowledge/import", demo_knowledge_bytes()),
-            ):
-                async with session.post(
-                    f"{base}{route}",
-                    data=data,
-                    headers={**auth, "Content-Type": "application/x-ndjson"},
-                ) as r:
-                    job_id = (await r.json())["job_id"]
-                deadline = time.monotonic() + 300
-                while time.monotonic() < deadline:
-                    async with session.get(f"{base}/api/v1/jobs/{job_id}", headers=auth) as r:
-                        if (await r.json())["status"] != "running":
-                            break
-                    await asyncio.sleep(0.2)
             secret = secrets.token_urlsafe(16)
             async with session.post(
                 f"{base}/api/v1/channels",

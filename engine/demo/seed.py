@@ -27,33 +27,10 @@ async def seed_demo(base_url: str, admin_token: str, data_dir: Path) -> dict[str
             "console_file": str(console_file) if console_file.exists() else None,
         }
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{base_url}/api/v1/merchants",
-            json={"name": "Kaleem Demo Store / متجر كليم", "default_language": "ar"},
-            headers={"Authorization": f"Bearer {admin_token}"},
-        ) as resp:
-            resp.raise_for_status()
-            merchant = await resp.json()
+        merchant = await demo_merchant(
+            session, base_url, admin_token, "Kaleem Demo Store / متجر كليم"
+        )
         auth = {"Authorization": f"Bearer {merchant['api_key']}"}
-        jobs = []
-        for route, data in (
-            ("/api/v1/catalog/import", demo_catalog_bytes()),
-            ("/api/v1/knowledge/import", demo_knowledge_bytes()),
-        ):
-            async with session.post(
-                f"{base_url}{route}",
-                data=data,
-                headers={**auth, "Content-Type": "application/x-ndjson"},
-            ) as resp:
-                resp.raise_for_status()
-                jobs.append((await resp.json())["job_id"])
-        for job_id in jobs:
-            while True:
-                async with session.get(f"{base_url}/api/v1/jobs/{job_id}", headers=auth) as resp:
-                    job = await resp.json()
-                if job["status"] != "running":
-                    break
-                await asyncio.sleep(0.3)
         login = await _console_user(session, base_url, auth, merchant["id"])
     _private_file(key_file, merchant["api_key"])
     if login is not None:
@@ -64,6 +41,38 @@ async def seed_demo(base_url: str, admin_token: str, data_dir: Path) -> dict[str
         "key_file": str(key_file),
         "console_file": str(console_file) if login is not None else None,
     }
+
+
+async def demo_merchant(
+    session: aiohttp.ClientSession, base_url: str, admin_token: str, name: str
+) -> dict[str, Any]:
+    """A merchant (as the operator creates one) with the demo catalog and policies imported
+    and indexed; the API's answer, with its ``api_key``."""
+    async with session.post(
+        f"{base_url}/api/v1/merchants",
+        json={"name": name, "default_language": "ar"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    ) as resp:
+        resp.raise_for_status()
+        merchant: dict[str, Any] = await resp.json()
+    auth = {"Authorization": f"Bearer {merchant['api_key']}"}
+    ndjson = {**auth, "Content-Type": "application/x-ndjson"}
+    jobs = []
+    for route, data in (
+        ("/api/v1/catalog/import", demo_catalog_bytes()),
+        ("/api/v1/knowledge/import", demo_knowledge_bytes()),
+    ):
+        async with session.post(f"{base_url}{route}", data=data, headers=ndjson) as resp:
+            resp.raise_for_status()
+            jobs.append((await resp.json())["job_id"])
+    for job_id in jobs:
+        while True:
+            async with session.get(f"{base_url}/api/v1/jobs/{job_id}", headers=auth) as resp:
+                job = await resp.json()
+            if job["status"] != "running":
+                break
+            await asyncio.sleep(0.3)
+    return merchant
 
 
 async def _console_user(
