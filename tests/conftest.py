@@ -3,6 +3,7 @@ started once per test session and only when a test asks for it."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -15,9 +16,11 @@ import orjson
 import pytest
 
 from engine.config import Settings
-from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
 
 OPERATOR_TOKEN = "test-operator-" + "x" * 24
+# Update ids of customers who write through Engine.say (a range no test picks by hand).
+_SAID = itertools.count(90_000_000)
 
 
 def _models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -125,6 +128,11 @@ class Engine:
         ) as resp:
             await resp.read()
             return resp.status
+
+    async def say(self, channel: tuple[str, str], chat: int, text: str) -> None:
+        """A Telegram customer in ``chat`` writes ``text`` on ``channel`` (id, secret)."""
+        update = make_update(next(_SAID), chat, text)
+        assert await self.post_telegram_update(channel[0], channel[1], update) == 200
 
     async def ask(self, api_key: str, text: str, customer: str = "c1") -> dict[str, Any]:
         async with self.session.post(

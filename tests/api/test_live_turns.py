@@ -13,17 +13,11 @@ import pytest
 from engine.adapters.records import conversation_id
 from tests.api.test_admin_api import call
 from tests.conftest import Engine, Store
-from tests.fakes.fake_telegram import FakeTelegram, make_update
+from tests.fakes.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.integration
 
-_ids = itertools.count(4_400_000)
 _chats = itertools.count(8_800_000)
-
-
-async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
-    update = make_update(next(_ids), chat, text)
-    assert await engine.post_telegram_update(channel[0], channel[1], update) == 200
 
 
 async def _next_message(ws: aiohttp.ClientWebSocketResponse, cid: str, direction: str) -> Any:
@@ -52,7 +46,7 @@ async def test_agents_see_the_conversation_live_and_nothing_said_in_a_takeover_i
         assert (await ws.receive_json(timeout=10))["type"] == "ready"
 
         # 1. The customer's message and the bot's reply reach the agent's socket.
-        await _send(engine, channel, chat, "hello")
+        await engine.say(channel, chat, "hello")
         heard = await _next_message(ws, cid, "in")
         assert heard["text"] == "hello" and heard["answered"] is True
         answer = await _next_message(ws, cid, "out")
@@ -62,7 +56,7 @@ async def test_agents_see_the_conversation_live_and_nothing_said_in_a_takeover_i
         # 2. Takeover: the customer's message is recorded and pushed live, the bot is silent.
         status, conv, _ = await call(engine, "POST", f"/api/v1/conversations/{cid}/takeover", key)
         assert status == 200 and conv["paused"]
-        await _send(engine, channel, chat, "is a human there?")
+        await engine.say(channel, chat, "is a human there?")
         silent = await _next_message(ws, cid, "in")
         assert silent["text"] == "is a human there?" and silent["answered"] is False
         status, page, _ = await call(
@@ -87,7 +81,7 @@ async def test_agents_see_the_conversation_live_and_nothing_said_in_a_takeover_i
         # 4. Hand back: the bot answers the next message again.
         status, conv, _ = await call(engine, "POST", f"/api/v1/conversations/{cid}/handback", key)
         assert status == 200 and not conv["paused"]
-        await _send(engine, channel, chat, "thanks, do you ship to Jeddah?")
+        await engine.say(channel, chat, "thanks, do you ship to Jeddah?")
         assert (await _next_message(ws, cid, "in"))["answered"] is True
         again = await _next_message(ws, cid, "out")
         sent = await fake_telegram.wait_for_messages(chat, 3, timeout=60)

@@ -10,17 +10,11 @@ import pytest
 from engine.adapters.redis import keys
 from engine.adapters.redis.server import redis_client
 from tests.conftest import DEFAULT_TOKEN, Engine, Store
-from tests.fakes.fake_telegram import FakeTelegram, make_update
+from tests.fakes.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.integration
 
-_ids = itertools.count(900_000)
 _chats = itertools.count(7_000_000)
-
-
-async def _send(engine: Engine, channel: tuple[str, str], chat: int, text: str) -> None:
-    update = make_update(next(_ids), chat, text)
-    assert await engine.post_telegram_update(channel[0], channel[1], update) == 200
 
 
 async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(
@@ -29,7 +23,7 @@ async def test_429_retry_after_is_honoured_and_the_reply_arrives_once(
     channel = await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
     chat = next(_chats)
     fake_telegram.fail_next(1, 429, retry_after=1, description="Too Many Requests: retry after 1")
-    await _send(engine, channel, chat, "do you have oud perfume?")
+    await engine.say(channel, chat, "do you have oud perfume?")
     sent = await fake_telegram.wait_for_messages(chat, 1, timeout=60)
     assert len(sent) == 1
     attempts = [
@@ -46,8 +40,8 @@ async def test_blocked_chat_is_dead_lettered_and_other_chats_still_served(
     channel = await engine.connect_telegram(demo_store.api_key, fake_telegram.base_url)
     blocked, fine = next(_chats), next(_chats)
     fake_telegram.block_chat(blocked)
-    await _send(engine, channel, blocked, "hello there, any watches?")
-    await _send(engine, channel, fine, "any watches?")
+    await engine.say(channel, blocked, "hello there, any watches?")
+    await engine.say(channel, fine, "any watches?")
     assert len(await fake_telegram.wait_for_messages(fine, 1, timeout=60)) == 1
     redis = redis_client(engine.runtime.settings.redis_url)
     try:
