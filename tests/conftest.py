@@ -155,10 +155,8 @@ async def engine(runtime: Any) -> AsyncIterator[Engine]:
 
 @pytest.fixture(scope="session")
 async def fake_telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeTelegram() as fake:
+        yield fake
 
 
 @dataclass

@@ -28,10 +28,8 @@ _n = itertools.count(1)
 
 @pytest.fixture(scope="module")
 async def fake_meta() -> AsyncIterator[FakeMeta]:
-    fake = FakeMeta()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeMeta() as fake:
+        yield fake
 
 
 async def _connect(engine: Engine, store: Store, fake: FakeMeta, kind: str) -> tuple[str, str]:

@@ -68,10 +68,8 @@ def first(data_dir: Path) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeTelegram() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")

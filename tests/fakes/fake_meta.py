@@ -54,6 +54,13 @@ class FakeMeta:
         self._condition = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
+    async def __aenter__(self) -> FakeMeta:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def start(self) -> str:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post("/{version}/{account}/messages", self._handle)

@@ -14,15 +14,7 @@ import pytest
 
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.adapters.redis.supervisor import RedisSupervisor, SupervisorPolicy, SupervisorState
-
-WAIT_S = 30.0  # an upper bound for conditions that hold within milliseconds normally
-
-
-def _eventually(condition: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.005)
+from tests.storage.test_datadir import WAIT_S, _eventually
 
 
 class FakeServer:
