@@ -18,10 +18,7 @@ REDIS_SAVE_WAIT_S="${REDIS_SAVE_WAIT_S:-120}"
 backup_mongo() {
   local dest="$1"
   log "mongodb: mongodump"
-  # shellcheck disable=SC2016  # expanded by the container's shell, from its environment
-  compose exec -T mongodb sh -c 'exec mongodump --quiet --archive --gzip \
-      --username "$MONGO_INITDB_ROOT_USERNAME" --password "$MONGO_INITDB_ROOT_PASSWORD" \
-      --authenticationDatabase admin' > "$dest/mongo.archive.gz"
+  mongo_tool mongodump > "$dest/mongo.archive.gz"
   [[ -s "$dest/mongo.archive.gz" ]] || die "mongodump produced an empty archive"
 }
 

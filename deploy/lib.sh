@@ -23,3 +23,12 @@ qdrant_tool() {
   compose run --rm --no-deps -T --entrypoint python gateway-1 - "$@" \
     < "$DEPLOY_DIR/qdrant_snapshots.py"
 }
+
+# Runs a MongoDB tool (mongodump, mongorestore) in the mongodb container with the root
+# credentials from the container's own environment; arguments follow the tool's name.
+mongo_tool() {
+  # shellcheck disable=SC2016  # expanded by the container's shell, from its environment
+  compose exec -T mongodb sh -c 'exec "$0" --quiet --archive --gzip "$@" \
+      --username "$MONGO_INITDB_ROOT_USERNAME" --password "$MONGO_INITDB_ROOT_PASSWORD" \
+      --authenticationDatabase admin' "$@"
+}

@@ -16,10 +16,7 @@ WRITERS="${WRITERS:-$GATEWAYS ray-worker ray-head}"
 restore_mongo() {
   local src="$1"
   log "mongodb: mongorestore --drop"
-  # shellcheck disable=SC2016
-  compose exec -T mongodb sh -c 'exec mongorestore --quiet --archive --gzip --drop \
-      --username "$MONGO_INITDB_ROOT_USERNAME" --password "$MONGO_INITDB_ROOT_PASSWORD" \
-      --authenticationDatabase admin' < "$src/mongo.archive.gz"
+  mongo_tool mongorestore --drop < "$src/mongo.archive.gz"
 }
 
 restore_redis() {
