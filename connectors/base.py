@@ -177,6 +177,14 @@ class ChannelKind:
     # The platform's own API hosts: the only ones a merchant's ``api_base`` may name.
     api_hosts: ClassVar[tuple[str, ...]] = ()
 
+    def builtin_message(
+        self, merchant_id: str, customer_id: str, message_id: str, text: str, at: float
+    ) -> InboundMessage:
+        """A customer's message on the merchant's built-in channel of this kind."""
+        assert self.builtin_channel_id is not None, f"{self.kind} has no built-in channel"
+        channel = self.builtin_channel_id
+        return InboundMessage(merchant_id, channel, self.kind, customer_id, message_id, text, at)
+
     # -- connecting ---------------------------------------------------------------------------
     def draft(self, body: ConnectIn, defaults: ProviderDefaults) -> ChannelDraft:
         raise NotImplementedError(f"{self.kind} channels are not connected through the API")

@@ -28,15 +28,8 @@ class Playground(ChannelKind):
     def message(
         self, merchant_id: str, customer_id: str, text: str, received_at: float
     ) -> InboundMessage:
-        return InboundMessage(
-            merchant_id=merchant_id,
-            channel_id=CHANNEL_ID,
-            channel_kind=CHANNEL_KIND,
-            customer_id=customer_id,
-            message_id=f"pg-{secrets.token_hex(10)}",
-            text=text,
-            received_at=received_at,
-        )
+        message_id = f"pg-{secrets.token_hex(10)}"
+        return self.builtin_message(merchant_id, customer_id, message_id, text, received_at)
 
 
 KIND: Final = Playground()

@@ -87,15 +87,8 @@ class Webchat(ChannelKind):
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not _MESSAGE_ID.match(client_id):
             client_id = secrets.token_hex(8)
-        return InboundMessage(
-            merchant_id=merchant_id,
-            channel_id=CHANNEL_ID,
-            channel_kind=CHANNEL_KIND,
-            customer_id=customer_id,
-            message_id=f"wc-{customer_id}-{client_id}",
-            text=text.strip(),
-            received_at=received_at,
-        )
+        message_id = f"wc-{customer_id}-{client_id}"
+        return self.builtin_message(merchant_id, customer_id, message_id, text.strip(), received_at)
 
 
 KIND: Final = Webchat()

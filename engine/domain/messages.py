@@ -42,12 +42,7 @@ class InboundMessage:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
         return cls(
-            merchant_id=str(data["merchant_id"]),
-            channel_id=str(data["channel_id"]),
-            channel_kind=str(data["channel_kind"]),
-            customer_id=str(data["customer_id"]),
-            message_id=str(data["message_id"]),
-            text=str(data["text"]),
+            **_strings(data, *_ADDRESS, "message_id", "text"),
             received_at=float(data["received_at"]),
             customer_name=data.get("customer_name"),
             trace=dict(data.get("trace") or {}),
@@ -116,13 +111,7 @@ class OutboundReply:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutboundReply:
         return cls(
-            outbox_id=str(data["outbox_id"]),
-            merchant_id=str(data["merchant_id"]),
-            channel_id=str(data["channel_id"]),
-            channel_kind=str(data["channel_kind"]),
-            customer_id=str(data["customer_id"]),
-            text=str(data["text"]),
-            intent=str(data["intent"]),
+            **_strings(data, "outbox_id", *_ADDRESS, "text", "intent"),
             handoff=bool(data["handoff"]),
             in_reply_to=tuple(str(x) for x in data.get("in_reply_to") or ()),
             received_at=float(data["received_at"]),
@@ -130,6 +119,15 @@ class OutboundReply:
             products=tuple(ProductCard.from_dict(p) for p in data.get("products") or ()),
             trace=dict(data.get("trace") or {}),
         )
+
+
+# Who a message is from or to: the fields every message names.
+_ADDRESS = ("merchant_id", "channel_id", "channel_kind", "customer_id")
+
+
+def _strings(data: dict[str, Any], *names: str) -> dict[str, str]:
+    """Required text fields of a stored message (a missing one is a KeyError: a bug)."""
+    return {name: str(data[name]) for name in names}
 
 
 def conversation_key(merchant_id: str, channel_id: str, customer_id: str) -> str:
