@@ -15,7 +15,7 @@ from typing import Any
 from engine.domain.dialogue import intents
 from engine.http import schemas as s
 from engine.http.context import API
-from engine.http.routing import Ctx, Route
+from engine.http.routing import Ctx
 
 MAX_SCAN = 100_000
 
@@ -122,26 +122,3 @@ async def list_gaps(ctx: Ctx) -> dict[str, Any]:
     q: s.GapsQuery = ctx.query
     api = ctx.request.app[API]
     return {"items": await api.gaps.list(ctx.merchant_id, q.limit), "limit": q.limit}
-
-
-ROUTES = [
-    Route(
-        "GET",
-        "/api/v1/analytics",
-        analytics,
-        "Conversation analytics",
-        "analytics",
-        query=s.AnalyticsQuery,
-        response=s.AnalyticsOut,
-    ),
-    Route(
-        "GET",
-        "/api/v1/analytics/gaps",
-        list_gaps,
-        "Knowledge gaps: questions the bot could not answer",
-        "analytics",
-        query=s.GapsQuery,
-        response=s.GapList,
-        query_error_status=400,
-    ),
-]

@@ -22,8 +22,8 @@ from engine.http import schemas as s
 from engine.http.context import Api, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
-from engine.http.routes.conversations import channel_kind, conversation_exists
-from engine.http.routing import Ctx, Route
+from engine.http.routes.conversations import channel_kind
+from engine.http.routing import Ctx
 from engine.services.ports import Document
 from engine.services.projections import cart_out, cart_projection
 
@@ -101,33 +101,3 @@ async def put_cart(ctx: Ctx) -> dict[str, Any]:
 
 
 CI = "/api/v1/conversations/{conversation_id}"
-ROUTES = [
-    Route(
-        "GET",
-        "/api/v1/carts",
-        list_carts,
-        "Non-empty carts, most recently changed first",
-        "carts",
-        query=s.CartQuery,
-        response=s.CartPage,
-    ),
-    Route(
-        "GET",
-        CI + "/cart",
-        get_cart,
-        "The conversation's cart (empty when none)",
-        "carts",
-        response=s.CartOut,
-    ),
-    Route(
-        "PUT",
-        CI + "/cart",
-        put_cart,
-        "Replace the cart (items [] empties it); applied in order with the bot's turns",
-        "carts",
-        perm="converse",
-        body=s.CartIn,
-        response=s.CartOut,
-        exists=conversation_exists,
-    ),
-]

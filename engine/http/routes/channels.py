@@ -24,7 +24,7 @@ from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.keys import CHANNELS, PROVIDERS
 from engine.http.problems import ProblemError
-from engine.http.routing import Ctx, Reply, Route
+from engine.http.routing import Ctx, Reply
 
 log = logging.getLogger(__name__)
 
@@ -175,52 +175,3 @@ async def replay_dead_letter(ctx: Ctx) -> Reply:
 
 CH = "/api/v1/channels"
 DL = "/api/v1/outbox/dead-letters"
-ROUTES = [
-    Route(
-        "POST",
-        CH,
-        create_channel,
-        "Connect a channel (Telegram registers its webhook)",
-        "channels",
-        perm="manage",
-        body=ChannelIn,
-        response=s.ChannelCreated,
-        status=201,
-    ),
-    Route(
-        "GET", CH, list_channels, "Channels (secrets masked)", "channels", response=s.ChannelList
-    ),
-    Route(
-        "DELETE",
-        CH + "/{channel_id}",
-        delete_channel,
-        "Disconnect a channel",
-        "channels",
-        perm="manage",
-        status=204,
-        exists=channel_exists,
-    ),
-    Route(
-        "GET",
-        DL,
-        list_dead_letters,
-        "Replies that could not be delivered, newest first (operators: every merchant's)",
-        "delivery",
-        perm="manage",
-        query=s.DeadLetterQuery,
-        response=s.DeadLetterList,
-        operator_scope=True,
-    ),
-    Route(
-        "POST",
-        DL + "/{entry_id}/replay",
-        replay_dead_letter,
-        "Put a dead letter back on its outbox",
-        "delivery",
-        perm="manage",
-        response=s.DeadLetterReplayed,
-        status=202,
-        exists=dead_letter_exists,
-        operator_scope=True,
-    ),
-]

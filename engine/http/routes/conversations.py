@@ -16,7 +16,7 @@ from engine.http import schemas as s
 from engine.http.context import Api, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
-from engine.http.routing import Ctx, Reply, Route
+from engine.http.routing import Ctx, Reply
 from engine.services.ports import Document
 from engine.services.repositories import ConversationFilter
 
@@ -194,107 +194,3 @@ async def list_notes(ctx: Ctx) -> dict[str, Any]:
 C = "/api/v1/conversations"
 CI = C + "/{conversation_id}"
 EX = conversation_exists
-ROUTES = [
-    Route(
-        "GET",
-        "/api/v1/live",
-        live.live,
-        "WebSocket of live agent events (first frame: {type: auth, token})",
-        "conversations",
-        perm=None,
-        status=101,
-        raw_body="application/json",
-    ),
-    Route(
-        "GET",
-        C,
-        list_conversations,
-        "List conversations (filters)",
-        "conversations",
-        query=s.ConversationQuery,
-        response=s.ConversationPage,
-    ),
-    Route(
-        "GET",
-        CI,
-        get_conversation,
-        "Get a conversation",
-        "conversations",
-        response=s.ConversationOut,
-    ),
-    Route(
-        "PATCH",
-        CI,
-        patch_conversation,
-        "Status, assignee, labels",
-        "conversations",
-        perm="converse",
-        body=s.ConversationPatchIn,
-        response=s.ConversationOut,
-        exists=EX,
-    ),
-    Route(
-        "GET",
-        CI + "/messages",
-        list_messages,
-        "Messages, newest first",
-        "conversations",
-        query=s.PageQuery,
-        response=s.MessagePage,
-    ),
-    Route(
-        "POST",
-        CI + "/messages",
-        agent_reply,
-        "Agent reply (sent through the channel)",
-        "conversations",
-        perm="converse",
-        body=s.AgentReplyIn,
-        response=s.MessageOut,
-        status=201,
-        exists=EX,
-    ),
-    Route(
-        "POST",
-        CI + "/takeover",
-        takeover,
-        "Agent takes over (bot pauses)",
-        "conversations",
-        perm="converse",
-        response=s.ConversationOut,
-        exists=EX,
-    ),
-    Route(
-        "POST",
-        CI + "/handback",
-        hand_back,
-        "Hand back to the bot",
-        "conversations",
-        perm="converse",
-        response=s.ConversationOut,
-        exists=EX,
-    ),
-    Route(
-        "POST",
-        CI + "/resolve",
-        resolve,
-        "Resolve",
-        "conversations",
-        perm="converse",
-        response=s.ConversationOut,
-        exists=EX,
-    ),
-    Route("GET", CI + "/notes", list_notes, "Internal notes", "conversations", response=s.NoteList),
-    Route(
-        "POST",
-        CI + "/notes",
-        add_note,
-        "Add an internal note",
-        "conversations",
-        perm="converse",
-        body=s.NoteIn,
-        response=s.NoteOut,
-        status=201,
-        exists=EX,
-    ),
-]

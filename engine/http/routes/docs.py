@@ -6,7 +6,7 @@ from aiohttp import web
 
 from engine.http import openapi
 from engine.http.keys import OPENAPI
-from engine.http.routing import Ctx, Route
+from engine.http.routing import Ctx
 
 
 async def openapi_json(ctx: Ctx) -> web.Response:
@@ -15,25 +15,3 @@ async def openapi_json(ctx: Ctx) -> web.Response:
 
 async def docs(ctx: Ctx) -> web.Response:
     return web.Response(text=openapi.docs_page(ctx.request.app[OPENAPI]), content_type="text/html")
-
-
-ROUTES = [
-    Route(
-        "GET",
-        "/api/v1/openapi.json",
-        openapi_json,
-        "This document",
-        "docs",
-        perm=None,
-        raw_body="application/json",
-    ),
-    Route(
-        "GET",
-        "/api/v1/docs",
-        docs,
-        "A reference page of every route",
-        "docs",
-        perm=None,
-        raw_body="text/html",
-    ),
-]

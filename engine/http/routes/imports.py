@@ -15,10 +15,9 @@ from aiohttp import web
 
 from engine.domain import catalog
 from engine.domain.catalog import KNOWLEDGE, PRODUCTS
-from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.problems import READ_CHUNK_BYTES, ProblemError, read_limited
-from engine.http.routing import Ctx, Reply, Route
+from engine.http.routing import Ctx, Reply
 from engine.services.indexing import IndexItem, knowledge_index_items, product_index_item
 
 T = TypeVar("T")
@@ -137,30 +136,3 @@ async def get_job(ctx: Ctx) -> dict[str, Any]:
         "errors": job.get("errors", []),
         **({"failure": job["failure"]} if job.get("failure") else {}),
     }
-
-
-ROUTES = [
-    Route(
-        "POST",
-        "/api/v1/catalog/import",
-        import_catalog,
-        "Import products (JSONL or CSV with a header); bad rows are listed by line",
-        "imports",
-        perm="write",
-        request_media=MEDIA,
-        response=s.JobAccepted,
-        status=202,
-    ),
-    Route(
-        "POST",
-        "/api/v1/knowledge/import",
-        import_knowledge,
-        "Import knowledge documents (JSONL {id, title, body})",
-        "imports",
-        perm="write",
-        request_media=MEDIA,
-        response=s.JobAccepted,
-        status=202,
-    ),
-    Route("GET", "/api/v1/jobs/{job_id}", get_job, "An import job", "imports", response=s.JobOut),
-]

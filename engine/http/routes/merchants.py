@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.http import schemas as s
 from engine.http.context import API
-from engine.http.routing import OPERATOR, Ctx, Reply, Route
+from engine.http.routing import Ctx, Reply
 
 
 async def create_merchant(ctx: Ctx) -> Reply:
@@ -13,18 +13,3 @@ async def create_merchant(ctx: Ctx) -> Reply:
         body.name, body.default_language
     )
     return Reply(201, {"id": merchant_id, "api_key": api_key})
-
-
-ROUTES = [
-    Route(
-        "POST",
-        "/api/v1/merchants",
-        create_merchant,
-        "Create a merchant (operator); the API key is shown once",
-        "merchants",
-        perm=OPERATOR,
-        body=s.MerchantIn,
-        response=s.MerchantCreated,
-        status=201,
-    ),
-]

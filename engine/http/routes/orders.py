@@ -13,11 +13,10 @@ from typing import Any
 from engine.domain.commerce import CommerceError, normalize_phone
 from engine.http import schemas as s
 from engine.http.context import found
-from engine.http.idempotency import DOC as IDEMPOTENCY_DOC
 from engine.http.idempotency import idempotent
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
-from engine.http.routing import Ctx, Reply, Route
+from engine.http.routing import Ctx, Reply
 from engine.services.ports import Document
 
 TRANSITIONS = {
@@ -183,56 +182,3 @@ async def list_leads(ctx: Ctx) -> dict[str, Any]:
 
 ORD = "/api/v1/orders"
 L = "/api/v1/leads"
-ROUTES = [
-    Route(
-        "GET", ORD, list_orders, "List orders", "orders", query=s.OrderQuery, response=s.OrderPage
-    ),
-    Route(
-        "POST",
-        ORD,
-        create_order,
-        "Create an order (priced from the catalog)",
-        "orders",
-        perm="converse",
-        body=s.OrderIn,
-        response=s.OrderOut,
-        status=201,
-        headers=IDEMPOTENCY_DOC,
-    ),
-    Route("GET", ORD + "/{order_id}", get_order, "Get an order", "orders", response=s.OrderOut),
-    Route(
-        "PATCH",
-        ORD + "/{order_id}",
-        patch_order,
-        "Change an order's status",
-        "orders",
-        perm="converse",
-        body=s.OrderPatchIn,
-        response=s.OrderOut,
-        exists=order_exists,
-    ),
-    Route("GET", L, list_leads, "List leads", "leads", query=s.LeadQuery, response=s.LeadPage),
-    Route(
-        "POST",
-        L,
-        create_lead,
-        "Create a lead",
-        "leads",
-        perm="converse",
-        body=s.LeadIn,
-        response=s.LeadOut,
-        status=201,
-    ),
-    Route("GET", L + "/{lead_id}", get_lead, "Get a lead", "leads", response=s.LeadOut),
-    Route(
-        "PATCH",
-        L + "/{lead_id}",
-        patch_lead,
-        "Update a lead",
-        "leads",
-        perm="converse",
-        body=s.LeadPatchIn,
-        response=s.LeadOut,
-        exists=lead_exists,
-    ),
-]

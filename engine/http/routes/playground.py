@@ -10,7 +10,7 @@ from engine.http import schemas as s
 from engine.http.context import API
 from engine.http.keys import HUB
 from engine.http.problems import ProblemError
-from engine.http.routing import Ctx, Route
+from engine.http.routing import Ctx
 from observability import metrics, tracing
 
 
@@ -38,18 +38,3 @@ async def playground_message(ctx: Ctx) -> dict[str, object]:
         hub.forget(message.message_id)
     metrics.PLAYGROUND_REPLY.observe(time.perf_counter() - started)
     return webchat.public_reply(reply)
-
-
-ROUTES = [
-    Route(
-        "POST",
-        "/api/v1/playground/messages",
-        playground_message,
-        "Ask the bot as a customer would; the reply comes back in the response",
-        "playground",
-        perm="converse",
-        body=s.PlaygroundIn,
-        response=s.PlaygroundOut,
-        errors=(("504", "The bot did not answer in time (the message is kept)"),),
-    ),
-]
