@@ -45,6 +45,7 @@ from engine.http.routes import ALL_ROUTES
 from engine.http.routes.imports import UPLOADS, UploadSlots
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
+from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
@@ -262,6 +263,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         auth=auth,
         idempotency=IdempotencyStore(deps.redis),
         staff=StaffDesk(deps.inbox, TurnCommitter(deps.redis), Outbox(deps.redis), deps.records),
+        catalog=CatalogAdmin(store, deps.indexer),
         retriever=deps.retriever,
     )
 

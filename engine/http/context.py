@@ -21,6 +21,7 @@ from engine.http.deps import GatewayDeps
 from engine.http.limits import LoginThrottle, RateLimiter
 from engine.http.problems import ProblemError
 from engine.http.tokens import TokenService
+from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Document
@@ -48,6 +49,7 @@ class Api:
     auth: MerchantAuth
     idempotency: IdempotencyStore
     staff: StaffDesk
+    catalog: CatalogAdmin
     retriever: RetrievalPort | None
 
     @property

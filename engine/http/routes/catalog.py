@@ -16,13 +16,11 @@ import orjson
 from aiohttp import web
 
 from engine.domain import catalog
-from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http import schemas as s
-from engine.http.context import Api, client_ip, found
+from engine.http.context import client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply
-from engine.services.indexing import VECTOR_CHUNKS, pending_fields, tombstone
 from engine.services.ports import Document, DuplicateKey
 from engine.services.repositories import Keyset
 
@@ -48,12 +46,6 @@ def product_out(doc: Document) -> dict[str, Any]:
     }
 
 
-def _nudge_indexer(api: Api, merchant_id: str) -> None:
-    """The write already marked the record pending (``pending_fields``); this only asks the
-    indexer to look now rather than at its next sweep, so losing it loses nothing."""
-    api.deps.indexer.reconcile(merchant_id)
-
-
 def _pid(ctx: Ctx) -> str:
     return catalog.product_doc_id(ctx.merchant_id, ctx.path["product_id"])
 
@@ -63,17 +55,14 @@ async def product_exists(ctx: Ctx) -> bool:
 
 
 async def create_product(ctx: Ctx) -> Reply:
-    api = ctx.api
     body: s.ProductIn = ctx.body
-    doc = {**catalog.Product(**body.model_dump()).to_doc(ctx.merchant_id), **pending_fields()}
-    doc["updated_at"] = doc["created_at"] = time.time()
+    product = catalog.Product(**body.model_dump())
     try:
-        await api.repos.products.create(doc)
+        doc = await ctx.api.catalog.add_product(ctx.merchant_id, product, time.time())
     except DuplicateKey as exc:
         raise ProblemError(
             409, "Conflict", f"sku {body.sku!r} exists; PATCH /api/v1/products/{body.sku}"
         ) from exc
-    _nudge_indexer(api, ctx.merchant_id)
     return Reply(201, product_out(doc), {"Location": f"/api/v1/products/{body.sku}"})
 
 
@@ -83,32 +72,16 @@ async def get_product(ctx: Ctx) -> dict[str, Any]:
 
 
 async def patch_product(ctx: Ctx) -> dict[str, Any]:
-    api = ctx.api
     body: s.ProductPatchIn = ctx.body
-    sets = {**body.model_dump(exclude_unset=True), **pending_fields()}
-    sets["updated_at"] = time.time()
-    doc = found(await api.repos.products.update(ctx.merchant_id, _pid(ctx), sets), "product")
-    _nudge_indexer(api, ctx.merchant_id)
-    return product_out(doc)
-
-
-async def _delete_with_tombstone(
-    api: Api, collection: str, record: Document, vector_ids: list[str]
-) -> bool:
-    """Tombstone, then delete, then nudge: the indexer removes the vectors (services.indexing)."""
-    merchant_id = str(record["merchant_id"])
-    await api.repos.tombstones.add(tombstone(collection, record, vector_ids))
-    deleted = await api.repos.catalog(collection).delete(merchant_id, str(record["_id"]))
-    _nudge_indexer(api, merchant_id)
-    return deleted
+    changes = body.model_dump(exclude_unset=True)
+    doc = await ctx.api.catalog.change_product(
+        ctx.merchant_id, ctx.path["product_id"], changes, time.time()
+    )
+    return product_out(found(doc, "product"))
 
 
 async def delete_product(ctx: Ctx) -> Reply:
-    api = ctx.api
-    doc = await api.repos.products.get(ctx.merchant_id, _pid(ctx))
-    if doc is None or not await _delete_with_tombstone(
-        api, PRODUCTS, doc, [ctx.path["product_id"]]
-    ):
+    if not await ctx.api.catalog.remove_product(ctx.merchant_id, ctx.path["product_id"]):
         raise ProblemError(404, "Not found", "no such product")
     return Reply(204, None)
 
@@ -200,24 +173,12 @@ async def knowledge_exists(ctx: Ctx) -> bool:
 
 
 async def create_knowledge(ctx: Ctx) -> Reply:
-    api = ctx.api
     body: s.KnowledgeIn = ctx.body
-    doc = {
-        **catalog.KnowledgeDoc(body.id, body.title, body.body, body.language).to_doc(
-            ctx.merchant_id
-        ),
-        "created_at": time.time(),
-        "updated_at": time.time(),
-    }
-    doc["chunks"] = len(
-        catalog.chunk_knowledge(catalog.KnowledgeDoc(body.id, body.title, body.body))
-    )
-    doc.update(pending_fields())
+    document = catalog.KnowledgeDoc(body.id, body.title, body.body, body.language)
     try:
-        await api.repos.knowledge.create(doc)
+        doc = await ctx.api.catalog.add_document(ctx.merchant_id, document, time.time())
     except DuplicateKey as exc:
         raise ProblemError(409, "Conflict", f"document {body.id!r} exists") from exc
-    _nudge_indexer(api, ctx.merchant_id)
     return Reply(201, knowledge_out(doc))
 
 
@@ -227,36 +188,16 @@ async def get_knowledge(ctx: Ctx) -> dict[str, Any]:
 
 
 async def patch_knowledge(ctx: Ctx) -> dict[str, Any]:
-    api = ctx.api
     body: s.KnowledgePatchIn = ctx.body
-    before = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
-    merged = {**before, **body.model_dump(exclude_unset=True)}
-    count = len(
-        catalog.chunk_knowledge(
-            catalog.KnowledgeDoc(str(merged["doc_id"]), str(merged["title"]), str(merged["body"]))
-        )
+    changes = body.model_dump(exclude_unset=True)
+    doc = await ctx.api.catalog.change_document(
+        ctx.merchant_id, ctx.path["doc_id"], changes, time.time()
     )
-    sets = {
-        **body.model_dump(exclude_unset=True),
-        **pending_fields(),
-        "chunks": count,
-        # Every chunk id an indexed version may own, so the indexer can remove the ones a
-        # shorter version leaves behind (set in this same write: nothing to lose on a crash).
-        VECTOR_CHUNKS: max(count, int(before.get(VECTOR_CHUNKS) or before.get("chunks") or 0)),
-        "updated_at": time.time(),
-    }
-    doc = found(await api.repos.knowledge.update(ctx.merchant_id, _kid(ctx), sets), "document")
-    _nudge_indexer(api, ctx.merchant_id)
-    return knowledge_out(doc)
+    return knowledge_out(found(doc, "document"))
 
 
 async def delete_knowledge(ctx: Ctx) -> Reply:
-    api = ctx.api
-    doc = found(await api.repos.knowledge.get(ctx.merchant_id, _kid(ctx)), "document")
-    # Imports never stored a chunk count: remove a generous range of positional chunk ids.
-    count = int(doc.get(VECTOR_CHUNKS) or doc.get("chunks") or 200)
-    ids = catalog.knowledge_vector_ids(str(doc["doc_id"]), count)
-    if not await _delete_with_tombstone(api, KNOWLEDGE, doc, ids):
+    if not await ctx.api.catalog.remove_document(ctx.merchant_id, ctx.path["doc_id"]):
         raise ProblemError(404, "Not found", "no such document")
     return Reply(204, None)
 
