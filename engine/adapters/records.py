@@ -7,7 +7,6 @@ conversation's summary. Everything else is a named query of ``engine.services.re
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from engine.adapters.repositories import (
 from engine.adapters.secrets import SecretBox, hash_api_key, mask, new_api_key
 from engine.domain.channels import Channel
 from engine.domain.conversation import MerchantProfile
+from engine.domain.identity import new_id
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 
@@ -49,10 +49,6 @@ __all__ = [
 
 # Channels a merchant may connect (a listing is bounded by it).
 MAX_CHANNELS = 1000
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
 
 
 class Records:

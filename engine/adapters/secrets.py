@@ -6,13 +6,22 @@ local restart can still read its own channels; production sets ``KALEEM_SECRET_K
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
-import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from engine.domain.identity import hash_api_key, new_api_key
+
+__all__ = [
+    "SecretBox",
+    "constant_time_equal",
+    "hash_api_key",
+    "load_or_create_key",
+    "mask",
+    "new_api_key",
+]
 
 
 class SecretBox:
@@ -41,15 +50,6 @@ def load_or_create_key(configured: str, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
-
-
-def new_api_key() -> str:
-    return "kal_" + secrets.token_urlsafe(32)
-
-
-def hash_api_key(api_key: str) -> str:
-    """API keys are stored only as hashes; a leaked database does not leak keys."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -33,7 +33,7 @@ from engine.http.deps import GatewayDeps
 from engine.http.hub import ReplyHub
 from engine.http.keys import AUTH, CHANNELS, DEPS, HUB, INTAKE, OPENAPI, PROVIDERS
 from engine.http.limits import LoginThrottle, RateLimiter, digest
-from engine.http.live import LIVE, LiveHub
+from engine.http.live import LIVE, LiveHub, SessionEnd
 from engine.http.problems import (
     Handler,
     ProblemError,
@@ -49,6 +49,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
+from engine.services.identity import Team
 from engine.services.intake import Intake
 from engine.services.staff import StaffDesk
 from observability import metrics, queue_probe
@@ -264,6 +265,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         idempotency=IdempotencyStore(deps.redis),
         staff=StaffDesk(deps.inbox, TurnCommitter(deps.redis), Outbox(deps.redis), deps.records),
         catalog=CatalogAdmin(store, deps.indexer),
+        team=Team(store, SessionEnd(deps.redis, tokens, auth)),
         retriever=deps.retriever,
     )
 

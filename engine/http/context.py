@@ -24,6 +24,7 @@ from engine.http.tokens import TokenService
 from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
+from engine.services.identity import Team
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 from engine.services.staff import StaffDesk
@@ -50,6 +51,7 @@ class Api:
     idempotency: IdempotencyStore
     staff: StaffDesk
     catalog: CatalogAdmin
+    team: Team
     retriever: RetrievalPort | None
 
     @property

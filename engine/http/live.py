@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
 from engine.adapters.redis import keys, live_events
@@ -37,6 +38,7 @@ from engine.http.auth import Caller, MerchantAuth
 from engine.http.context import API, Api, client_ip
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx
+from engine.http.tokens import TokenService
 
 log = logging.getLogger(__name__)
 AUTH_TIMEOUT_S = 5.0
@@ -51,6 +53,25 @@ TOO_MANY = 4429
 async def publish(api: Api, merchant_id: str, kind: str, data: dict[str, Any]) -> None:
     """Best effort: a lost live event only delays a screen refresh, never loses data."""
     await live_events.publish(api.deps.redis, merchant_id, kind, data)
+
+
+class SessionEnd:
+    """The team use case's ``Sessions`` port on a gateway: a changed or removed user's tokens
+    stop working (the epoch moves) and its live sockets close on every replica; a revoked
+    key leaves this replica's cache at once (others within the cache's TTL)."""
+
+    def __init__(self, redis: aioredis.Redis, tokens: TokenService, auth: MerchantAuth) -> None:
+        self._redis = redis
+        self._tokens = tokens
+        self._auth = auth
+
+    async def end_user(self, merchant_id: str, user_id: str) -> None:
+        await self._tokens.void_user(user_id)
+        await live_events.publish(self._redis, merchant_id, REVOKED, {"user_id": user_id})
+
+    async def end_key(self, merchant_id: str, key_id: str, key_hash: str) -> None:
+        self._auth.forget(key_hash)
+        await live_events.publish(self._redis, merchant_id, REVOKED, {"key_id": key_id})
 
 
 async def revoke(

@@ -15,20 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from engine.domain.identity import RANK
 from engine.http.auth import Caller
 from engine.http.context import API, Api
 from engine.http.keys import AUTH
 from engine.http.problems import ProblemError, read_limited
-
-Role = Literal["owner", "admin", "agent", "viewer"]
-ROLES: tuple[Role, ...] = ("owner", "admin", "agent", "viewer")
-RANK: dict[str, int] = {"viewer": 0, "agent": 1, "admin": 2, "owner": 3}
 
 # What each permission needs: viewers read; agents handle conversations, orders and leads;
 # admins change the catalog, knowledge, users, keys and channels; owners alone own billing

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from engine.adapters.records import new_id
-from engine.adapters.secrets import hash_api_key, new_api_key
+from engine.domain.identity import invite_hash
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.auth import bearer
@@ -16,11 +16,10 @@ from engine.http.context import client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.passwords import hash_password, verify_password
 from engine.http.problems import ProblemError
-from engine.http.routing import RANK, Ctx, Reply
+from engine.http.routing import Ctx, Reply
 from engine.http.tokens import family_of
+from engine.services.identity import LastOwner, NotAllowed
 from engine.services.ports import Document, DuplicateKey
-
-INVITE_TTL_S = 7 * 24 * 3600
 
 
 def _user_out(doc: Document) -> dict[str, Any]:
@@ -115,7 +114,7 @@ async def logout(ctx: Ctx) -> Reply:
 async def accept_invite(ctx: Ctx) -> dict[str, Any]:
     api = ctx.api
     body: s.AcceptInviteIn = ctx.body
-    token_hash = hashlib.sha256(body.invite_token.encode()).hexdigest()
+    token_hash = invite_hash(body.invite_token)
     user = await api.repos.users.by_invite_hash(token_hash)
     if user is None or float(user.get("invite_expires", 0)) < time.time():
         raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
@@ -143,12 +142,20 @@ async def user_exists(ctx: Ctx) -> bool:
     return await ctx.api.repos.users.exists(ctx.merchant_id, ctx.path["user_id"])
 
 
-def _may_grant(ctx: Ctx, role: str) -> None:
+@contextlib.contextmanager
+def _team_rules() -> Iterator[None]:
+    """The team's rules as the API's answers: 403 beyond one's rank, 409 for the last owner."""
+    try:
+        yield
+    except NotAllowed as exc:
+        raise ProblemError(403, "Forbidden", str(exc)) from exc
+    except LastOwner as exc:
+        raise ProblemError(409, "Conflict", str(exc)) from exc
+
+
+def _role(ctx: Ctx) -> str:
     assert ctx.caller is not None
-    if RANK[role] > RANK.get(ctx.caller.role, -1) or (
-        role == "owner" and ctx.caller.role != "owner"
-    ):
-        raise ProblemError(403, "Forbidden", f"a {ctx.caller.role} cannot grant the {role} role")
+    return ctx.caller.role
 
 
 async def list_users(ctx: Ctx) -> dict[str, Any]:
@@ -158,29 +165,20 @@ async def list_users(ctx: Ctx) -> dict[str, Any]:
 
 
 async def invite_user(ctx: Ctx) -> Reply:
-    api = ctx.api
     body: s.UserInviteIn = ctx.body
-    _may_grant(ctx, body.role)
-    token = "inv_" + secrets.token_urlsafe(32)
-    now = time.time()
-    doc: Document = {
-        "_id": new_id("u"),
-        "merchant_id": ctx.merchant_id,
-        "email": body.email.lower(),
-        "password_hash": None,
-        "role": body.role,
-        "invite_hash": hashlib.sha256(token.encode()).hexdigest(),
-        "invite_expires": now + INVITE_TTL_S,
-        "invited_by": ctx.actor,
-        "created_at": now,
-    }
     try:
-        await api.repos.users.create(doc)
+        with _team_rules():
+            doc, token = await ctx.api.team.invite(
+                ctx.merchant_id,
+                _role(ctx),
+                email=body.email,
+                role=body.role,
+                by=ctx.actor,
+                now=time.time(),
+            )
     except DuplicateKey as exc:
         raise ProblemError(409, "Conflict", "a user with this email exists") from exc
-    await api.audit(
-        ctx.merchant_id, ctx.actor, "user.invite", str(doc["_id"]), client_ip(ctx.request)
-    )
+    await _audit(ctx, "user.invite", str(doc["_id"]))
     return Reply(201, {**_user_out(doc), "invite_token": token})
 
 
@@ -189,44 +187,25 @@ async def get_user(ctx: Ctx) -> dict[str, Any]:
 
 
 async def patch_user(ctx: Ctx) -> dict[str, Any]:
-    api = ctx.api
     body: s.UserPatchIn = ctx.body
-    user = await _user(ctx)
-    _may_grant(ctx, body.role)
-    _may_grant(ctx, str(user["role"]))
-    if user["role"] == "owner" and body.role != "owner":
-        await _keep_an_owner(ctx)
-    await api.repos.users.set_role(ctx.merchant_id, str(user["_id"]), body.role)
-    await api.tokens.void_user(str(user["_id"]))
-    await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
-    await api.audit(
-        ctx.merchant_id,
-        ctx.actor,
-        f"user.role:{body.role}",
-        str(user["_id"]),
-        client_ip(ctx.request),
-    )
-    return {**_user_out(user), "role": body.role}
-
-
-async def _keep_an_owner(ctx: Ctx) -> None:
-    if await ctx.api.repos.users.count_owners(ctx.merchant_id) <= 1:
-        raise ProblemError(409, "Conflict", "a merchant keeps at least one owner")
+    with _team_rules():
+        user = await ctx.api.team.change_role(
+            ctx.merchant_id, _role(ctx), await _user(ctx), body.role
+        )
+    await _audit(ctx, f"user.role:{body.role}", str(user["_id"]))
+    return _user_out(user)
 
 
 async def delete_user(ctx: Ctx) -> Reply:
-    api = ctx.api
     user = await _user(ctx)
-    _may_grant(ctx, str(user["role"]))
-    if user["role"] == "owner":
-        await _keep_an_owner(ctx)
-    await api.repos.users.delete(ctx.merchant_id, str(user["_id"]))
-    await api.tokens.void_user(str(user["_id"]))
-    await live.revoke(api, ctx.merchant_id, user_id=str(user["_id"]))
-    await api.audit(
-        ctx.merchant_id, ctx.actor, "user.remove", str(user["_id"]), client_ip(ctx.request)
-    )
+    with _team_rules():
+        await ctx.api.team.remove(ctx.merchant_id, _role(ctx), user)
+    await _audit(ctx, "user.remove", str(user["_id"]))
     return Reply(204, None)
+
+
+async def _audit(ctx: Ctx, action: str, target: str) -> None:
+    await ctx.api.audit(ctx.merchant_id, ctx.actor, action, target, client_ip(ctx.request))
 
 
 # -- API keys -------------------------------------------------------------------------------
@@ -242,25 +221,12 @@ def _key_out(doc: Document) -> dict[str, Any]:
 
 
 async def create_key(ctx: Ctx) -> Reply:
-    api = ctx.api
     body: s.ApiKeyIn = ctx.body
-    _may_grant(ctx, body.role)
-    key = new_api_key()
-    now = time.time()
-    doc: Document = {
-        "_id": new_id("key"),
-        "merchant_id": ctx.merchant_id,
-        "name": body.name,
-        "role": body.role,
-        "key_hash": hash_api_key(key),
-        "masked": key[:8] + "…" + key[-4:],
-        "created_at": now,
-        "revoked_at": None,
-    }
-    await api.repos.api_keys.create(doc)
-    await api.audit(
-        ctx.merchant_id, ctx.actor, "api_key.create", str(doc["_id"]), client_ip(ctx.request)
-    )
+    with _team_rules():
+        doc, key = await ctx.api.team.create_key(
+            ctx.merchant_id, _role(ctx), name=body.name, role=body.role, now=time.time()
+        )
+    await _audit(ctx, "api_key.create", str(doc["_id"]))
     return Reply(201, {**_key_out(doc), "api_key": key})
 
 
@@ -275,16 +241,8 @@ async def key_exists(ctx: Ctx) -> bool:
 
 
 async def revoke_key(ctx: Ctx) -> Reply:
-    api = ctx.api
-    doc = found(
-        await api.repos.api_keys.revoke(ctx.merchant_id, ctx.path["key_id"], time.time()),
-        "API key",
-    )
-    api.auth.forget(str(doc["key_hash"]))
-    await live.revoke(api, ctx.merchant_id, key_id=str(doc["_id"]))
-    await api.audit(
-        ctx.merchant_id, ctx.actor, "api_key.revoke", str(doc["_id"]), client_ip(ctx.request)
-    )
+    doc = await ctx.api.team.revoke_key(ctx.merchant_id, ctx.path["key_id"], time.time())
+    await _audit(ctx, "api_key.revoke", str(found(doc, "API key")["_id"]))
     return Reply(204, None)
 
 
