@@ -11,7 +11,7 @@ from engine.adapters.records import new_id
 from engine.adapters.secrets import hash_api_key, new_api_key
 from engine.http import live
 from engine.http import schemas as s
-from engine.http.auth import bearer
+from engine.http.auth import ROOT_KEY_ID, bearer
 from engine.http.context import API, Api, client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.passwords import hash_password, verify_password
@@ -294,6 +294,22 @@ async def revoke_key(ctx: Ctx) -> Reply:
     return Reply(204, None)
 
 
+async def rotate_root_key(ctx: Ctx) -> dict[str, Any]:
+    """Owner-only: the root key acts as an admin for every server integration, so a leaked one
+    must be replaceable, and the old one must stop working in the same step."""
+    api = _api(ctx)
+    rotated = await api.records.rotate_api_key(ctx.merchant_id)
+    if rotated is None:
+        raise ProblemError(409, "Conflict", "the root key changed meanwhile; try again")
+    key, old_hash = rotated
+    api.auth.forget(old_hash)
+    await live.revoke(api, ctx.merchant_id, key_id=ROOT_KEY_ID)
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "api_key.rotate_root", ROOT_KEY_ID, client_ip(ctx.request)
+    )
+    return {"api_key": key, "masked": key[:8] + "…" + key[-4:], "rotated_at": time.time()}
+
+
 # -- audit and merchant profile -----------------------------------------------------------------
 async def list_audit(ctx: Ctx) -> dict[str, Any]:
     q: s.PageQuery = ctx.query
@@ -469,6 +485,15 @@ ROUTES = [
         body=s.ApiKeyIn,
         response=s.ApiKeyCreated,
         status=201,
+    ),
+    Route(
+        "POST",
+        "/api/v1/api-keys/root/rotate",
+        rotate_root_key,
+        "Rotate the merchant's root API key: a new key (shown once), the old one revoked",
+        "api-keys",
+        perm="owner",
+        response=s.RootKeyRotated,
     ),
     Route(
         "DELETE",
