@@ -31,6 +31,7 @@ from engine.adapters.secrets import SecretBox, load_or_create_key
 from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
 from engine.services.commerce import Commerce
+from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
@@ -51,6 +52,16 @@ def send_limits(settings: Settings) -> SendLimits:
         whatsapp_pair_per_s=settings.whatsapp_pair_per_s,
         whatsapp_pair_burst=settings.whatsapp_pair_burst,
         meta_per_page=settings.meta_per_page_per_s,
+    )
+
+
+def delivery_bounds(settings: Settings) -> DeliveryBounds:
+    """What one channel or merchant may hold of a kind's delivery worker."""
+    return DeliveryBounds(
+        inflight_per_channel=settings.delivery_max_inflight_per_channel,
+        inflight_per_merchant=settings.delivery_max_inflight_per_merchant,
+        queued_per_channel=settings.delivery_max_queued_per_channel,
+        send_timeout_s=settings.delivery_send_timeout_s,
     )
 
 

@@ -121,6 +121,13 @@ class Settings:
     telegram_per_chat_per_s: float = 1.0
     telegram_global_per_s: float = 30.0
     delivery_max_attempts: int = 8
+    # What one channel / merchant may hold of the delivery worker every merchant of a kind
+    # shares (engine/services/delivery.py DeliveryBounds): calls in flight, buffered entries,
+    # and the deadline of one provider call.
+    delivery_max_inflight_per_channel: int = 4
+    delivery_max_inflight_per_merchant: int = 16
+    delivery_max_queued_per_channel: int = 512
+    delivery_send_timeout_s: float = 10.0
     # Channels: Meta Graph API base/version and per-platform send rules.
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
@@ -232,6 +239,16 @@ class Settings:
             telegram_per_chat_per_s=_float(env, "KALEEM_TELEGRAM_PER_CHAT_PER_S", 1.0),
             telegram_global_per_s=_float(env, "KALEEM_TELEGRAM_GLOBAL_PER_S", 30.0),
             delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
+            delivery_max_inflight_per_channel=_int(
+                env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_CHANNEL", 4, minimum=1
+            ),
+            delivery_max_inflight_per_merchant=_int(
+                env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_MERCHANT", 16, minimum=1
+            ),
+            delivery_max_queued_per_channel=_int(
+                env, "KALEEM_DELIVERY_MAX_QUEUED_PER_CHANNEL", 512, minimum=1
+            ),
+            delivery_send_timeout_s=_float(env, "KALEEM_DELIVERY_SEND_TIMEOUT_S", 10.0),
             graph_api_base=(env.get("GRAPH_API_BASE") or "https://graph.facebook.com").rstrip("/"),
             graph_api_version=env.get("GRAPH_API_VERSION") or "v21.0",
             provider_hosts=tuple(

@@ -46,7 +46,7 @@ from engine.http.routes.imports import UPLOADS, UploadSlots
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
 from engine.services.commerce import Commerce
-from engine.services.delivery import DeliveryWorker
+from engine.services.delivery import DeliveryBounds, DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
 from engine.services.intake import Intake
 from engine.services.staff import StaffDesk
@@ -236,6 +236,9 @@ async def _local_delivery_ctx(app: web.Application) -> AsyncIterator[None]:
         LocalSender(deps.redis),
         None,
         max_attempts=deps.settings.delivery_max_attempts,
+        # A local send is one Redis PUBLISH (no merchant-chosen host to stall on), so only the
+        # buffer bounds and the deadline matter; the in-flight caps are generous.
+        bounds=DeliveryBounds(inflight_per_channel=64, inflight_per_merchant=256),
     )
     task = asyncio.create_task(worker.run())
     yield

@@ -189,6 +189,7 @@ class StreamConsumer:
         self._reclaim_idle_ms = reclaim_idle_ms
         self._reclaim_every_s = reclaim_every_s
         self._last_reclaim = time.monotonic()
+        self._reclaim_cursor: dict[str, str] = {}
 
     async def setup(self) -> None:
         for s in self._streams:
@@ -241,10 +242,15 @@ class StreamConsumer:
         """Take over entries idle longer than ``reclaim_idle_ms`` (XAUTOCLAIM)."""
         out: list[StreamEntry] = []
         for stream in self._streams:
+            # Resume where the last scan stopped: entries a consumer keeps deferring (delivery
+            # over a channel's bounds) must not hide the ones behind them from every scan.
+            start = self._reclaim_cursor.get(stream, "0-0")
             result = await self._redis.xautoclaim(
-                stream, self._group, self._consumer, self._reclaim_idle_ms, "0-0", count=count
+                stream, self._group, self._consumer, self._reclaim_idle_ms, start, count=count
             )
             # Redis 6.2 answers [cursor, entries]; 7.x adds the ids of deleted entries.
+            nxt = result[0] if result else b"0-0"
+            self._reclaim_cursor[stream] = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
             claimed = result[1] if len(result) > 1 else []
             out += _decode_entries([(stream, [e for e in claimed if e is not None])])
         if out:
