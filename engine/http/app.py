@@ -201,7 +201,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     outbox = {kind: keys.outbox_stream(kind) for kind in registry.outbox_streams()}
     with contextlib.suppress(Exception):  # a scrape must answer even when Redis does not
         await asyncio.wait_for(
-            queue_probe.sample(deps.redis, inbox, outbox, keys.dead_letters()), 2
+            queue_probe.sample(deps.redis, inbox, outbox, Outbox(deps.redis).dead_letter_backlog),
+            2,
         )
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}

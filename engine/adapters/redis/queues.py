@@ -34,6 +34,10 @@ DEDUPE_TTL_S = 7 * 24 * 3600  # WhatsApp retries for up to 7 days; Telegram for 
 SENT_TTL_S = 7 * 24 * 3600
 UNREACHABLE_TTL_S = 90 * 24 * 3600
 MAX_GROUP_COMMIT = 256
+# Dead letters kept per merchant (its own stream), and merchants an operator's view covers.
+DEAD_LETTERS_PER_MERCHANT = 2_000
+DEAD_LETTER_MERCHANTS = 10_000
+OPERATOR_VIEW_MERCHANTS = 200
 # How long the sent marker of a reply that already left is retried through a Redis outage
 # (the embedded server restarts in about a second; an external one fails over in seconds).
 MARK_SENT_PATIENCE_S = 30.0
@@ -359,52 +363,65 @@ class Outbox:
                 delay = min(delay * 2, 1.0)
 
     async def dead_letter(self, reply: OutboundReply, reason: str, attempts: int) -> None:
-        await self._redis.xadd(
-            keys.dead_letters(),
-            {
-                "m": orjson.dumps(
-                    {
-                        "reply": reply.to_dict(),
-                        "reason": reason,
-                        "attempts": attempts,
-                        "at": time.time(),
-                    }
-                )
-            },
-            maxlen=100_000,
+        """Into the merchant's own stream (capped per merchant), and the merchant into the
+        index operators' views read, in one MULTI."""
+        blob = orjson.dumps(
+            {"reply": reply.to_dict(), "reason": reason, "attempts": attempts, "at": time.time()}
+        )
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(
+            keys.dead_letters(reply.merchant_id),
+            {"m": blob},
+            maxlen=DEAD_LETTERS_PER_MERCHANT,
             approximate=True,
         )
+        pipe.zadd(keys.dead_letter_merchants(), {reply.merchant_id: time.time()})
+        pipe.zremrangebyrank(keys.dead_letter_merchants(), 0, -(DEAD_LETTER_MERCHANTS + 1))
+        await pipe.execute()
+
+    async def _recent_merchants(self, count: int) -> list[str]:
+        raw = await self._redis.zrevrange(keys.dead_letter_merchants(), 0, count - 1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw or []]
 
     async def dead_letters(
         self, merchant_id: str | None, limit: int = 100, before: str = "+"
     ) -> list[dict[str, Any]]:
-        """Newest first; ``merchant_id=None`` (operators) sees every merchant's.
-
-        Scans at most ``20 * limit`` entries, so one merchant's listing stays bounded even when
-        another merchant fills the stream.
-        """
-        raw = await self._redis.xrevrange(keys.dead_letters(), max=before, count=limit * 20)
-        out: list[dict[str, Any]] = []
-        for entry_id, fields in raw or []:
-            item = _dead_letter(entry_id, fields)
-            if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
-                continue
-            out.append(item)
-            if len(out) >= limit:
-                break
-        return out
+        """Newest first. A merchant reads its own stream; ``merchant_id=None`` (operators)
+        merges the streams of the ``OPERATOR_VIEW_MERCHANTS`` merchants with the latest ones."""
+        if merchant_id:
+            raw = await self._redis.xrevrange(
+                keys.dead_letters(merchant_id), max=before, count=limit
+            )
+            return [i for i in (_dead_letter(e, f) for e, f in raw or []) if i is not None]
+        merchants = await self._recent_merchants(OPERATOR_VIEW_MERCHANTS)
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xrevrange(keys.dead_letters(m), max=before, count=limit)
+        items = [
+            item
+            for raw in (await pipe.execute() if merchants else [])
+            for item in (_dead_letter(e, f) for e, f in raw or [])
+            if item is not None
+        ]
+        items.sort(key=lambda i: _entry_order(i["id"]), reverse=True)
+        return items[:limit]
 
     async def find_dead_letter(
         self, entry_id: str, merchant_id: str | None
     ) -> dict[str, Any] | None:
-        """One dead letter, if it is this merchant's (``None``: operators see every one)."""
-        raw = await self._redis.xrange(keys.dead_letters(), min=entry_id, max=entry_id, count=1)
-        if not raw:
-            return None
-        item = _dead_letter(*raw[0])
-        if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
-            return None
-        return item
+        """One of this merchant's dead letters; operators (``None``) look in the streams of
+        the merchants that have any (the most recent first)."""
+        merchants = (
+            [merchant_id] if merchant_id else await self._recent_merchants(DEAD_LETTER_MERCHANTS)
+        )
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xrange(keys.dead_letters(m), min=entry_id, max=entry_id, count=1)
+        for m, raw in zip(merchants, await pipe.execute() if merchants else [], strict=True):
+            item = _dead_letter(*raw[0]) if raw else None
+            if item is not None and item["reply"].get("merchant_id") == m:
+                return item
+        return None
 
     async def replay_dead_letter(
         self, entry_id: str, merchant_id: str | None
@@ -420,10 +437,20 @@ class Outbox:
         reply = OutboundReply.from_dict(item["reply"])
         pipe = self._redis.pipeline(transaction=True)
         pipe.xadd(keys.outbox_stream(reply.channel_kind), {"m": orjson.dumps(reply.to_dict())})
-        pipe.xdel(keys.dead_letters(), entry_id)
+        pipe.xdel(keys.dead_letters(reply.merchant_id), entry_id)
         pipe.delete(keys.unreachable(reply.merchant_id, reply.channel_id, reply.customer_id))
         await pipe.execute()
         return reply
+
+    async def dead_letter_backlog(self) -> int:
+        """Dead letters kept, over the merchants operators' views cover (the metrics probe)."""
+        merchants = await self._recent_merchants(OPERATOR_VIEW_MERCHANTS)
+        if not merchants:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xlen(keys.dead_letters(m))
+        return sum(int(n) for n in await pipe.execute())
 
     async def mark_unreachable(self, reply: OutboundReply, reason: str) -> None:
         await self._redis.set(
@@ -446,6 +473,11 @@ class Outbox:
 
     async def backlog(self, channel_kind: str) -> int:
         return int(await self._redis.xlen(keys.outbox_stream(channel_kind)))
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def _dead_letter(entry_id: Any, fields: Any) -> dict[str, Any] | None:
