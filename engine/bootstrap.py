@@ -120,7 +120,11 @@ class Container:
     # -- queues ---------------------------------------------------------------------------
     @cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.redis, self.settings.inbox_partitions)
+        return Inbox(
+            self.redis,
+            self.settings.inbox_partitions,
+            local_dedupe_ttl_s=self.settings.webchat_dedupe_ttl_s,
+        )
 
     @cached_property
     def outbox(self) -> Outbox:
@@ -128,7 +132,7 @@ class Container:
 
     @cached_property
     def checkpoints(self) -> TurnCommitter:
-        return TurnCommitter(self.redis)
+        return TurnCommitter(self.redis, self.settings.conversation_idle_ttl_s)
 
     def inbox_consumer(self, host_index: int) -> StreamConsumer:
         s = self.settings

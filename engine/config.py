@@ -121,6 +121,10 @@ class Settings:
     telegram_per_chat_per_s: float = 1.0
     telegram_global_per_s: float = 30.0
     delivery_max_attempts: int = 8
+    # A conversation checkpoint expires this long after its last turn; webchat/playground
+    # dedupe keys live minutes (no provider redelivers those frames).
+    conversation_idle_ttl_s: int = 30 * 24 * 3600
+    webchat_dedupe_ttl_s: int = 15 * 60
     # What one channel / merchant may hold of the delivery worker every merchant of a kind
     # shares (engine/services/delivery.py DeliveryBounds): calls in flight, buffered entries,
     # and the deadline of one provider call.
@@ -239,6 +243,10 @@ class Settings:
             telegram_per_chat_per_s=_float(env, "KALEEM_TELEGRAM_PER_CHAT_PER_S", 1.0),
             telegram_global_per_s=_float(env, "KALEEM_TELEGRAM_GLOBAL_PER_S", 30.0),
             delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
+            conversation_idle_ttl_s=_int(
+                env, "KALEEM_CONVERSATION_IDLE_TTL_SECONDS", 30 * 24 * 3600, minimum=60
+            ),
+            webchat_dedupe_ttl_s=_int(env, "KALEEM_WEBCHAT_DEDUPE_TTL_S", 15 * 60, minimum=10),
             delivery_max_inflight_per_channel=_int(
                 env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_CHANNEL", 4, minimum=1
             ),

@@ -265,7 +265,12 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         gaps=KnowledgeGaps(store),
         auth=auth,
         idempotency=IdempotencyStore(deps.redis),
-        staff=StaffDesk(deps.inbox, TurnCommitter(deps.redis), Outbox(deps.redis), deps.records),
+        staff=StaffDesk(
+            deps.inbox,
+            TurnCommitter(deps.redis, deps.settings.conversation_idle_ttl_s),
+            Outbox(deps.redis),
+            deps.records,
+        ),
         retriever=deps.retriever,
     )
 

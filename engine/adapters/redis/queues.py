@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from connectors import registry
 from engine.adapters.redis import keys
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.domain.sharding import partition_of
@@ -31,6 +32,11 @@ from engine.services.ports import StreamEntry
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_S = 7 * 24 * 3600  # WhatsApp retries for up to 7 days; Telegram for 24 h.
+# Webchat and playground frames are not redelivered by a provider: the widget re-sends an
+# unacknowledged frame when it reconnects, within minutes (later ones meet the checkpoint's
+# handled ids). A week of keys per browser frame was memory an anonymous client could fill.
+LOCAL_DEDUPE_TTL_S = 15 * 60
+CONVERSATION_IDLE_TTL_S = 30 * 24 * 3600
 SENT_TTL_S = 7 * 24 * 3600
 UNREACHABLE_TTL_S = 90 * 24 * 3600
 MAX_GROUP_COMMIT = 256
@@ -53,9 +59,16 @@ return false
 class Inbox:
     """Gateway side of intake."""
 
-    def __init__(self, redis: aioredis.Redis, partitions: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        partitions: int,
+        *,
+        local_dedupe_ttl_s: int = LOCAL_DEDUPE_TTL_S,
+    ) -> None:
         self._redis = redis
         self._partitions = partitions
+        self._local_dedupe_ttl_s = local_dedupe_ttl_s
         self._append = redis.register_script(_APPEND_LUA)
         # Group commit: appends issued in the same event-loop tick go to Redis as ONE pipeline
         # of EVALSHAs. Each caller still waits for its own script's answer (durability is per
@@ -68,11 +81,12 @@ class Inbox:
         """True when the message is new and now durable; False for a duplicate."""
         stream = keys.inbox_stream(partition_of(message.conversation_key, self._partitions))
         dedupe = keys.dedupe_key(message.merchant_id, message.channel_id, message.message_id)
+        kind = registry.get(message.channel_kind)
+        ttl = self._local_dedupe_ttl_s if kind is not None and kind.local else DEDUPE_TTL_S
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._pending.append(
-            ([dedupe, stream], [DEDUPE_TTL_S, orjson.dumps(_message_dict(message))], future)
-        )
+        blob = orjson.dumps(_message_dict(message))
+        self._pending.append(([dedupe, stream], [ttl, blob], future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
@@ -273,10 +287,16 @@ class StreamConsumer:
 
 
 class TurnCommitter:
-    """Writes a turn's checkpoint and its reply atomically."""
+    """Writes a turn's checkpoint and its reply atomically.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    A checkpoint lives ``idle_ttl_s`` after the conversation's last turn (or staff edit): the
+    expiry is set by the same MULTI that writes it, so an abandoned conversation does not hold
+    Redis memory forever, and one that goes on never expires.
+    """
+
+    def __init__(self, redis: aioredis.Redis, idle_ttl_s: int = CONVERSATION_IDLE_TTL_S) -> None:
         self._redis = redis
+        self._idle_ttl_s = idle_ttl_s
 
     async def load_state(self, merchant_id: str, conversation_key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(keys.conversation_state(merchant_id, conversation_key))
@@ -301,7 +321,7 @@ class TurnCommitter:
                         return None
                     state: dict[str, Any] = {**orjson.loads(raw), **changes}
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(state_key, orjson.dumps(state))
+                    pipe.set(state_key, orjson.dumps(state), ex=self._idle_ttl_s)
                     await pipe.execute()
                     return state
                 except WatchError:
@@ -316,7 +336,11 @@ class TurnCommitter:
         reply: OutboundReply | None,
     ) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(keys.conversation_state(merchant_id, conversation_key), orjson.dumps(state))
+        pipe.set(
+            keys.conversation_state(merchant_id, conversation_key),
+            orjson.dumps(state),
+            ex=self._idle_ttl_s,
+        )
         if reply is not None:
             pipe.xadd(keys.outbox_stream(reply.channel_kind), {"m": orjson.dumps(reply.to_dict())})
         await pipe.execute()
