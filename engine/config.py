@@ -124,6 +124,8 @@ class Settings:
     # A conversation checkpoint expires this long after its last turn; webchat/playground
     # dedupe keys live minutes (no provider redelivers those frames).
     conversation_idle_ttl_s: int = 30 * 24 * 3600
+    # Turns one merchant may run at once on a conversation host (the rest wait their turn).
+    host_turns_per_merchant: int = 8
     webchat_dedupe_ttl_s: int = 15 * 60
     # What one channel / merchant may hold of the delivery worker every merchant of a kind
     # shares (engine/services/delivery.py DeliveryBounds): calls in flight, buffered entries,
@@ -247,6 +249,7 @@ class Settings:
                 env, "KALEEM_CONVERSATION_IDLE_TTL_SECONDS", 30 * 24 * 3600, minimum=60
             ),
             webchat_dedupe_ttl_s=_int(env, "KALEEM_WEBCHAT_DEDUPE_TTL_S", 15 * 60, minimum=10),
+            host_turns_per_merchant=_int(env, "KALEEM_HOST_TURNS_PER_MERCHANT", 8, minimum=1),
             delivery_max_inflight_per_channel=_int(
                 env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_CHANNEL", 4, minimum=1
             ),

@@ -33,11 +33,14 @@ def tenant(key: str) -> Iterator[None]:
 
 
 class FairGate:
-    """At most ``slots`` concurrent holders; freed slots go round-robin over waiting keys."""
+    """At most ``slots`` concurrent holders, and at most ``per_key`` of one key; freed slots go
+    round-robin over the waiting keys that are under their own cap."""
 
-    def __init__(self, slots: int = 1) -> None:
+    def __init__(self, slots: int = 1, per_key: int | None = None) -> None:
         self._slots = max(1, slots)
+        self._per_key = max(1, per_key) if per_key is not None else self._slots
         self._active = 0
+        self._held: dict[str, int] = {}
         self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
         self.granted: list[str] = []  # the last grants' keys, newest last (bounded; for tests)
 
@@ -51,10 +54,15 @@ class FairGate:
         try:
             yield
         finally:
-            self._release()
+            self._release(key)
+
+    def _eligible(self, key: str) -> bool:
+        return self._held.get(key, 0) < self._per_key
 
     async def _acquire(self, key: str) -> None:
-        if self._active < self._slots and not self._waiting:
+        # Free slots are always handed to eligible waiters at once (``_release``), so with one
+        # free, whoever still waits is at its own cap: a key not waiting itself may go ahead.
+        if self._active < self._slots and self._eligible(key) and key not in self._waiting:
             self._grant(key)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -63,7 +71,7 @@ class FairGate:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release()  # granted just as we were cancelled: pass the slot on
+                self._release(key)  # granted just as we were cancelled: pass the slot on
             else:
                 queue = self._waiting.get(key)
                 if queue is not None:
@@ -75,22 +83,33 @@ class FairGate:
 
     def _grant(self, key: str) -> None:
         self._active += 1
+        self._held[key] = self._held.get(key, 0) + 1
         self.granted.append(key)
         if len(self.granted) > 1024:
             del self.granted[:512]
 
-    def _release(self) -> None:
+    def _release(self, key: str) -> None:
         self._active -= 1
-        while self._waiting and self._active < self._slots:
-            key, queue = next(iter(self._waiting.items()))
+        left = self._held.get(key, 0) - 1
+        if left > 0:
+            self._held[key] = left
+        else:
+            self._held.pop(key, None)
+        if key in self._waiting:
+            self._waiting.move_to_end(key)  # the key that just had a turn goes after the others
+        while self._active < self._slots:
+            nxt = next((k for k in self._waiting if self._eligible(k)), None)
+            if nxt is None:
+                return
+            queue = self._waiting[nxt]
             future = queue.popleft()
             if queue:
-                self._waiting.move_to_end(key)  # its next waiter goes after everyone else
+                self._waiting.move_to_end(nxt)  # its next waiter goes after everyone else
             else:
-                del self._waiting[key]
+                del self._waiting[nxt]
             if future.cancelled():
                 continue
-            self._grant(key)
+            self._grant(nxt)
             future.set_result(None)
 
 
