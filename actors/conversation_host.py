@@ -90,6 +90,7 @@ class ConversationHostActor:
             TurnService(c.retriever(), commerce=c.commerce, gaps=c.gaps),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
+            max_turns_per_merchant=settings.host_turns_per_merchant,
             observer=self._observe,
         )
         self._task = asyncio.get_running_loop().create_task(

@@ -21,7 +21,7 @@ from connectors import registry
 from engine.adapters import egress
 from engine.adapters.providers import CachedChannels, ChannelSender
 from engine.adapters.redis.ratelimits import RedisRateLimiter
-from engine.bootstrap import send_limits
+from engine.bootstrap import delivery_bounds, send_limits
 from engine.config import Settings
 from engine.domain.messages import OutboundReply
 from engine.services.delivery import CircuitBreaker, DeliveryWorker
@@ -51,12 +51,14 @@ class DeliveryActor:
                 spec,
                 self._session,
                 CachedChannels(self._records),
+                timeout_s=settings.delivery_send_timeout_s,
                 allow_private=settings.allow_private_api_base,
             ),
             RedisRateLimiter(c.redis, kind, rules),
             max_attempts=settings.delivery_max_attempts,
             on_delivered=self._delivered,
             breaker=CircuitBreaker(cooldown_s=settings.circuit_cooldown_s),
+            bounds=delivery_bounds(settings),
         )
         self._task = asyncio.get_running_loop().create_task(
             keep_running(self._worker.run, f"{kind} delivery")

@@ -10,6 +10,7 @@ import ray
 
 from actors.remotes import container
 from engine.config import Settings
+from engine.services.fairness import FairEmbedder, FairGate, KeyedLocks, tenant
 from engine.services.indexing import IndexItem, IndexReconciler, IndexService
 from observability import logging_setup, tracing
 
@@ -23,13 +24,17 @@ class IndexerActor:
         tracing.configure_tracing(settings, "kaleem-indexer")
         c = container(settings, stores_actor, embedder)
         self._vectors = c.remotes.vectors
-        self._service = IndexService(c.embedder, self._vectors, c.records)
+        # One embed batch at a time keeps the embedder free for live questions between batches,
+        # and the batches take turns per merchant: a 10,000-product import no longer holds the
+        # indexer until it is done while another merchant's one edit waits behind it.
+        self._gate = FairGate(slots=1)
+        self._service = IndexService(FairEmbedder(c.embedder, self._gate), self._vectors, c.records)
         self._reconciler = IndexReconciler(c.repos, self._service, self._vectors)
         self._every = max(0.5, settings.index_reconcile_s)
         # Also restarts with the actor: records left pending by a crash are picked up here.
         self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())
-        # One job at a time keeps the embedder free for live questions between batches.
-        self._lock = asyncio.Lock()
+        # A merchant's own work stays one job at a time, in the order it came.
+        self._locks = KeyedLocks()
 
     async def ready(self) -> bool:
         return True
@@ -42,15 +47,18 @@ class IndexerActor:
         items: list[dict[str, Any]],
         docs: list[dict[str, Any]] | None = None,
     ) -> int:
-        async with self._lock:
-            return await self._service.index(
-                job_id, merchant_id, collection, [IndexItem.from_dict(i) for i in items], docs
-            )
+        with tenant(merchant_id):
+            async with self._locks.hold(merchant_id):
+                return await self._service.index(
+                    job_id, merchant_id, collection, [IndexItem.from_dict(i) for i in items], docs
+                )
 
     async def reconcile(self, merchant_id: str | None = None) -> int:
         """Index records whose latest version is pending (the API's nudge after a write)."""
-        async with self._lock:
-            return await self._reconciler.run_once(merchant_id)
+        key = merchant_id or "*sweep*"  # the periodic sweep takes turns like one more tenant
+        with tenant(key):
+            async with self._locks.hold(key):
+                return await self._reconciler.run_once(merchant_id)
 
     async def _reconcile_forever(self) -> None:
         while True:

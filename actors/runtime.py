@@ -40,7 +40,14 @@ from actors.ownership import HOOK as OWNER_HOOK
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
 from connectors import registry
-from engine.adapters.datadir import EngineLock, ProcessIdentity, StoresLock, record_processes
+from engine.adapters.datadir import (
+    EngineLock,
+    ProcessIdentity,
+    StoresLock,
+    make_private_dir,
+    record_processes,
+    write_private,
+)
 from engine.adapters.records import Records
 from engine.adapters.redis.durability import check_durability
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
@@ -102,6 +109,7 @@ class Runtime:
         # other), and a local cluster's stores only once no process of an earlier run holds them.
         if self.engine_lock is None:
             self.engine_lock = EngineLock.acquire(s.data_dir, s.role)
+        make_private_dir(s.data_dir)  # records, AOF, vectors, keys: this user's only
         self._started = True
         self._me = ProcessIdentity.current()
         local_cluster = ray_init and not ray.is_initialized() and not s.ray_address
@@ -151,8 +159,8 @@ class Runtime:
                 started = [p for pid, p in _descendants().items() if pid not in before]
                 record_processes(s.data_dir, self._me, started, "ray")
             # Gateway replicas on this machine find the cluster and Redis through the data dir.
-            (s.data_dir / "ray.address").write_text(ray.get_runtime_context().gcs_address)
-            (s.data_dir / "redis.url").write_text(s.redis_url)
+            write_private(s.data_dir / "ray.address", ray.get_runtime_context().gcs_address)
+            write_private(s.data_dir / "redis.url", s.redis_url)
         self._owns_actors = True
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
         self.embedder = serve.run(

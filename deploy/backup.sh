@@ -10,6 +10,8 @@
 #   the new backup is printed on stdout. Credentials never pass through this script: the
 #   dump/CLI commands read them from the containers' own environment.
 set -euo pipefail
+# Dumps hold every tenant's records and messages: files 0600, directories 0700.
+umask 077
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -32,6 +32,7 @@ from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
 from engine.http.deps import GatewayDeps, Liveness, Readiness
 from engine.services.commerce import Commerce
+from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
@@ -41,6 +42,16 @@ __all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_li
 
 # The embedded record store, in the data directory.
 RECORDS_FILE = "records.sqlite3"
+
+
+def delivery_bounds(settings: Settings) -> DeliveryBounds:
+    """What one channel or merchant may hold of a kind's delivery worker."""
+    return DeliveryBounds(
+        inflight_per_channel=settings.delivery_max_inflight_per_channel,
+        inflight_per_merchant=settings.delivery_max_inflight_per_merchant,
+        queued_per_channel=settings.delivery_max_queued_per_channel,
+        send_timeout_s=settings.delivery_send_timeout_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,11 @@ class Container:
     # -- queues ---------------------------------------------------------------------------
     @cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.redis, self.settings.inbox_partitions)
+        return Inbox(
+            self.redis,
+            self.settings.inbox_partitions,
+            local_dedupe_ttl_s=self.settings.webchat_dedupe_ttl_s,
+        )
 
     @cached_property
     def outbox(self) -> Outbox:
@@ -98,7 +113,7 @@ class Container:
 
     @cached_property
     def checkpoints(self) -> TurnCommitter:
-        return TurnCommitter(self.redis)
+        return TurnCommitter(self.redis, self.settings.conversation_idle_ttl_s)
 
     def inbox_consumer(self, host_index: int) -> StreamConsumer:
         s = self.settings

@@ -121,6 +121,19 @@ class Settings:
     telegram_per_chat_per_s: float = 1.0
     telegram_global_per_s: float = 30.0
     delivery_max_attempts: int = 8
+    # A conversation checkpoint expires this long after its last turn; webchat/playground
+    # dedupe keys live minutes (no provider redelivers those frames).
+    conversation_idle_ttl_s: int = 30 * 24 * 3600
+    # Turns one merchant may run at once on a conversation host (the rest wait their turn).
+    host_turns_per_merchant: int = 8
+    webchat_dedupe_ttl_s: int = 15 * 60
+    # What one channel / merchant may hold of the delivery worker every merchant of a kind
+    # shares (engine/services/delivery.py DeliveryBounds): calls in flight, buffered entries,
+    # and the deadline of one provider call.
+    delivery_max_inflight_per_channel: int = 4
+    delivery_max_inflight_per_merchant: int = 16
+    delivery_max_queued_per_channel: int = 512
+    delivery_send_timeout_s: float = 10.0
     # Channels: Meta Graph API base/version and per-platform send rules.
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
@@ -232,6 +245,21 @@ class Settings:
             telegram_per_chat_per_s=_float(env, "KALEEM_TELEGRAM_PER_CHAT_PER_S", 1.0),
             telegram_global_per_s=_float(env, "KALEEM_TELEGRAM_GLOBAL_PER_S", 30.0),
             delivery_max_attempts=_int(env, "KALEEM_DELIVERY_MAX_ATTEMPTS", 8, minimum=1),
+            conversation_idle_ttl_s=_int(
+                env, "KALEEM_CONVERSATION_IDLE_TTL_SECONDS", 30 * 24 * 3600, minimum=60
+            ),
+            webchat_dedupe_ttl_s=_int(env, "KALEEM_WEBCHAT_DEDUPE_TTL_S", 15 * 60, minimum=10),
+            host_turns_per_merchant=_int(env, "KALEEM_HOST_TURNS_PER_MERCHANT", 8, minimum=1),
+            delivery_max_inflight_per_channel=_int(
+                env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_CHANNEL", 4, minimum=1
+            ),
+            delivery_max_inflight_per_merchant=_int(
+                env, "KALEEM_DELIVERY_MAX_INFLIGHT_PER_MERCHANT", 16, minimum=1
+            ),
+            delivery_max_queued_per_channel=_int(
+                env, "KALEEM_DELIVERY_MAX_QUEUED_PER_CHANNEL", 512, minimum=1
+            ),
+            delivery_send_timeout_s=_float(env, "KALEEM_DELIVERY_SEND_TIMEOUT_S", 10.0),
             graph_api_base=(env.get("GRAPH_API_BASE") or "https://graph.facebook.com").rstrip("/"),
             graph_api_version=env.get("GRAPH_API_VERSION") or "v21.0",
             provider_hosts=tuple(

@@ -9,7 +9,7 @@ gateway replica report the same shared truth; rules take ``max`` across replicas
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from observability import metrics
@@ -27,17 +27,17 @@ async def sample(
     redis: Any,
     inbox: Sequence[str],
     outbox: Mapping[str, str],
-    dead_letters: str,
+    dead_letters: Callable[[], Awaitable[int]],
     now: float | None = None,
 ) -> None:
-    """``inbox``: the partition streams; ``outbox``: label (channel kind) -> stream."""
+    """``inbox``: the partition streams; ``outbox``: label (channel kind) -> stream;
+    ``dead_letters``: the dead letters kept (they live in one stream per merchant)."""
     now = time.time() if now is None else now
     pipe = redis.pipeline(transaction=False)
     outbox_kinds = list(outbox)
     for stream in [*inbox, *outbox.values()]:
         pipe.xlen(stream)
         pipe.xrange(stream, "-", "+", count=1)
-    pipe.xlen(dead_letters)
     res = await pipe.execute()
     inbox_total, inbox_age = 0, 0.0
     for i in range(len(inbox)):
@@ -49,4 +49,4 @@ async def sample(
     for j, kind in enumerate(outbox_kinds):
         metrics.OUTBOX_BACKLOG.labels(kind).set(int(res[base + 2 * j]))
         metrics.OUTBOX_OLDEST_AGE.labels(kind).set(_age_s(res[base + 2 * j + 1], now))
-    metrics.DEAD_LETTER_BACKLOG.set(int(res[-1]))
+    metrics.DEAD_LETTER_BACKLOG.set(await dead_letters())

@@ -49,8 +49,10 @@ __all__ = [
     "ProcessIdentity",
     "StoresLock",
     "lock_holders",
+    "make_private_dir",
     "record_processes",
     "stale_owners",
+    "write_private",
 ]
 
 ENGINE_LOCK = "engine.lock"
@@ -190,6 +192,26 @@ def _owners_dir(data_dir: Path) -> Path:
     d = data_dir / OWNERS_DIR
     d.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     return d
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace a small file atomically with one only this user can read (0600, whatever the
+    umask): the data dir's ``redis.url`` and ``ray.address`` let whoever reads them reach
+    every tenant's queues and the cluster."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def make_private_dir(path: Path) -> None:
+    """The data dir (or one of its parts) for this user only, also when it already existed."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
 
 
 def _write_record(path: Path, data: dict[str, Any]) -> None:

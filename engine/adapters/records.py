@@ -74,6 +74,20 @@ class Records:
         )
         return merchant_id, api_key
 
+    async def rotate_api_key(self, merchant_id: str) -> tuple[str, str] | None:
+        """A new root key in place of the current one, in one compare-and-set write: the old
+        key stops resolving the moment this returns. ``(new_key, old_hash)``; None when the
+        merchant is gone or a concurrent rotation changed the key first."""
+        doc = await self.repos.merchants.get(merchant_id)
+        if doc is None or not doc.get("api_key_hash"):
+            return None
+        old_hash = str(doc["api_key_hash"])
+        api_key = new_api_key()
+        replaced = await self.repos.merchants.replace_api_key_hash(
+            merchant_id, old_hash, hash_api_key(api_key), time.time()
+        )
+        return (api_key, old_hash) if replaced else None
+
     async def merchant_by_api_key(self, api_key: str) -> Document | None:
         return await self.repos.merchants.by_api_key_hash(hash_api_key(api_key))
 

@@ -230,6 +230,17 @@ class MerchantRecords(_Table):
     async def update_profile(self, merchant_id: str, changes: Document) -> Document | None:
         return await self._t.patch(self._name, merchant_id, changes=changes)
 
+    async def replace_api_key_hash(
+        self, merchant_id: str, old_hash: str, new_hash: str, at: float
+    ) -> bool:
+        changed = await self._t.patch(
+            self._name,
+            merchant_id,
+            match={"api_key_hash": old_hash},
+            changes={"api_key_hash": new_hash, "api_key_rotated_at": at},
+        )
+        return changed is not None
+
     async def delete(self, merchant_id: str) -> bool:
         return await self._t.delete(self._name, merchant_id)
 

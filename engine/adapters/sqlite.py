@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -110,6 +111,20 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
+def _make_private(path: Path) -> None:
+    """The record file holds every merchant's customers and orders: only this user may read it.
+    SQLite creates the ``-wal`` and ``-shm`` files with the main file's mode, so creating that
+    one 0600 (and tightening files an older run made with the umask's bits) covers all three."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 class SqliteTables:
     """``engine.adapters.tables.Tables`` on one SQLite file. Construction does no I/O: the file,
     the schema and the threads come with the first call."""
@@ -175,6 +190,7 @@ class SqliteTables:
             if self._schema_done:
                 return
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self._path)
             conn = self._connect(reader=False)
             try:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

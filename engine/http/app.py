@@ -47,7 +47,7 @@ from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
 from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
-from engine.services.delivery import DeliveryWorker
+from engine.services.delivery import DeliveryBounds, DeliveryWorker
 from engine.services.gaps import KnowledgeGaps
 from engine.services.identity import Team
 from engine.services.intake import Intake
@@ -203,7 +203,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     outbox = {kind: keys.outbox_stream(kind) for kind in registry.outbox_streams()}
     with contextlib.suppress(Exception):  # a scrape must answer even when Redis does not
         await asyncio.wait_for(
-            queue_probe.sample(deps.redis, inbox, outbox, keys.dead_letters()), 2
+            queue_probe.sample(deps.redis, inbox, outbox, Outbox(deps.redis).dead_letter_backlog),
+            2,
         )
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -238,6 +239,9 @@ async def _local_delivery_ctx(app: web.Application) -> AsyncIterator[None]:
         LocalSender(deps.redis),
         None,
         max_attempts=deps.settings.delivery_max_attempts,
+        # A local send is one Redis PUBLISH (no merchant-chosen host to stall on), so only the
+        # buffer bounds and the deadline matter; the in-flight caps are generous.
+        bounds=DeliveryBounds(inflight_per_channel=64, inflight_per_merchant=256),
     )
     task = asyncio.create_task(worker.run())
     yield
@@ -263,7 +267,12 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         gaps=KnowledgeGaps(store),
         auth=auth,
         idempotency=IdempotencyStore(deps.redis),
-        staff=StaffDesk(deps.inbox, TurnCommitter(deps.redis), Outbox(deps.redis), deps.records),
+        staff=StaffDesk(
+            deps.inbox,
+            TurnCommitter(deps.redis, deps.settings.conversation_idle_ttl_s),
+            Outbox(deps.redis),
+            deps.records,
+        ),
         catalog=CatalogAdmin(store, deps.indexer),
         team=Team(store, SessionEnd(deps.redis, tokens, auth)),
         retriever=deps.retriever,

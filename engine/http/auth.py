@@ -20,6 +20,9 @@ from engine.adapters.secrets import constant_time_equal, hash_api_key
 from engine.http.problems import ProblemError
 
 MERCHANT_HEADER = "X-Kaleem-Merchant"
+# ``Caller.key_id`` of the merchant's root key (the one made with the merchant), so its live
+# sockets can be ended by name when it is rotated, like any other key.
+ROOT_KEY_ID = "root"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,9 @@ class MerchantAuth:
             found = hit[1]
         else:
             doc = await self._records.merchant_by_api_key(token)
-            found = None if doc is None else Caller(str(doc["_id"]), role="admin")
+            found = (
+                None if doc is None else Caller(str(doc["_id"]), role="admin", key_id=ROOT_KEY_ID)
+            )
             if found is None and self._keys is not None:
                 found = await self._keys.resolve(key)
             if len(self._cache) > 10_000:

@@ -134,6 +134,12 @@ class ApiKeyCreated(ApiKeyOut):
     api_key: str
 
 
+class RootKeyRotated(Response):
+    api_key: str
+    masked: str
+    rotated_at: float
+
+
 class ApiKeyPage(Response):
     items: list[ApiKeyOut]
     next_cursor: str | None

@@ -4,6 +4,13 @@ One ``DeliveryWorker`` consumes an outbox stream. Each recipient (a chat) gets i
 lane, so a chat waiting out a 429 never delays another chat, and replies in one chat never
 overtake each other. A reply is acknowledged in the outbox only once it was delivered or
 dead-lettered; the ``sent`` marker makes a re-read after a crash a no-op.
+
+The stream is shared by every merchant of the kind, and a merchant chooses its channel's
+``api_base``: one that accepts connections and never answers would otherwise hold every
+connection of the shared HTTP pool and every buffered entry. So what one channel (and one
+merchant) may hold is bounded (``DeliveryBounds``): calls in flight, and entries buffered in its
+lanes. Entries over a bound stay pending in the stream, unacknowledged, and come back through
+the consumer's idle reclaim; every call has a deadline.
 """
 
 from __future__ import annotations
@@ -115,6 +122,23 @@ def backoff_s(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryBounds:
+    """What one channel or merchant may hold of a worker shared by every merchant of a kind.
+
+    ``inflight_*``: provider calls waiting for an answer (each holds a pooled connection);
+    ``queued_per_channel``: entries buffered in the lanes of one channel (every lane of the
+    channel shares it); ``queued_total``: buffered in the worker, past which it stops reading;
+    ``send_timeout_s``: the deadline of one provider call, whatever the sender does.
+    """
+
+    inflight_per_channel: int = 4
+    inflight_per_merchant: int = 16
+    queued_per_channel: int = 512
+    queued_total: int = 8192
+    send_timeout_s: float = 10.0
+
+
 @dataclass(slots=True)
 class _Lane:
     queue: list[tuple[StreamEntry, OutboundReply]] = field(default_factory=list)
@@ -138,6 +162,7 @@ class DeliveryWorker:
         on_delivered: DeliveredHook | None = None,
         on_dead_letter: Callable[[OutboundReply, str], None] | None = None,
         breaker: CircuitBreaker | None = None,
+        bounds: DeliveryBounds | None = None,
     ) -> None:
         self._consumer = consumer
         self._outbox = outbox
@@ -148,14 +173,28 @@ class DeliveryWorker:
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
         self._breaker = breaker or CircuitBreaker(sleep=sleep)
+        self._bounds = bounds or DeliveryBounds()
         self._lanes: dict[str, _Lane] = {}
+        # Entries buffered per channel / merchant (the one being sent included), and the
+        # semaphores of the channels and merchants that have any: dropped when that reaches 0.
+        self._queued: dict[str, int] = {}
+        self._queued_total = 0
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._room = asyncio.Event()
+        self._room.set()
         self._stopping = asyncio.Event()
+        self.deferred = 0
         self.delivered = 0
         self.dead = 0
 
     async def run(self) -> None:
         await self._consumer.setup()
         while not self._stopping.is_set():
+            if not self._room.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await self._room.wait()
+                continue
             try:
                 entries = await self._consumer.read(count=256, block_ms=500)
             except asyncio.CancelledError:
@@ -170,10 +209,15 @@ class DeliveryWorker:
         self._stopping.set()
         tasks = [lane.task for lane in self._lanes.values() if lane.task and not lane.task.done()]
         if tasks:
-            await asyncio.wait(tasks, timeout=5)
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            for task in stuck:  # their entries stay pending and are re-read by the next worker
+                task.cancel()
+            if stuck:
+                await asyncio.wait(stuck, timeout=1)
 
     async def dispatch(self, entries: list[StreamEntry]) -> None:
         unreadable: list[StreamEntry] = []
+        deferred = 0
         for entry in entries:
             try:
                 reply = OutboundReply.from_dict(entry.payload)
@@ -181,30 +225,90 @@ class DeliveryWorker:
                 unreadable.append(entry)
                 continue
             key = f"{reply.channel_id}:{reply.customer_id}"
-            lane = self._lanes.setdefault(key, _Lane())
-            if any(e.entry_id == entry.entry_id for e, _ in lane.queue):
+            lane = self._lanes.get(key)
+            if lane is not None and any(e.entry_id == entry.entry_id for e, _ in lane.queue):
                 continue
+            if not self._has_room(reply):
+                deferred += 1  # left pending: the consumer's idle reclaim hands it back later
+                continue
+            if lane is None:
+                lane = self._lanes[key] = _Lane()
             lane.queue.append((entry, reply))
+            self._hold(reply, +1)
             if lane.task is None or lane.task.done():
                 lane.task = asyncio.create_task(self._drain(key, lane))
+        if deferred:
+            self.deferred += deferred
+            log.warning("outbox entries deferred (bounds reached)", extra={"count": deferred})
         if unreadable:
             log.error("dropping unreadable outbox entries", extra={"count": len(unreadable)})
             await self._consumer.ack(unreadable)
 
-    async def _drain(self, key: str, lane: _Lane) -> None:
-        while lane.queue:
-            entry, reply = lane.queue.pop(0)
+    def _has_room(self, reply: OutboundReply) -> bool:
+        b = self._bounds
+        return (
+            self._queued_total < b.queued_total
+            and self._queued.get("c:" + reply.channel_id, 0) < b.queued_per_channel
+        )
+
+    def _hold(self, reply: OutboundReply, delta: int) -> None:
+        """Count an entry in (+1) or out (-1) of the buffers of its channel and merchant."""
+        for name in ("c:" + reply.channel_id, "m:" + reply.merchant_id):
+            left = self._queued.get(name, 0) + delta
+            if left > 0:
+                self._queued[name] = left
+            else:
+                self._queued.pop(name, None)
+                self._slots.pop(name, None)  # nothing of it waits on or holds its semaphore
+        self._queued_total += delta
+        if self._queued_total < self._bounds.queued_total:
+            self._room.set()
+        else:
+            self._room.clear()
+
+    def _slot(self, name: str, size: int) -> asyncio.Semaphore:
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = asyncio.Semaphore(size)
+        return slot
+
+    async def _send(self, reply: OutboundReply, call: ProviderCall) -> SendOutcome:
+        """One provider call inside its channel's and merchant's in-flight caps (always taken
+        in that order) and under a deadline: a platform that never answers holds at most
+        ``inflight_per_channel`` connections, and each for ``send_timeout_s`` at most."""
+        b = self._bounds
+        async with (
+            self._slot("c:" + reply.channel_id, b.inflight_per_channel),
+            self._slot("m:" + reply.merchant_id, b.inflight_per_merchant),
+        ):
             try:
-                await self._deliver(reply)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Unknown failure: leave it pending (re-read on restart) rather than lose it.
-                log.exception("delivery crashed", extra={"outbox_id": reply.outbox_id})
-                continue
-            await self._consumer.ack([entry])
-        if not lane.queue and self._lanes.get(key) is lane:
-            del self._lanes[key]
+                async with asyncio.timeout(b.send_timeout_s):
+                    return await self._sender.send(call)
+            except TimeoutError:
+                return RetryLater("timeout: no answer")
+
+    async def _drain(self, key: str, lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                entry, reply = lane.queue[0]
+                try:
+                    await self._deliver(reply)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Unknown failure: leave it pending (re-read on restart) rather than lose it.
+                    log.exception("delivery crashed", extra={"outbox_id": reply.outbox_id})
+                else:
+                    await self._consumer.ack([entry])
+                finally:
+                    lane.queue.pop(0)
+                    self._hold(reply, -1)
+        finally:
+            for _, reply in lane.queue:  # cancelled: what is left stays pending in the stream
+                self._hold(reply, -1)
+            lane.queue.clear()
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
 
     async def _deliver(self, reply: OutboundReply) -> None:
         with tracing.span(
@@ -240,7 +344,7 @@ class DeliveryWorker:
                 if self._limits is not None and call.recipient:
                     await self._limits.acquire(reply.channel_id, call.recipient)
                 with tracing.span("provider.call", kind=tracing.CLIENT):
-                    outcome = await self._sender.send(call)
+                    outcome = await self._send(reply, call)
                     tracing.annotate(outcome=type(outcome).__name__)
                 if isinstance(outcome, Delivered):
                     self._breaker.success(reply.channel_id)

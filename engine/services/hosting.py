@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from engine.domain.conversation import ConversationState, MerchantProfile, TurnResult
 from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply
+from engine.services.fairness import FairGate
 from engine.services.ports import StreamEntry, StreamReader
 from observability import tracing
 
@@ -102,6 +103,7 @@ class ConversationHostCore:
         merchants: MerchantDirectory,
         *,
         max_concurrent_turns: int = 64,
+        max_turns_per_merchant: int = 8,
         max_pending: int = 10_000,
         idle_passivate_s: float = 300.0,
         clock: Callable[[], float] = time.time,
@@ -111,7 +113,11 @@ class ConversationHostCore:
         self._committer = committer
         self._turns = turns
         self._merchants = merchants
-        self._sem = asyncio.Semaphore(max_concurrent_turns)
+        # Turns take slots round-robin per merchant, at most ``max_turns_per_merchant`` of one
+        # merchant at a time: a merchant's flood of conversations queues behind its own cap,
+        # and another merchant's message gets the next free slot instead of waiting for the
+        # whole flood (the embedder behind the turns is shared too).
+        self._gate = FairGate(max_concurrent_turns, per_key=max_turns_per_merchant)
         self._max_pending = max_pending
         self._idle_s = idle_passivate_s
         self._clock = clock
@@ -183,7 +189,7 @@ class ConversationHostCore:
     async def _drain(self, conv: _Conversation) -> None:
         while conv.pending:
             batch, conv.pending = conv.pending[:MAX_BATCH], conv.pending[MAX_BATCH:]
-            async with self._sem:
+            async with self._gate.turn(batch[0][1].merchant_id):
                 await self._turn_with_retries(conv, batch)
             self._pending_total -= len(batch)
             if self._pending_total < self._max_pending:

@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 
 
-def inbound_id(channel_id: str, message_id: str) -> str:
-    return f"in:{channel_id}:{message_id}"
+def inbound_id(merchant_id: str, channel_id: str, message_id: str) -> str:
+    """Record ids are global (one table for every merchant), and a platform's message id is
+    unique only within what produced it: built-in channels (webchat, playground) share one
+    channel id across merchants, so the merchant is part of the id. The message id stays the
+    last ``:``-separated part (the webchat history reads the widget's own id from it)."""
+    return f"in:{merchant_id}:{channel_id}:{message_id}"
 
 
 def cart_out(doc: Document) -> dict[str, Any]:
@@ -152,7 +156,7 @@ class TurnProjector:
         base = {"conversation_id": cid, "channel_id": first.channel_id}
         for m in result.heard:
             doc: Document = {
-                "_id": inbound_id(m.channel_id, m.message_id),
+                "_id": inbound_id(merchant_id, m.channel_id, m.message_id),
                 "conversation_key": key,
                 "direction": "in",
                 "text": m.text[:MAX_TEXT],

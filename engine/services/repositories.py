@@ -87,6 +87,13 @@ class MerchantRepository(Protocol):
 
     async def update_profile(self, merchant_id: str, changes: Document) -> Document | None: ...
 
+    async def replace_api_key_hash(
+        self, merchant_id: str, old_hash: str, new_hash: str, at: float
+    ) -> bool:
+        """Compare-and-set: False when the root key changed meanwhile (a concurrent rotation
+        won), so two rotations never both hand out a key and leave only one working."""
+        ...
+
     async def delete(self, merchant_id: str) -> bool: ...
 
 

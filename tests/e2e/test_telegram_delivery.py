@@ -7,7 +7,7 @@ import itertools
 import orjson
 import pytest
 
-from engine.adapters.redis import keys
+from engine.adapters.redis.queues import Outbox
 from engine.adapters.redis.server import redis_client
 from tests.conftest import DEFAULT_TOKEN, Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram
@@ -47,11 +47,10 @@ async def test_blocked_chat_is_dead_lettered_and_other_chats_still_served(
     try:
         reasons = []
         for _ in range(200):
-            entries = await redis.xrange(keys.dead_letters())
             reasons = [
-                orjson.loads(f[b"m"])
-                for _, f in entries
-                if orjson.loads(f[b"m"])["reply"]["customer_id"] == str(blocked)
+                d
+                for d in await Outbox(redis).dead_letters(None, 500)
+                if d["reply"]["customer_id"] == str(blocked)
             ]
             if reasons:
                 break

@@ -30,8 +30,15 @@ def sent_marker(merchant_id: str, outbox_id: str) -> str:
     return f"{PREFIX}:{merchant_id}:sent:{outbox_id}"
 
 
-def dead_letters() -> str:
-    return f"{PREFIX}:deadletters"
+def dead_letters(merchant_id: str) -> str:
+    """A merchant's own capped dead-letter stream: one tenant's failures cannot trim away
+    another's."""
+    return f"{PREFIX}:{merchant_id}:deadletters"
+
+
+def dead_letter_merchants() -> str:
+    """Sorted set: merchants with dead letters, scored by their latest (operators' views)."""
+    return f"{PREFIX}:deadletters:merchants"
 
 
 def replies_channel() -> str:

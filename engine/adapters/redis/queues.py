@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from connectors import registry
 from engine.adapters.redis import keys
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.domain.sharding import partition_of
@@ -31,9 +32,18 @@ from engine.services.ports import StreamEntry
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_S = 7 * 24 * 3600  # WhatsApp retries for up to 7 days; Telegram for 24 h.
+# Webchat and playground frames are not redelivered by a provider: the widget re-sends an
+# unacknowledged frame when it reconnects, within minutes (later ones meet the checkpoint's
+# handled ids). A week of keys per browser frame was memory an anonymous client could fill.
+LOCAL_DEDUPE_TTL_S = 15 * 60
+CONVERSATION_IDLE_TTL_S = 30 * 24 * 3600
 SENT_TTL_S = 7 * 24 * 3600
 UNREACHABLE_TTL_S = 90 * 24 * 3600
 MAX_GROUP_COMMIT = 256
+# Dead letters kept per merchant (its own stream), and merchants an operator's view covers.
+DEAD_LETTERS_PER_MERCHANT = 2_000
+DEAD_LETTER_MERCHANTS = 10_000
+OPERATOR_VIEW_MERCHANTS = 200
 # How long the sent marker of a reply that already left is retried through a Redis outage
 # (the embedded server restarts in about a second; an external one fails over in seconds).
 MARK_SENT_PATIENCE_S = 30.0
@@ -49,9 +59,16 @@ return false
 class Inbox:
     """Gateway side of intake."""
 
-    def __init__(self, redis: aioredis.Redis, partitions: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        partitions: int,
+        *,
+        local_dedupe_ttl_s: int = LOCAL_DEDUPE_TTL_S,
+    ) -> None:
         self._redis = redis
         self._partitions = partitions
+        self._local_dedupe_ttl_s = local_dedupe_ttl_s
         self._append = redis.register_script(_APPEND_LUA)
         # Group commit: appends issued in the same event-loop tick go to Redis as ONE pipeline
         # of EVALSHAs. Each caller still waits for its own script's answer (durability is per
@@ -64,11 +81,12 @@ class Inbox:
         """True when the message is new and now durable; False for a duplicate."""
         stream = keys.inbox_stream(partition_of(message.conversation_key, self._partitions))
         dedupe = keys.dedupe_key(message.merchant_id, message.channel_id, message.message_id)
+        kind = registry.get(message.channel_kind)
+        ttl = self._local_dedupe_ttl_s if kind is not None and kind.local else DEDUPE_TTL_S
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._pending.append(
-            ([dedupe, stream], [DEDUPE_TTL_S, orjson.dumps(_message_dict(message))], future)
-        )
+        blob = orjson.dumps(_message_dict(message))
+        self._pending.append(([dedupe, stream], [ttl, blob], future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
@@ -189,6 +207,7 @@ class StreamConsumer:
         self._reclaim_idle_ms = reclaim_idle_ms
         self._reclaim_every_s = reclaim_every_s
         self._last_reclaim = time.monotonic()
+        self._reclaim_cursor: dict[str, str] = {}
 
     async def setup(self) -> None:
         for s in self._streams:
@@ -241,10 +260,15 @@ class StreamConsumer:
         """Take over entries idle longer than ``reclaim_idle_ms`` (XAUTOCLAIM)."""
         out: list[StreamEntry] = []
         for stream in self._streams:
+            # Resume where the last scan stopped: entries a consumer keeps deferring (delivery
+            # over a channel's bounds) must not hide the ones behind them from every scan.
+            start = self._reclaim_cursor.get(stream, "0-0")
             result = await self._redis.xautoclaim(
-                stream, self._group, self._consumer, self._reclaim_idle_ms, "0-0", count=count
+                stream, self._group, self._consumer, self._reclaim_idle_ms, start, count=count
             )
             # Redis 6.2 answers [cursor, entries]; 7.x adds the ids of deleted entries.
+            nxt = result[0] if result else b"0-0"
+            self._reclaim_cursor[stream] = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
             claimed = result[1] if len(result) > 1 else []
             out += _decode_entries([(stream, [e for e in claimed if e is not None])])
         if out:
@@ -263,10 +287,16 @@ class StreamConsumer:
 
 
 class TurnCommitter:
-    """Writes a turn's checkpoint and its reply atomically."""
+    """Writes a turn's checkpoint and its reply atomically.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    A checkpoint lives ``idle_ttl_s`` after the conversation's last turn (or staff edit): the
+    expiry is set by the same MULTI that writes it, so an abandoned conversation does not hold
+    Redis memory forever, and one that goes on never expires.
+    """
+
+    def __init__(self, redis: aioredis.Redis, idle_ttl_s: int = CONVERSATION_IDLE_TTL_S) -> None:
         self._redis = redis
+        self._idle_ttl_s = idle_ttl_s
 
     async def load_state(self, merchant_id: str, conversation_key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(keys.conversation_state(merchant_id, conversation_key))
@@ -291,7 +321,7 @@ class TurnCommitter:
                         return None
                     state: dict[str, Any] = {**orjson.loads(raw), **changes}
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(state_key, orjson.dumps(state))
+                    pipe.set(state_key, orjson.dumps(state), ex=self._idle_ttl_s)
                     await pipe.execute()
                     return state
                 except WatchError:
@@ -306,7 +336,11 @@ class TurnCommitter:
         reply: OutboundReply | None,
     ) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(keys.conversation_state(merchant_id, conversation_key), orjson.dumps(state))
+        pipe.set(
+            keys.conversation_state(merchant_id, conversation_key),
+            orjson.dumps(state),
+            ex=self._idle_ttl_s,
+        )
         if reply is not None:
             pipe.xadd(keys.outbox_stream(reply.channel_kind), {"m": orjson.dumps(reply.to_dict())})
         await pipe.execute()
@@ -353,52 +387,65 @@ class Outbox:
                 delay = min(delay * 2, 1.0)
 
     async def dead_letter(self, reply: OutboundReply, reason: str, attempts: int) -> None:
-        await self._redis.xadd(
-            keys.dead_letters(),
-            {
-                "m": orjson.dumps(
-                    {
-                        "reply": reply.to_dict(),
-                        "reason": reason,
-                        "attempts": attempts,
-                        "at": time.time(),
-                    }
-                )
-            },
-            maxlen=100_000,
+        """Into the merchant's own stream (capped per merchant), and the merchant into the
+        index operators' views read, in one MULTI."""
+        blob = orjson.dumps(
+            {"reply": reply.to_dict(), "reason": reason, "attempts": attempts, "at": time.time()}
+        )
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(
+            keys.dead_letters(reply.merchant_id),
+            {"m": blob},
+            maxlen=DEAD_LETTERS_PER_MERCHANT,
             approximate=True,
         )
+        pipe.zadd(keys.dead_letter_merchants(), {reply.merchant_id: time.time()})
+        pipe.zremrangebyrank(keys.dead_letter_merchants(), 0, -(DEAD_LETTER_MERCHANTS + 1))
+        await pipe.execute()
+
+    async def _recent_merchants(self, count: int) -> list[str]:
+        raw = await self._redis.zrevrange(keys.dead_letter_merchants(), 0, count - 1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw or []]
 
     async def dead_letters(
         self, merchant_id: str | None, limit: int = 100, before: str = "+"
     ) -> list[dict[str, Any]]:
-        """Newest first; ``merchant_id=None`` (operators) sees every merchant's.
-
-        Scans at most ``20 * limit`` entries, so one merchant's listing stays bounded even when
-        another merchant fills the stream.
-        """
-        raw = await self._redis.xrevrange(keys.dead_letters(), max=before, count=limit * 20)
-        out: list[dict[str, Any]] = []
-        for entry_id, fields in raw or []:
-            item = _dead_letter(entry_id, fields)
-            if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
-                continue
-            out.append(item)
-            if len(out) >= limit:
-                break
-        return out
+        """Newest first. A merchant reads its own stream; ``merchant_id=None`` (operators)
+        merges the streams of the ``OPERATOR_VIEW_MERCHANTS`` merchants with the latest ones."""
+        if merchant_id:
+            raw = await self._redis.xrevrange(
+                keys.dead_letters(merchant_id), max=before, count=limit
+            )
+            return [i for i in (_dead_letter(e, f) for e, f in raw or []) if i is not None]
+        merchants = await self._recent_merchants(OPERATOR_VIEW_MERCHANTS)
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xrevrange(keys.dead_letters(m), max=before, count=limit)
+        items = [
+            item
+            for raw in (await pipe.execute() if merchants else [])
+            for item in (_dead_letter(e, f) for e, f in raw or [])
+            if item is not None
+        ]
+        items.sort(key=lambda i: _entry_order(i["id"]), reverse=True)
+        return items[:limit]
 
     async def find_dead_letter(
         self, entry_id: str, merchant_id: str | None
     ) -> dict[str, Any] | None:
-        """One dead letter, if it is this merchant's (``None``: operators see every one)."""
-        raw = await self._redis.xrange(keys.dead_letters(), min=entry_id, max=entry_id, count=1)
-        if not raw:
-            return None
-        item = _dead_letter(*raw[0])
-        if item is None or (merchant_id and item["reply"].get("merchant_id") != merchant_id):
-            return None
-        return item
+        """One of this merchant's dead letters; operators (``None``) look in the streams of
+        the merchants that have any (the most recent first)."""
+        merchants = (
+            [merchant_id] if merchant_id else await self._recent_merchants(DEAD_LETTER_MERCHANTS)
+        )
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xrange(keys.dead_letters(m), min=entry_id, max=entry_id, count=1)
+        for m, raw in zip(merchants, await pipe.execute() if merchants else [], strict=True):
+            item = _dead_letter(*raw[0]) if raw else None
+            if item is not None and item["reply"].get("merchant_id") == m:
+                return item
+        return None
 
     async def replay_dead_letter(
         self, entry_id: str, merchant_id: str | None
@@ -414,10 +461,20 @@ class Outbox:
         reply = OutboundReply.from_dict(item["reply"])
         pipe = self._redis.pipeline(transaction=True)
         pipe.xadd(keys.outbox_stream(reply.channel_kind), {"m": orjson.dumps(reply.to_dict())})
-        pipe.xdel(keys.dead_letters(), entry_id)
+        pipe.xdel(keys.dead_letters(reply.merchant_id), entry_id)
         pipe.delete(keys.unreachable(reply.merchant_id, reply.channel_id, reply.customer_id))
         await pipe.execute()
         return reply
+
+    async def dead_letter_backlog(self) -> int:
+        """Dead letters kept, over the merchants operators' views cover (the metrics probe)."""
+        merchants = await self._recent_merchants(OPERATOR_VIEW_MERCHANTS)
+        if not merchants:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xlen(keys.dead_letters(m))
+        return sum(int(n) for n in await pipe.execute())
 
     async def mark_unreachable(self, reply: OutboundReply, reason: str) -> None:
         await self._redis.set(
@@ -440,6 +497,11 @@ class Outbox:
 
     async def backlog(self, channel_kind: str) -> int:
         return int(await self._redis.xlen(keys.outbox_stream(channel_kind)))
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def _dead_letter(entry_id: Any, fields: Any) -> dict[str, Any] | None:

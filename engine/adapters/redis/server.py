@@ -129,6 +129,15 @@ def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     return False
 
 
+def _tighten(data_dir: Path) -> None:
+    """Files an older run left with the umask's bits (AOF, RDB, log): this user's only."""
+    os.chmod(data_dir, 0o700)
+    for entry in [data_dir, *(p for p in data_dir.iterdir() if p.is_dir())][:16]:
+        for path in list(entry.iterdir())[:4096]:
+            with contextlib.suppress(OSError):
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file only this user can read (pid files: 0600, whatever the umask)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -279,7 +288,7 @@ class EmbeddedRedis:
         else:
             log.warning("socket path too long for sun_path; embedded redis uses loopback TCP")
             lines += ["bind 127.0.0.1", f"port {self._port}"]
-        self.config_path.write_text("\n".join(lines) + "\n")
+        _write_private(self.config_path, "\n".join(lines) + "\n")
 
     def _stop_stale(self) -> None:
         """Stop a server a crashed previous run left on this directory (pidfile)."""
@@ -302,7 +311,8 @@ class EmbeddedRedis:
         if self._proc is not None and self._proc.poll() is None:
             return self.url
         started = time.perf_counter()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _tighten(self.data_dir)
         self._stop_stale()
         self.socket_path.unlink(missing_ok=True)
         self._write_config()
@@ -313,6 +323,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
+            # The AOF, the RDB snapshots and the log hold every tenant's queued messages:
+            # whatever the caller's umask, Redis creates them for this user only.
+            umask=0o077,
             preexec_fn=_parent_death_signal(self._parent_death_any_thread),
         )
         _write_private(self.pidfile, f"{self._proc.pid}\n")

@@ -160,6 +160,15 @@ ALL_ROUTES: list[Route] = [
         status=201,
     ),
     Route(
+        "POST",
+        "/api/v1/api-keys/root/rotate",
+        identity.rotate_root_key,
+        "Rotate the merchant's root API key: a new key (shown once), the old one revoked",
+        "api-keys",
+        perm="owner",
+        response=s.RootKeyRotated,
+    ),
+    Route(
         "DELETE",
         "/api/v1/api-keys/{key_id}",
         identity.revoke_key,

@@ -11,7 +11,7 @@ from engine.adapters.records import new_id
 from engine.domain.identity import invite_hash
 from engine.http import live
 from engine.http import schemas as s
-from engine.http.auth import bearer
+from engine.http.auth import ROOT_KEY_ID, bearer
 from engine.http.context import client_ip, found
 from engine.http.paging import keyset, listing
 from engine.http.passwords import hash_password, verify_password
@@ -244,6 +244,22 @@ async def revoke_key(ctx: Ctx) -> Reply:
     doc = await ctx.api.team.revoke_key(ctx.merchant_id, ctx.path["key_id"], time.time())
     await _audit(ctx, "api_key.revoke", str(found(doc, "API key")["_id"]))
     return Reply(204, None)
+
+
+async def rotate_root_key(ctx: Ctx) -> dict[str, Any]:
+    """Owner-only: the root key acts as an admin for every server integration, so a leaked one
+    must be replaceable, and the old one must stop working in the same step."""
+    api = ctx.api
+    rotated = await api.records.rotate_api_key(ctx.merchant_id)
+    if rotated is None:
+        raise ProblemError(409, "Conflict", "the root key changed meanwhile; try again")
+    key, old_hash = rotated
+    api.auth.forget(old_hash)
+    await live.revoke(api, ctx.merchant_id, key_id=ROOT_KEY_ID)
+    await api.audit(
+        ctx.merchant_id, ctx.actor, "api_key.rotate_root", ROOT_KEY_ID, client_ip(ctx.request)
+    )
+    return {"api_key": key, "masked": key[:8] + "…" + key[-4:], "rotated_at": time.time()}
 
 
 # -- audit and merchant profile -----------------------------------------------------------------
