@@ -241,7 +241,7 @@ class Records:
 
     async def update_job(self, job_id: str, **fields: Any) -> None:
         changes = {
-            f"progress.{k}" if k in {"stored", "indexed", "total"} else k: v
+            f"progress.{k}" if k in {"stored", "indexed", "described", "total"} else k: v
             for k, v in fields.items()
         }
         changes["updated_at"] = time.time()

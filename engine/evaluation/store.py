@@ -121,7 +121,7 @@ class LocalEngine:
         now = time.time()
         await self.repos.products.upsert_many(mid, [p.to_doc(mid) for p in products], now)
         await self.repos.knowledge.upsert_many(mid, [d.to_doc(mid) for d in docs], now)
-        items = [product_item(p) for p in products]
+        items = [item for p in products for item in product_items(p)]
         items += [item for d in docs for item in knowledge_items(d)]
         for collection, group in itertools.groupby(items, key=lambda i: i[0]):
             batch: list[IndexItem] = [i[1] for i in group]
@@ -162,11 +162,11 @@ class LocalEngine:
         await self.repos.close()
 
 
-def product_item(p: Any) -> tuple[str, Any]:
-    """The same index item every writer builds (engine.services.indexing.product_index_item)."""
-    from engine.services.indexing import product_index_item
+def product_items(p: Any) -> list[tuple[str, Any]]:
+    """The same index items every writer builds (engine.services.indexing.product_index_items)."""
+    from engine.services.indexing import product_index_items
 
-    return "products", product_index_item(p)
+    return [("products", item) for item in product_index_items(p)]
 
 
 def knowledge_items(d: Any) -> list[tuple[str, Any]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.domain.catalog import (
+    DESCRIPTION_VECTOR,
     KNOWLEDGE,
     PRODUCTS,
     KnowledgeDoc,
@@ -25,16 +26,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class IndexItem:
+    """One vector to write. ``deferred`` items are embedded after the rest of their job has
+    been reported done (a product's description vector: quality that may follow a moment
+    after the product is searchable)."""
+
     id: str
     text: str
     payload: dict[str, Any]
+    deferred: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "payload": self.payload}
+        d = {"id": self.id, "text": self.text, "payload": self.payload}
+        return {**d, "deferred": self.deferred}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexItem:
-        return cls(str(d["id"]), str(d["text"]), dict(d["payload"]))
+        return cls(str(d["id"]), str(d["text"]), dict(d["payload"]), bool(d.get("deferred")))
 
 
 def product_index_item(p: Product) -> IndexItem:
@@ -53,6 +60,21 @@ def product_index_item(p: Product) -> IndexItem:
             "kind": "product",
         },
     )
+
+
+def product_index_items(p: Product) -> list[IndexItem]:
+    """Every vector a product owns: the title vector (:func:`product_index_item`) and, when it
+    has a description, a deferred description vector ``{sku}#d`` with the same payload.
+
+    Retrieval scores a product by its best vector. Measured on the product relevance set
+    (`kaleem eval retrieval --kind products`, test split, nDCG@10): title vector only: hybrid
+    0.609, dense 0.544; title + description vectors: hybrid 0.623, dense 0.586.
+    """
+    first = product_index_item(p)
+    text = p.description_embedding_text()
+    if not text:
+        return [first]
+    return [first, IndexItem(f"{p.sku}{DESCRIPTION_VECTOR}", text, first.payload, deferred=True)]
 
 
 def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
@@ -111,6 +133,29 @@ class IndexService:
         matters: no vector is written before every record of the job is stored, and vector
         upserts run one at a time in batch order. Measured: bench/index.py --engine.
         """
+        now = [i for i in items if not i.deferred]
+        later = [i for i in items if i.deferred]
+        done = await self._pipeline(job_id, merchant_id, collection, now, docs, "indexed")
+        if job_id is not None:
+            await self._records.update_job(job_id, status="done", indexed=done)
+        if later:
+            # The job's records are stored and searchable; these only sharpen the dense signal.
+            # A failure here is logged, not a failed job: the records are pending nothing.
+            try:
+                await self._pipeline(job_id, merchant_id, collection, later, None, "described")
+            except Exception:
+                log.exception("description vectors failed", extra={"merchant": merchant_id})
+        return done
+
+    async def _pipeline(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[IndexItem],
+        docs: list[dict[str, Any]] | None,
+        progress: str,
+    ) -> int:
         done = 0
         stored: asyncio.Task[None] | None = None
         upsert: asyncio.Task[None] | None = None
@@ -132,8 +177,9 @@ class IndexService:
                     await stored
                 if upsert is not None:
                     await upsert
+                count = done + len(chunk)
                 upsert = asyncio.create_task(
-                    self._upsert(job_id, collection, merchant_id, points, done + len(chunk))
+                    self._upsert(job_id, collection, merchant_id, points, progress, count)
                 )
                 done += len(chunk)
             if stored is not None:
@@ -147,14 +193,14 @@ class IndexService:
                 if task is not None:
                     with contextlib.suppress(Exception):
                         await task
+            if docs is None and progress != "indexed":
+                raise
             log.exception("indexing failed", extra={"job": job_id, "merchant": merchant_id})
             if job_id is not None:
                 await self._records.update_job(
                     job_id, status="failed", failure=f"indexing failed: {type(exc).__name__}"
                 )
             raise
-        if job_id is not None:
-            await self._records.update_job(job_id, status="done", indexed=done)
         return done
 
     async def _store(
@@ -170,11 +216,12 @@ class IndexService:
         collection: str,
         merchant_id: str,
         points: list[VectorPoint],
-        indexed: int,
+        progress: str,
+        count: int,
     ) -> None:
         await self._vectors.upsert(collection, merchant_id, points)
         if job_id is not None:
-            await self._records.update_job(job_id, indexed=indexed)
+            await self._records.update_job(job_id, **{progress: count})
 
 
 # --- reconciliation: records are the truth, vectors follow them -------------------------------
@@ -220,7 +267,7 @@ def pending_fields() -> dict[str, Any]:
 def _items_for(collection: str, doc: dict[str, Any]) -> tuple[list[IndexItem], list[str]]:
     """Index items for one record, plus vector ids it no longer owns (knowledge shrinks)."""
     if collection == PRODUCTS:
-        return [product_index_item(Product.from_doc(doc))], []
+        return product_index_items(Product.from_doc(doc)), []
     kd = KnowledgeDoc(
         id=str(doc["doc_id"]),
         title=str(doc.get("title") or ""),

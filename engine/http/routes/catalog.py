@@ -111,7 +111,7 @@ async def delete_product(ctx: Ctx) -> Reply:
     api = _api(ctx)
     doc = await api.repos.products.get(ctx.merchant_id, _pid(ctx))
     if doc is None or not await _delete_with_tombstone(
-        api, PRODUCTS, doc, [ctx.path["product_id"]]
+        api, PRODUCTS, doc, catalog.product_vector_ids(ctx.path["product_id"])
     ):
         raise ProblemError(404, "Not found", "no such product")
     return Reply(204, None)
