@@ -135,7 +135,13 @@ class IndexService:
         """
         now = [i for i in items if not i.deferred]
         later = [i for i in items if i.deferred]
+        stale: list[str] = []
+        if collection == KNOWLEDGE and docs:
+            docs, stale = await self._knowledge_shrinks(merchant_id, items, docs)
         done = await self._pipeline(job_id, merchant_id, collection, now, docs, "indexed")
+        if stale:
+            # After the new windows are written: a question never finds a document windowless.
+            await self._vectors.delete(collection, merchant_id, stale)
         if job_id is not None:
             await self._records.update_job(job_id, status="done", indexed=done)
         if later:
@@ -146,6 +152,45 @@ class IndexService:
             except Exception:
                 log.exception("description vectors failed", extra={"merchant": merchant_id})
         return done
+
+    async def _knowledge_shrinks(
+        self, merchant_id: str, items: list[IndexItem], docs: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Re-imported documents that lost chunks: the window ids their old versions own and
+        the new versions do not, and the docs marked with the most chunks ever indexed.
+
+        The mark is stored with the records before any vector is deleted, so a crash between
+        the two still leaves a record naming every window it may own (the next shrink or a
+        delete removes them); it is a maximum and never needs lowering.
+        """
+        chunks: dict[str, set[str]] = {}
+        current: set[str] = set()
+        for item in items:
+            chunks.setdefault(str(item.payload.get("doc_id")), set()).add(
+                str(item.payload.get("chunk_id"))
+            )
+            current.add(item.id)
+        repo = self._records.repos.knowledge
+        before: list[dict[str, Any] | None] = []
+        for start in range(0, len(docs), SHRINK_LOOKUPS):
+            wave = docs[start : start + SHRINK_LOOKUPS]
+            before += await asyncio.gather(*(repo.get(merchant_id, str(d["_id"])) for d in wave))
+        marked: list[dict[str, Any]] = []
+        stale: list[str] = []
+        for doc, old in zip(docs, before, strict=True):
+            doc_id = str(doc["doc_id"])
+            new = len(chunks.get(doc_id, ()))
+            owned = 0
+            if old is not None:
+                title, body = str(old.get("title") or ""), str(old.get("body") or "")
+                previous = KnowledgeDoc(doc_id, title, body)
+                owned = max(
+                    len(chunk_knowledge(previous)),
+                    int(old.get(VECTOR_CHUNKS) or old.get("chunks") or 0),
+                )
+                stale += [v for v in knowledge_vector_ids(doc_id, owned) if v not in current]
+            marked.append({**doc, VECTOR_CHUNKS: max(new, owned)})
+        return marked, stale
 
     async def _pipeline(
         self,
@@ -222,6 +267,10 @@ class IndexService:
         await self._vectors.upsert(collection, merchant_id, points)
         if job_id is not None:
             await self._records.update_job(job_id, **{progress: count})
+
+
+# Concurrent record lookups while checking a knowledge re-import for shrunk documents.
+SHRINK_LOOKUPS = 64
 
 
 # --- reconciliation: records are the truth, vectors follow them -------------------------------
