@@ -88,7 +88,12 @@ class Records:
         doc = await self.merchant(merchant_id)
         if doc is None:
             return None
-        return MerchantProfile(merchant_id, str(doc["name"]), str(doc["default_language"]))
+        return MerchantProfile(
+            merchant_id,
+            str(doc["name"]),
+            str(doc["default_language"]),
+            str(doc.get("tone") or "")[:200],
+        )
 
     # -- channels ----------------------------------------------------------------------------
     async def create_channel(

@@ -98,10 +98,12 @@ class LocalEngine:
         self.vectors = EdgeVectorStore(data_dir / "vectors")
         self.commerce = Commerce(self.repos)
         self.gaps = KnowledgeGaps(self.repos)
-        retriever = Retriever(
+        self.retriever = Retriever(
             self.embedder, self.vectors, LexicalIndexes(self.repos, check_every_s=0.0)
         )
-        self.turns = TurnService(retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps)
+        self.turns = TurnService(
+            self.retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps
+        )
         self.profile = MerchantProfile("m_eval", "Kaleem Eval Store", "ar")
         self._states: dict[str, Any] = {}
         self._n = 0
