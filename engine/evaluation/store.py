@@ -238,6 +238,16 @@ class HttpEngine:
 # --- scoring -----------------------------------------------------------------------------------
 
 
+def _as_prices(numbers: set[str]) -> set[float]:
+    """Knowledge numbers as amounts: "2,000" (a thousands separator) is 2000, like a reply's."""
+    out: set[float] = set()
+    for raw in numbers:
+        plain = raw.replace(",", "")
+        if plain.replace(".", "", 1).isdigit():
+            out.add(round(float(plain), 2))
+    return out
+
+
 def _has_fact(text: str, fact: str) -> bool:
     return normalize_arabic(normalize_digits(fact)) in normalize_arabic(normalize_digits(text))
 
@@ -289,7 +299,7 @@ async def run_questions(
             shown += [float(p["price"]) for p in reply.get("products") or [] if p.get("price")]
             bad = _invented_prices(
                 reply,
-                allowed | {float(x) for x in knowledge_numbers if x.replace(".", "").isdigit()},
+                allowed | _as_prices(knowledge_numbers),
                 shown,
             )
             if bad:
