@@ -53,9 +53,12 @@ KNOWLEDGE: Final = "knowledge"
 # e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars 163/s.
 EMBEDDING_DESCRIPTION_CHARS: Final = 0
 # The second vector's share of the description (see Product.description_embedding_text).
-# Measured on the product relevance set's train split (kaleem eval retrieval --kind products):
-# 150 and 300 chars fuse alike; 150 costs half the encoder time.
-DESCRIPTION_VECTOR_CHARS: Final = 150
+# Measured on the product relevance set (kaleem eval retrieval --kind products, weights tuned on
+# train for each; test nDCG@10): 80 chars 0.626, 100 0.628, 150 0.626, 300 0.626. Encoder
+# speed on bench/index.py's bilingual texts (2 threads): 0 chars 156/s, 80 52/s, 100 26/s,
+# 150 17/s: 80 reads the sentence that usually states what the product does, at a third of
+# the title-only rate.
+DESCRIPTION_VECTOR_CHARS: Final = 80
 # Vector id suffix of a product's description vector: ``{sku}#d``.
 DESCRIPTION_VECTOR: Final = "#d"
 

@@ -233,7 +233,7 @@ HYBRID_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.2, "cov": 0.3
 KNOWLEDGE_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.1, "cov": 0.4}
 # Products, tuned on the product relevance set's train split only (engine/evaluation/data/
 # products; `kaleem eval tune --kind products --step 0.1`).
-PRODUCT_WEIGHTS: Final[dict[str, float]] = {"dense": 0.3, "bm25": 0.2, "cov": 0.5}
+PRODUCT_WEIGHTS: Final[dict[str, float]] = {"dense": 0.3, "bm25": 0.1, "cov": 0.6}
 HYBRID_DEPTH: Final = 30
 
 
