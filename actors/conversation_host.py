@@ -87,7 +87,7 @@ class ConversationHostActor:
         self._core = ConversationHostCore(
             c.inbox_consumer(index),
             c.checkpoints,
-            TurnService(c.retriever(), commerce=c.commerce, gaps=c.gaps),
+            TurnService(c.retriever(), commerce=c.commerce, gaps=c.gaps, phraser=c.phraser),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
             max_turns_per_merchant=settings.host_turns_per_merchant,

@@ -206,6 +206,17 @@ def engine_run(products: list[Product]) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.05)
             seconds = time.perf_counter() - t0
+            # Searchable at "done"; the description vectors follow (engine.services.indexing).
+            described_s: float | None = None
+            while job["status"] == "done":
+                if (job.get("progress") or {}).get("described", 0) >= len(products):
+                    described_s = time.perf_counter() - t0
+                    break
+                if time.perf_counter() - t0 > 30 * seconds:
+                    break
+                await asyncio.sleep(0.2)
+                async with http.get(f"{url}/api/v1/jobs/{job_id}", headers=auth) as r:
+                    job = await r.json()
         return {
             "products": len(products),
             "job": {k: v for k, v in job.items() if k != "errors"},
@@ -214,6 +225,11 @@ def engine_run(products: list[Product]) -> dict[str, Any]:
             "stored_s": round(stored_at or seconds, 2),  # records written, indexing starts
             "seconds": round(seconds, 2),
             "products_per_s": round(len(products) / seconds, 1),
+            # Every description vector written too (the dense signal at full strength).
+            "described_s": None if described_s is None else round(described_s, 2),
+            "described_per_s": None
+            if described_s is None
+            else round(len(products) / described_s, 1),
         }
 
     with engine_runtime("kaleem-bench-index-") as runtime:

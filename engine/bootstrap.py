@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.adapters.llm import OpenAICompatibleModel, check_base_url
 from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
@@ -34,6 +35,7 @@ from engine.http.deps import GatewayDeps, Liveness, Readiness
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
+from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
@@ -159,6 +161,33 @@ class Container:
             instance=instance,
             liveness=liveness,
             retriever=retriever,
+        )
+
+    @cached_property
+    def phraser(self) -> Phraser | None:
+        """Generative phrasing when ``LLM_BASE_URL`` is set (None: extractive replies only).
+
+        A base URL the egress guard refuses stops the process at start-up rather than
+        silently answering without it."""
+        s = self.settings
+        if not s.llm_base_url:
+            return None
+        why = check_base_url(s.llm_base_url, allow_private=s.allow_private_api_base)
+        if why is not None:
+            raise ValueError(f"LLM_BASE_URL must be {why}")
+        timeout_s = s.llm_timeout_ms / 1000
+        model = OpenAICompatibleModel(
+            s.llm_base_url,
+            api_key=s.llm_api_key,
+            model=s.llm_model,
+            timeout_s=timeout_s,
+            allow_private=s.allow_private_api_base,
+        )
+        return Phraser(
+            model,
+            InProcessTokenBudget(),
+            daily_tokens=s.llm_daily_tokens_per_merchant,
+            timeout_s=timeout_s,
         )
 
     def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:

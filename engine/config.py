@@ -147,6 +147,12 @@ class Settings:
     whatsapp_pair_burst: float = 10.0
     meta_per_page_per_s: float = 300.0
     circuit_cooldown_s: float = 1.0
+    # Optional generative phrasing (engine/services/phrasing.py): off while llm_base_url is "".
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    llm_daily_tokens_per_merchant: int = 200_000
+    llm_timeout_ms: int = 1500
     log_level: str = "INFO"
     log_json: bool = True
     # Tracing: OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT; off when empty), a
@@ -273,6 +279,13 @@ class Settings:
             whatsapp_pair_burst=_float(env, "KALEEM_WHATSAPP_PAIR_BURST", 10.0),
             meta_per_page_per_s=_float(env, "KALEEM_META_PER_PAGE_PER_S", 300.0),
             circuit_cooldown_s=_float(env, "KALEEM_CIRCUIT_COOLDOWN_S", 1.0),
+            llm_base_url=(env.get("LLM_BASE_URL") or "").strip().rstrip("/"),
+            llm_api_key=env.get("LLM_API_KEY") or "",
+            llm_model=env.get("LLM_MODEL") or "",
+            llm_daily_tokens_per_merchant=_int(
+                env, "KALEEM_LLM_DAILY_TOKENS_PER_MERCHANT", 200_000, minimum=0
+            ),
+            llm_timeout_ms=_int(env, "KALEEM_LLM_TIMEOUT_MS", 1500, minimum=50),
             log_level=(env.get("KALEEM_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(env, "KALEEM_LOG_JSON", True),
             otel_endpoint=(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip(),

@@ -98,7 +98,12 @@ class Records:
         doc = await self.merchant(merchant_id)
         if doc is None:
             return None
-        return MerchantProfile(merchant_id, str(doc["name"]), str(doc["default_language"]))
+        return MerchantProfile(
+            merchant_id,
+            str(doc["name"]),
+            str(doc["default_language"]),
+            str(doc.get("tone") or "")[:200],
+        )
 
     # -- channels ----------------------------------------------------------------------------
     async def create_channel(
@@ -247,7 +252,7 @@ class Records:
 
     async def update_job(self, job_id: str, **fields: Any) -> None:
         changes = {
-            f"progress.{k}" if k in {"stored", "indexed", "total"} else k: v
+            f"progress.{k}" if k in {"stored", "indexed", "described", "total"} else k: v
             for k, v in fields.items()
         }
         changes["updated_at"] = time.time()

@@ -48,11 +48,19 @@ MAX_ROWS: Final = 50_000
 # The two kinds of catalogue record (each a collection of records and of vectors).
 PRODUCTS: Final = "products"
 KNOWLEDGE: Final = "knowledge"
-# 0 = the dense vector reads title, category and worded attributes only; the description
-# goes to the BM25 half of hybrid retrieval (engine.services.retrieval.lexical_text). Measured
-# (bench/index.py, quiet 2-core box, e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars
-# 163/s; eval store hit@3 1.00 / 1.00 / 0.98.
+# 0 = the product's first vector reads title and worded attributes only, so a catalogue is
+# searchable at the encoder's short-text speed. Measured (bench/index.py, quiet 2-core box,
+# e5): 400 chars 22 products/s, 120 chars 57/s, 0 chars 163/s.
 EMBEDDING_DESCRIPTION_CHARS: Final = 0
+# The second vector's share of the description (see Product.description_embedding_text).
+# Measured on the product relevance set (kaleem eval retrieval --kind products, weights tuned on
+# train for each; test nDCG@10): 80 chars 0.626, 100 0.628, 150 0.626, 300 0.626. Encoder
+# speed on bench/index.py's bilingual texts (2 threads): 0 chars 156/s, 80 52/s, 100 26/s,
+# 150 17/s: 80 reads the sentence that usually states what the product does, at a third of
+# the title-only rate.
+DESCRIPTION_VECTOR_CHARS: Final = 80
+# Vector id suffix of a product's description vector: ``{sku}#d``.
+DESCRIPTION_VECTOR: Final = "#d"
 
 JSONL_TYPES: Final = frozenset(
     {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json"}
@@ -171,6 +179,26 @@ class Product:
         if attrs:
             parts.append("; ".join(attrs[:8]))
         return "\n".join(p for p in parts if p)
+
+    def description_embedding_text(self) -> str:
+        """The second vector: :meth:`embedding_text` plus the opening of the description.
+
+        What a product *says* (waterproof, for flat feet, sugar-free) is rarely in its title.
+        Embedded after the title vectors of an import (engine.services.indexing), so a catalogue
+        is searchable at short-text speed and its descriptions join the dense signal shortly
+        after. "" when there is no description (the first vector already says everything).
+        """
+        if not self.description.strip():
+            return ""
+        base = self.embedding_text()
+        cut = _cut_words(self.description, DESCRIPTION_VECTOR_CHARS)
+        head, _, attrs = base.partition("\n")
+        return "\n".join(p for p in (head, cut, attrs) if p)
+
+
+def product_vector_ids(sku: str) -> list[str]:
+    """Every vector id a product may own (for deletes)."""
+    return [sku, f"{sku}{DESCRIPTION_VECTOR}"]
 
 
 def _attr_words(value: Any) -> str:

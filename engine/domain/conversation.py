@@ -32,6 +32,8 @@ class MerchantProfile:
     merchant_id: str
     name: str
     default_language: str = "ar"
+    # How generated phrasing should sound ("friendly", "formal"...); "" = the default voice.
+    tone: str = ""
 
 
 @dataclass(frozen=True, slots=True)

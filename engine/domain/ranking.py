@@ -231,6 +231,9 @@ HYBRID_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.2, "cov": 0.3
 # `kaleem eval tune --dataset ../shared/datasets/arcd/train --step 0.1` -> train nDCG@10 0.9019
 # (test, never tuned on: 0.9019). A re-tune is a reviewable diff of these numbers.
 KNOWLEDGE_WEIGHTS: Final[dict[str, float]] = {"dense": 0.5, "bm25": 0.1, "cov": 0.4}
+# Products, tuned on the product relevance set's train split only (engine/evaluation/data/
+# products; `kaleem eval tune --kind products --step 0.1`).
+PRODUCT_WEIGHTS: Final[dict[str, float]] = {"dense": 0.3, "bm25": 0.1, "cov": 0.6}
 HYBRID_DEPTH: Final = 30
 
 
@@ -274,3 +277,22 @@ def candidate_signals(
     ids = list(dict.fromkeys([*dense, *bm25]))
     cov = lexical_scores(query, [texts.get(i, "") for i in ids])
     return {"dense": dense, "bm25": bm25, "cov": dict(zip(ids, cov, strict=True))}
+
+
+# Scores closer than this (in z-score units) are a tie, broken by stock: two listings of one
+# product (two sellers' copies, a colour relisted) differ by rounding, not by relevance.
+STOCK_TIE: Final = 1e-3
+
+
+def product_rank(
+    signals: dict[str, dict[str, float]],
+    weights: dict[str, float] | None = None,
+) -> list[tuple[str, float]]:
+    """:func:`hybrid_rank` for products, with in-stock first among ties.
+
+    ``signals["stock"]`` (1.0 in stock, 0.0 not) is never fused: availability says nothing
+    about what the shopper asked, so it only orders equally relevant products.
+    """
+    stock = signals.get("stock", {})
+    fused = hybrid_rank({k: v for k, v in signals.items() if k != "stock"}, weights)
+    return sorted(fused, key=lambda r: (-round(r[1] / STOCK_TIE), -stock.get(r[0], 1.0)))

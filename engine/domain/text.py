@@ -334,6 +334,11 @@ _SYNONYM_SOURCE: Final[dict[str, str]] = {
     "fee": "fee price",
     "fees": "fee price",
     "powerbank": "power bank",
+    # the verb a customer types vs the noun a shipping policy uses
+    "deliver": "delivery",
+    "delivers": "delivery",
+    "delivered": "delivery",
+    "delivering": "delivery",
     "smart watch": "smartwatch",
     "smart watches": "smartwatch",
     "smartwatches": "smartwatch",

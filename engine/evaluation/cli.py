@@ -43,6 +43,11 @@ def _emit(result: dict[str, Any], report: Path) -> int:
 def cmd_retrieval(args: argparse.Namespace) -> int:
     from engine.evaluation import retrieval as ev
 
+    if args.kind == "products":
+        return _products_retrieval(args)
+    if not args.dataset:
+        print(json.dumps({"error": "--dataset is required for --kind knowledge"}))
+        return 2
     dataset = Path(args.dataset)
     t0 = time.perf_counter()
     split = ev.load_split(dataset)
@@ -63,9 +68,74 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     return _emit(result, report)
 
 
+def _products_split(args: argparse.Namespace) -> tuple[Path, Any]:
+    from engine.evaluation import retrieval as ev
+
+    dataset = Path(args.dataset) if args.dataset else ev.PRODUCT_SET
+    return dataset, ev.load_products(dataset, None if args.split == "all" else args.split)
+
+
+def _products_retrieval(args: argparse.Namespace) -> int:
+    """The graded product set: the engine's product ranking vs each signal alone."""
+    from engine.domain.ranking import PRODUCT_WEIGHTS
+    from engine.evaluation import retrieval as ev
+
+    t0 = time.perf_counter()
+    dataset, split = _products_split(args)
+    encoder = _encoder(args)
+    cache = None if args.no_cache else Path(args.cache_dir)
+    signals = ev.compute_product_signals(split, encoder.encode, cache_dir=cache)
+    weights = dict(PRODUCT_WEIGHTS)
+    result: dict[str, Any] = {
+        "dataset": str(dataset),
+        "kind": "products",
+        "split": args.split,
+        "products": len(split.products),
+        "hybrid": ev.evaluate_products(signals, split.qrels, weights),
+        "weights": weights,
+        "dense_only": ev.evaluate_products(signals, split.qrels, {"dense": 1.0}),
+        "bm25_only": ev.evaluate_products(signals, split.qrels, {"bm25": 1.0}),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    report = Path(args.report or f".kaleem/eval/retrieval-products-{args.split}.json")
+    return _emit(result, report)
+
+
+def _products_tune(args: argparse.Namespace) -> int:
+    from engine.domain.ranking import PRODUCT_WEIGHTS
+    from engine.evaluation import retrieval as ev
+
+    if args.split != "train" and not args.allow_non_train:
+        print(json.dumps({"error": "tune on --split train only (or pass --allow-non-train)"}))
+        return 2
+    dataset, split = _products_split(args)
+    encoder = _encoder(args)
+    cache = None if args.no_cache else Path(args.cache_dir)
+    signals = ev.compute_product_signals(split, encoder.encode, cache_dir=cache)
+    weights, score = ev.tune_products(
+        signals, split.qrels, ["dense", "bm25", "cov"], step=args.step
+    )
+    current = dict(PRODUCT_WEIGHTS)
+    result = {
+        "dataset": str(dataset),
+        "kind": "products",
+        "split": args.split,
+        "weights": weights,
+        "ndcg@10": score,
+        "current": {"weights": current, **ev.evaluate_products(signals, split.qrels, current)},
+        "hint": "copy weights into engine.domain.ranking.PRODUCT_WEIGHTS with the train score",
+    }
+    return _emit(result, Path(args.report or f".kaleem/eval/tune-products-{args.split}.json"))
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from engine.evaluation import retrieval as ev
 
+    if args.kind == "products":
+        return _products_tune(args)
+    if not args.dataset:
+        print(json.dumps({"error": "--dataset is required for --kind knowledge"}))
+        return 2
     dataset = Path(args.dataset)
     if dataset.name != "train" and not args.allow_non_train:
         print(json.dumps({"error": "tune on train/ only (or pass --allow-non-train)"}))
@@ -107,7 +177,24 @@ def register(sub: Any) -> None:
         ("tune", cmd_tune, "grid-search fusion weights on a train split"),
     ):
         p = ev.add_parser(name, help=help_)
-        p.add_argument("--dataset", required=True, help="BEIR split dir (corpus/queries/qrels)")
+        p.add_argument(
+            "--kind",
+            choices=("knowledge", "products"),
+            default="knowledge",
+            help="knowledge: a BEIR split (ARCD); products: the graded product set",
+        )
+        p.add_argument(
+            "--dataset",
+            default=None,
+            help="knowledge: BEIR split dir (corpus/queries/qrels), required; products: the "
+            "set's dir (default engine/evaluation/data/products)",
+        )
+        p.add_argument(
+            "--split",
+            choices=("train", "test", "all"),
+            default="train" if name == "tune" else "test",
+            help="products only: which queries",
+        )
         p.add_argument("--models-dir", default=None)
         p.add_argument("--cache-dir", default=".kaleem/eval-cache")
         p.add_argument("--no-cache", action="store_true")

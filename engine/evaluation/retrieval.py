@@ -20,15 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from engine.domain.catalog import KnowledgeChunk
+from engine.domain.catalog import KnowledgeChunk, Product, product_from_mapping
 from engine.domain.ranking import (
     HYBRID_DEPTH,
     KNOWLEDGE_WEIGHTS,
     Bm25Index,
     candidate_signals,
     hybrid_rank,
+    product_rank,
 )
 from engine.domain.text import expand_for_embedding
+from engine.services.indexing import product_index_items
+from engine.services.retrieval import lexical_text
 from models.encoder import Embeddings
 
 EncodeFn = Callable[[Sequence[str], str], Embeddings]
@@ -220,3 +223,111 @@ def default_weights() -> dict[str, float]:
 def report(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+# --- products: the graded product relevance set (engine/evaluation/data/products) -------------
+
+PRODUCT_SET = Path(__file__).parent / "data" / "products"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSplit:
+    products: list[Product]
+    query_ids: list[str]
+    query_texts: list[str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_products(path: Path = PRODUCT_SET, split: str | None = "test") -> ProductSplit:
+    """``products.jsonl`` (catalogue rows as a merchant imports them) and ``queries.jsonl``
+    (``{id, text, split, grades: {sku: 0-3}}``); ``split=None`` keeps every query."""
+    with (path / "products.jsonl").open(encoding="utf-8") as fh:
+        products = [product_from_mapping(json.loads(line)) for line in fh if line.strip()]
+    ids, texts, qrels = [], [], {}
+    with (path / "queries.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            q = json.loads(line)
+            if split is not None and q["split"] != split:
+                continue
+            ids.append(str(q["id"]))
+            texts.append(str(q["text"]))
+            qrels[str(q["id"])] = {str(k): int(v) for k, v in q["grades"].items() if int(v) > 0}
+    return ProductSplit(products, ids, texts, qrels)
+
+
+def compute_product_signals(
+    split: ProductSplit,
+    encode: EncodeFn,
+    *,
+    tag: str = "e5",
+    depth: int = HYBRID_DEPTH,
+    cache_dir: Path | None = None,
+) -> Signals:
+    """Per query, what :meth:`engine.services.retrieval.Retriever.retrieve` computes for
+    products: dense = the best of a product's vectors as indexed
+    (:func:`engine.services.indexing.product_index_items`), top-``depth``; BM25 over
+    :func:`engine.services.retrieval.lexical_text`, top-``depth``; coverage over the union."""
+    skus = [p.sku for p in split.products]
+    lexical = {p.sku: lexical_text(p) for p in split.products}
+    bm25 = Bm25Index(skus, [lexical[s] for s in skus])
+    item_texts: list[str] = []
+    owners: list[int] = []
+    for n, p in enumerate(split.products):
+        for item in product_index_items(p):
+            item_texts.append(item.text)
+            owners.append(n)
+    vectors = cached_encode(encode, item_texts, "passage", cache_dir, tag)
+    queries = cached_encode(
+        encode, [expand_for_embedding(q) for q in split.query_texts], "query", cache_dir, tag
+    )
+    item_sims = queries @ vectors.T
+    sims = np.full((len(split.query_ids), len(skus)), -1.0, dtype=np.float32)
+    owner = np.asarray(owners, dtype=np.int64)
+    for qi in range(len(split.query_ids)):
+        np.maximum.at(sims[qi], owner, item_sims[qi])
+    in_stock = {p.sku: p.in_stock for p in split.products}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for qi, qid in enumerate(split.query_ids):
+        query = split.query_texts[qi]
+        lex = bm25.scores(query)
+        top_l = np.argsort(-lex, kind="stable")[:depth]
+        top_d = np.argsort(-sims[qi], kind="stable")[:depth]
+        dense = {skus[i]: float(sims[qi, i]) for i in top_d}
+        lexical_top = {skus[i]: float(lex[i]) for i in top_l if lex[i] > 0}
+        signals = candidate_signals(query, dense, lexical_top, lexical)
+        signals["stock"] = {sku: 1.0 if in_stock[sku] else 0.0 for sku in signals["cov"]}
+        per_query[qid] = signals
+    return Signals(per_query)
+
+
+def run_product_fusion(signals: Signals, weights: dict[str, float]) -> dict[str, list[str]]:
+    """The product ranking as the engine orders it (:func:`product_rank`)."""
+    return {
+        qid: [d for d, _ in product_rank(sig, weights)[:10]]
+        for qid, sig in signals.per_query.items()
+    }
+
+
+def evaluate_products(
+    signals: Signals, qrels: dict[str, dict[str, int]], weights: dict[str, float]
+) -> dict[str, float]:
+    return metrics(run_product_fusion(signals, weights), qrels)
+
+
+def tune_products(
+    signals: Signals, qrels: dict[str, dict[str, int]], names: Sequence[str], step: float = 0.05
+) -> tuple[dict[str, float], float]:
+    """:func:`tune` for the product ranking; use on the train split only."""
+    grid = [round(i * step, 4) for i in range(round(1 / step) + 1)]
+    best: tuple[dict[str, float], float] = ({}, -1.0)
+    for combo in itertools.product(grid, repeat=len(names) - 1):
+        rest = round(1.0 - sum(combo), 4)
+        if rest < -1e-9:
+            continue
+        weights = dict(zip(names, [*combo, max(rest, 0.0)], strict=True))
+        score = evaluate_products(signals, qrels, weights)["ndcg@10"]
+        if score > best[1]:
+            best = (weights, score)
+    return best

@@ -98,10 +98,12 @@ class LocalEngine:
         self.vectors = EdgeVectorStore(data_dir / "vectors")
         self.commerce = Commerce(self.repos)
         self.gaps = KnowledgeGaps(self.repos)
-        retriever = Retriever(
+        self.retriever = Retriever(
             self.embedder, self.vectors, LexicalIndexes(self.repos, check_every_s=0.0)
         )
-        self.turns = TurnService(retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps)
+        self.turns = TurnService(
+            self.retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps
+        )
         self.profile = MerchantProfile("m_eval", "Kaleem Eval Store", "ar")
         self._states: dict[str, Any] = {}
         self._n = 0
@@ -121,7 +123,7 @@ class LocalEngine:
         now = time.time()
         await self.repos.products.upsert_many(mid, [p.to_doc(mid) for p in products], now)
         await self.repos.knowledge.upsert_many(mid, [d.to_doc(mid) for d in docs], now)
-        items = [product_item(p) for p in products]
+        items = [item for p in products for item in product_items(p)]
         items += [item for d in docs for item in knowledge_items(d)]
         for collection, group in itertools.groupby(items, key=lambda i: i[0]):
             batch: list[IndexItem] = [i[1] for i in group]
@@ -162,11 +164,11 @@ class LocalEngine:
         await self.repos.close()
 
 
-def product_item(p: Any) -> tuple[str, Any]:
-    """The same index item every writer builds (engine.services.indexing.product_index_item)."""
-    from engine.services.indexing import product_index_item
+def product_items(p: Any) -> list[tuple[str, Any]]:
+    """The same index items every writer builds (engine.services.indexing.product_index_items)."""
+    from engine.services.indexing import product_index_items
 
-    return "products", product_index_item(p)
+    return [("products", item) for item in product_index_items(p)]
 
 
 def knowledge_items(d: Any) -> list[tuple[str, Any]]:
@@ -236,6 +238,16 @@ class HttpEngine:
 # --- scoring -----------------------------------------------------------------------------------
 
 
+def _as_prices(numbers: set[str]) -> set[float]:
+    """Knowledge numbers as amounts: "2,000" (a thousands separator) is 2000, like a reply's."""
+    out: set[float] = set()
+    for raw in numbers:
+        plain = raw.replace(",", "")
+        if plain.replace(".", "", 1).isdigit():
+            out.add(round(float(plain), 2))
+    return out
+
+
 def _has_fact(text: str, fact: str) -> bool:
     return normalize_arabic(normalize_digits(fact)) in normalize_arabic(normalize_digits(text))
 
@@ -287,7 +299,7 @@ async def run_questions(
             shown += [float(p["price"]) for p in reply.get("products") or [] if p.get("price")]
             bad = _invented_prices(
                 reply,
-                allowed | {float(x) for x in knowledge_numbers if x.replace(".", "").isdigit()},
+                allowed | _as_prices(knowledge_numbers),
                 shown,
             )
             if bad:

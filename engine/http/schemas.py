@@ -624,9 +624,13 @@ class JobAccepted(Response):
 
 
 class JobProgress(Response):
+    """``indexed`` products are searchable when the job is ``done``; ``described`` counts the
+    description vectors embedded after that (they sharpen the dense signal)."""
+
     total: int = 0
     stored: int = 0
     indexed: int = 0
+    described: int = 0
 
 
 class JobError(Response):

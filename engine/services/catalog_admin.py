@@ -53,7 +53,9 @@ class CatalogAdmin:
 
     async def remove_product(self, merchant_id: str, sku: str) -> bool:
         doc = await self._repos.products.get(merchant_id, catalog.product_doc_id(merchant_id, sku))
-        return doc is not None and await self._remove(PRODUCTS, doc, [sku])
+        return doc is not None and await self._remove(
+            PRODUCTS, doc, catalog.product_vector_ids(sku)
+        )
 
     # -- knowledge --------------------------------------------------------------------------
     async def add_document(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.domain.catalog import (
+    DESCRIPTION_VECTOR,
     KNOWLEDGE,
     PRODUCTS,
     KnowledgeDoc,
@@ -25,16 +26,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class IndexItem:
+    """One vector to write. ``deferred`` items are embedded after the rest of their job has
+    been reported done (a product's description vector: quality that may follow a moment
+    after the product is searchable)."""
+
     id: str
     text: str
     payload: dict[str, Any]
+    deferred: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "payload": self.payload}
+        d = {"id": self.id, "text": self.text, "payload": self.payload}
+        return {**d, "deferred": self.deferred}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexItem:
-        return cls(str(d["id"]), str(d["text"]), dict(d["payload"]))
+        return cls(str(d["id"]), str(d["text"]), dict(d["payload"]), bool(d.get("deferred")))
 
 
 def product_index_item(p: Product) -> IndexItem:
@@ -53,6 +60,21 @@ def product_index_item(p: Product) -> IndexItem:
             "kind": "product",
         },
     )
+
+
+def product_index_items(p: Product) -> list[IndexItem]:
+    """Every vector a product owns: the title vector (:func:`product_index_item`) and, when it
+    has a description, a deferred description vector ``{sku}#d`` with the same payload.
+
+    Retrieval scores a product by its best vector. Measured on the product relevance set
+    (`kaleem eval retrieval --kind products`, test split, nDCG@10): title vector only: hybrid
+    0.621, dense 0.544; title + description vectors: hybrid 0.626, dense 0.574.
+    """
+    first = product_index_item(p)
+    text = p.description_embedding_text()
+    if not text:
+        return [first]
+    return [first, IndexItem(f"{p.sku}{DESCRIPTION_VECTOR}", text, first.payload, deferred=True)]
 
 
 def knowledge_index_items(doc: KnowledgeDoc) -> list[IndexItem]:
@@ -111,6 +133,74 @@ class IndexService:
         matters: no vector is written before every record of the job is stored, and vector
         upserts run one at a time in batch order. Measured: bench/index.py --engine.
         """
+        now = [i for i in items if not i.deferred]
+        later = [i for i in items if i.deferred]
+        stale: list[str] = []
+        if collection == KNOWLEDGE and docs:
+            docs, stale = await self._knowledge_shrinks(merchant_id, items, docs)
+        done = await self._pipeline(job_id, merchant_id, collection, now, docs, "indexed")
+        if stale:
+            # After the new windows are written: a question never finds a document windowless.
+            await self._vectors.delete(collection, merchant_id, stale)
+        if job_id is not None:
+            await self._records.update_job(job_id, status="done", indexed=done)
+        if later:
+            # The job's records are stored and searchable; these only sharpen the dense signal.
+            # A failure here is logged, not a failed job: the records are pending nothing.
+            try:
+                await self._pipeline(job_id, merchant_id, collection, later, None, "described")
+            except Exception:
+                log.exception("description vectors failed", extra={"merchant": merchant_id})
+        return done
+
+    async def _knowledge_shrinks(
+        self, merchant_id: str, items: list[IndexItem], docs: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Re-imported documents that lost chunks: the window ids their old versions own and
+        the new versions do not, and the docs marked with the most chunks ever indexed.
+
+        The mark is stored with the records before any vector is deleted, so a crash between
+        the two still leaves a record naming every window it may own (the next shrink or a
+        delete removes them); it is a maximum and never needs lowering.
+        """
+        chunks: dict[str, set[str]] = {}
+        current: set[str] = set()
+        for item in items:
+            chunks.setdefault(str(item.payload.get("doc_id")), set()).add(
+                str(item.payload.get("chunk_id"))
+            )
+            current.add(item.id)
+        repo = self._records.repos.knowledge
+        before: list[dict[str, Any] | None] = []
+        for start in range(0, len(docs), SHRINK_LOOKUPS):
+            wave = docs[start : start + SHRINK_LOOKUPS]
+            before += await asyncio.gather(*(repo.get(merchant_id, str(d["_id"])) for d in wave))
+        marked: list[dict[str, Any]] = []
+        stale: list[str] = []
+        for doc, old in zip(docs, before, strict=True):
+            doc_id = str(doc["doc_id"])
+            new = len(chunks.get(doc_id, ()))
+            owned = 0
+            if old is not None:
+                title, body = str(old.get("title") or ""), str(old.get("body") or "")
+                previous = KnowledgeDoc(doc_id, title, body)
+                owned = max(
+                    len(chunk_knowledge(previous)),
+                    int(old.get(VECTOR_CHUNKS) or old.get("chunks") or 0),
+                )
+                stale += [v for v in knowledge_vector_ids(doc_id, owned) if v not in current]
+            marked.append({**doc, VECTOR_CHUNKS: max(new, owned)})
+        return marked, stale
+
+    async def _pipeline(
+        self,
+        job_id: str | None,
+        merchant_id: str,
+        collection: str,
+        items: list[IndexItem],
+        docs: list[dict[str, Any]] | None,
+        progress: str,
+    ) -> int:
         done = 0
         stored: asyncio.Task[None] | None = None
         upsert: asyncio.Task[None] | None = None
@@ -132,8 +222,9 @@ class IndexService:
                     await stored
                 if upsert is not None:
                     await upsert
+                count = done + len(chunk)
                 upsert = asyncio.create_task(
-                    self._upsert(job_id, collection, merchant_id, points, done + len(chunk))
+                    self._upsert(job_id, collection, merchant_id, points, progress, count)
                 )
                 done += len(chunk)
             if stored is not None:
@@ -147,14 +238,14 @@ class IndexService:
                 if task is not None:
                     with contextlib.suppress(Exception):
                         await task
+            if docs is None and progress != "indexed":
+                raise
             log.exception("indexing failed", extra={"job": job_id, "merchant": merchant_id})
             if job_id is not None:
                 await self._records.update_job(
                     job_id, status="failed", failure=f"indexing failed: {type(exc).__name__}"
                 )
             raise
-        if job_id is not None:
-            await self._records.update_job(job_id, status="done", indexed=done)
         return done
 
     async def _store(
@@ -170,11 +261,16 @@ class IndexService:
         collection: str,
         merchant_id: str,
         points: list[VectorPoint],
-        indexed: int,
+        progress: str,
+        count: int,
     ) -> None:
         await self._vectors.upsert(collection, merchant_id, points)
         if job_id is not None:
-            await self._records.update_job(job_id, indexed=indexed)
+            await self._records.update_job(job_id, **{progress: count})
+
+
+# Concurrent record lookups while checking a knowledge re-import for shrunk documents.
+SHRINK_LOOKUPS = 64
 
 
 # --- reconciliation: records are the truth, vectors follow them -------------------------------
@@ -220,7 +316,7 @@ def pending_fields() -> dict[str, Any]:
 def _items_for(collection: str, doc: dict[str, Any]) -> tuple[list[IndexItem], list[str]]:
     """Index items for one record, plus vector ids it no longer owns (knowledge shrinks)."""
     if collection == PRODUCTS:
-        return [product_index_item(Product.from_doc(doc))], []
+        return product_index_items(Product.from_doc(doc)), []
     kd = KnowledgeDoc(
         id=str(doc["doc_id"]),
         title=str(doc.get("title") or ""),

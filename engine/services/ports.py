@@ -116,3 +116,29 @@ class DeliveryLedger(Protocol):
     async def mark_unreachable(self, reply: OutboundReply, reason: str) -> None: ...
 
     async def dead_letter(self, reply: OutboundReply, reason: str, attempts: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A language model's answer and what it cost (the response's ``usage.total_tokens``)."""
+
+    text: str
+    tokens: int
+
+
+class LanguageModelError(Exception):
+    """The model gave no usable answer (HTTP error, timeout, malformed JSON): say it plainly."""
+
+
+class LanguageModel(Protocol):
+    """A chat-completions model (``OpenAICompatibleModel``); raises LanguageModelError."""
+
+    async def complete(self, messages: list[dict[str, str]], *, max_tokens: int) -> Completion: ...
+
+
+class TokenBudget(Protocol):
+    """Tokens a merchant spent on generated phrasing per UTC day."""
+
+    async def spent(self, merchant_id: str, day: str) -> int: ...
+
+    async def spend(self, merchant_id: str, day: str, tokens: int) -> None: ...

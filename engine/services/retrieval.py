@@ -30,17 +30,26 @@ from typing import Any
 
 import numpy as np
 
-from engine.domain.catalog import KNOWLEDGE, PRODUCTS, KnowledgeDoc, Product, chunk_knowledge
+from engine.domain.catalog import (
+    DESCRIPTION_VECTOR,
+    KNOWLEDGE,
+    PRODUCTS,
+    KnowledgeDoc,
+    Product,
+    chunk_knowledge,
+)
 from engine.domain.dialogue.constraints import COLOURS
 from engine.domain.messages import ProductCard
 from engine.domain.ranking import (
     HYBRID_DEPTH,
     KNOWLEDGE_WEIGHTS,
+    PRODUCT_WEIGHTS,
     Bm25Index,
     candidate_signals,
     fuse,
     hybrid_rank,
     lexical_scores,
+    product_rank,
 )
 from engine.domain.retrieval import Filters, KnowledgeHit, ProductHit, RetrievalResult
 from engine.domain.text import expand_for_embedding, normalize_arabic
@@ -325,6 +334,23 @@ def _mentions(norm_text: str, word: str) -> bool:
     return f" {word} " in f" {norm_text} " or word in norm_text.split()
 
 
+def best_vector_per_product(
+    hits: list[VectorHit],
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """A product owns a title vector (id = SKU) and a description vector (``{sku}#d``): its
+    dense score is the better of the two; the payload is the title vector's when it came back
+    (its ``text`` is the shorter, title-first one)."""
+    dense: dict[str, float] = {}
+    payloads: dict[str, dict[str, Any]] = {}
+    for h in hits:
+        sku = h.id.removesuffix(DESCRIPTION_VECTOR)
+        if h.score > dense.get(sku, float("-inf")):
+            dense[sku] = h.score
+        if sku not in payloads or h.id == sku:
+            payloads[sku] = dict(h.payload)
+    return dense, payloads
+
+
 def best_window_per_chunk(
     hits: list[VectorHit],
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
@@ -389,7 +415,9 @@ class Retriever:
             with tracing.span(
                 "vector.search", kind=tracing.CLIENT, attributes={"kaleem.depth": depth}
             ):
-                searches = [self._vectors.search(PRODUCTS, merchant_id, vector, limit=depth)]
+                # Two vectors per product (title, description): twice the hits for ``depth``
+                # distinct products.
+                searches = [self._vectors.search(PRODUCTS, merchant_id, vector, limit=2 * depth)]
                 if knowledge_limit > 0:  # admin product search asks for no knowledge
                     searches.append(
                         self._vectors.search(
@@ -419,9 +447,8 @@ class Retriever:
         f: Filters,
         depth: int,
     ) -> list[ProductHit]:
-        dense = {h.id: h.score for h in hits}
-        payloads: dict[str, dict[str, Any]] = {h.id: dict(h.payload) for h in hits}
-        texts = {h.id: str(h.payload.get("text") or "") for h in hits}
+        dense, payloads = best_vector_per_product(hits)
+        texts = {i: str(p.get("text") or "") for i, p in payloads.items()}
         bm25 = lexicon.top_products(query, depth) if lexicon is not None else {}
         if lexicon is not None:
             for sku in [*bm25, *dense]:
@@ -432,7 +459,11 @@ class Retriever:
                 # vector payloads may lag an update by one indexing job.
                 payloads[sku] = {**payloads.get(sku, {}), **doc}
                 texts[sku] = lexicon.product_texts.get(sku) or texts.get(sku, "")
-        ranked = hybrid_rank(candidate_signals(query, dense, bm25, texts))
+        signals = candidate_signals(query, dense, bm25, texts)
+        signals["stock"] = {
+            i: 1.0 if payloads.get(i, {}).get("in_stock", True) else 0.0 for i in signals["cov"]
+        }
+        ranked = product_rank(signals, PRODUCT_WEIGHTS)
         ids = [i for i, _ in ranked if i in payloads and passes(f, payloads[i], texts.get(i, ""))]
         if not ids:
             return []

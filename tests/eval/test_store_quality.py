@@ -6,10 +6,12 @@ run is ``kaleem eval store``. Thresholds are the issue's targets: a regression f
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
-from engine.evaluation.store import LocalEngine, run_questions
-from tests.eval.conftest import store_data
+from engine.evaluation.store import LocalEngine, StoreData, run_questions
+from tests.eval.conftest import DATA, store_data
 
 
 async def test_store_subset_meets_quality_targets(local_engine: LocalEngine) -> None:
@@ -65,3 +67,28 @@ async def test_unanswered_questions_become_knowledge_gaps(local_engine: LocalEng
     entry = next(g for g in gaps if g["question"] == "do you sell tractor tyres?")
     assert entry["count"] == 2
     assert await local_engine.gaps.list("someone-else") == []
+
+
+async def test_policy_questions_naming_a_place_or_product_quote_the_policy(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """The demo store's policies asked about a city, a country or a product ("is shipping to
+    Dammam free over 300?", "هل الاسترجاع يشمل العطور؟"): every answer quotes the sentence, and
+    no number in it is invented."""
+    from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
+
+    questions = DATA / "demo_policy_questions.jsonl"
+    data = StoreData(
+        demo_catalog_bytes(),
+        demo_knowledge_bytes(),
+        [json.loads(line) for line in questions.read_text("utf-8").splitlines() if line],
+    )
+    engine = LocalEngine(models_dir, tmp_path)
+    try:
+        await engine.load(data)
+        result = await run_questions(engine, data)
+    finally:
+        await engine.close()
+    assert result["metrics"]["policy_accuracy"] == {"rate": 1.0, "n": 14}, result["failures"]
+    assert result["invented_prices"] == []
+    assert result["invented_policy_numbers"] == []

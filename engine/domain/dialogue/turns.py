@@ -9,8 +9,9 @@ keeps the ids of recent messages, so a replay after a crash is recognised and no
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from engine.domain.carts import CART_CONTROL, decode_control
 from engine.domain.conversation import (
@@ -43,6 +44,36 @@ class GapsPort(Protocol):
     ) -> None: ...
 
 
+class PhrasingPort(Protocol):
+    """Rewords an extractive reply from its facts, or returns it unchanged (never raises for a
+    model's failure: ``engine.services.phrasing.Phraser``)."""
+
+    async def phrase(
+        self,
+        merchant_id: str,
+        merchant_name: str,
+        language: str,
+        tone: str,
+        extractive: str,
+        facts: Sequence[str],
+    ) -> str: ...
+
+
+# Replies a model may reword: answers built from retrieved records. Carts, checkout, orders and
+# handoffs carry state the customer acts on, and stay word for word.
+PHRASED: Final = frozenset({intents.POLICY_QUESTION, intents.PRODUCT_SEARCH})
+
+
+def reply_facts(text: str, products: Sequence[ProductCard]) -> list[str]:
+    """What a phrasing may draw on: the extractive reply (quoted policy sentences included) and
+    the cards shown with it."""
+    facts = [text]
+    for p in products:
+        price = "" if p.price is None else f" {p.price:g} {p.currency or ''}".rstrip()
+        facts.append(f"{p.title} ({p.sku}){price}")
+    return facts
+
+
 class TurnService:
     def __init__(
         self,
@@ -51,11 +82,13 @@ class TurnService:
         *,
         commerce: CommercePort | None = None,
         gaps: GapsPort | None = None,
+        phraser: PhrasingPort | None = None,
     ) -> None:
         self._retriever = retriever
         self._t = thresholds or Thresholds()
         self._commerce = commerce
         self._gaps = gaps
+        self._phraser = phraser
         self._flow = DialogueFlow(retriever, self._t, commerce)
 
     async def run_turn(
@@ -110,10 +143,24 @@ class TurnService:
                 )
             except Exception:  # a gap log must never cost the customer a reply
                 log.exception("recording a knowledge gap failed")
+        reply_text = decision.text
+        if self._phraser is not None and decision.intent in PHRASED and not decision.handoff:
+            try:
+                reply_text = await self._phraser.phrase(
+                    merchant.merchant_id,
+                    merchant.name,
+                    language,
+                    merchant.tone,
+                    decision.text,
+                    reply_facts(decision.text, decision.products),
+                )
+            except Exception:  # phrasing is optional: the extractive reply is always ready
+                log.exception("phrasing failed")
+                reply_text = decision.text
         result = self._finish(
             state,
             fresh,
-            decision.text,
+            reply_text,
             decision.products,
             decision.handoff,
             decision.intent,

@@ -18,7 +18,7 @@ from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.http.context import API
 from engine.http.problems import READ_CHUNK_BYTES, ProblemError, read_limited
 from engine.http.routing import Ctx, Reply
-from engine.services.indexing import IndexItem, knowledge_index_items, product_index_item
+from engine.services.indexing import IndexItem, knowledge_index_items, product_index_items
 
 T = TypeVar("T")
 MEDIA = ("application/x-ndjson", "text/csv")
@@ -96,7 +96,7 @@ async def import_catalog(ctx: Ctx) -> Reply:
     parsed = await _read(ctx, catalog.product_upload(), catalog.parse_products)
     await _check_quota(ctx, len(parsed.rows))
     docs = [p.to_doc(ctx.merchant_id) for p in parsed.rows]
-    items = [product_index_item(p) for p in parsed.rows]
+    items = [item for p in parsed.rows for item in product_index_items(p)]
     return await _start_job(ctx, PRODUCTS, items, docs, parsed.errors)
 
 
