@@ -15,7 +15,9 @@ import aiohttp
 import orjson
 import pytest
 
+from engine.adapters.repositories import sqlite_repositories
 from engine.config import Settings
+from engine.services.repositories import Repositories
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
 
 OPERATOR_TOKEN = "test-operator-" + "x" * 24
@@ -151,6 +153,15 @@ async def engine(runtime: Any) -> AsyncIterator[Engine]:
     async with aiohttp.ClientSession() as session:
         yield Engine(f"http://127.0.0.1:{runtime.port}", runtime, session)
     await runtime.stop()
+
+
+@pytest.fixture
+async def sqlite_repos(tmp_path: Path) -> AsyncIterator[Repositories]:
+    """Fresh record repositories on the real embedded store (SQLite in ``tmp_path``)."""
+    repos = sqlite_repositories(tmp_path / "records.sqlite3")
+    await repos.ensure_indexes()
+    yield repos
+    await repos.close()
 
 
 @pytest.fixture(scope="session")

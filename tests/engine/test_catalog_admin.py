@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from engine.adapters.repositories import sqlite_repositories
 from engine.domain.catalog import KnowledgeDoc, Product
 from engine.services.catalog_admin import CatalogAdmin
 from engine.services.indexing import INDEX_STATE, PENDING, VECTOR_CHUNKS
@@ -29,11 +25,8 @@ class Nudges:
 
 
 @pytest.fixture
-async def repos(tmp_path: Path) -> AsyncIterator[Repositories]:
-    r = sqlite_repositories(tmp_path / "records.sqlite3")
-    await r.ensure_indexes()
-    yield r
-    await r.close()
+def repos(sqlite_repos: Repositories) -> Repositories:
+    return sqlite_repos
 
 
 async def test_product_edits_mark_the_record_pending_and_nudge_the_indexer(

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from engine.adapters.repositories import sqlite_repositories
 from engine.domain.identity import hash_api_key, invite_hash, may_grant
 from engine.services.identity import LastOwner, NotAllowed, Team
 from engine.services.ports import Document
@@ -29,11 +25,8 @@ class Ended:
 
 
 @pytest.fixture
-async def repos(tmp_path: Path) -> AsyncIterator[Repositories]:
-    r = sqlite_repositories(tmp_path / "records.sqlite3")
-    await r.ensure_indexes()
-    yield r
-    await r.close()
+def repos(sqlite_repos: Repositories) -> Repositories:
+    return sqlite_repos
 
 
 async def _owner(repos: Repositories) -> Document:

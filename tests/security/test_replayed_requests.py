@@ -8,7 +8,6 @@ second order and a second lead; and an order request whose engine died after cla
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 
 from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
-from engine.adapters.repositories import sqlite_repositories
 from engine.domain.conversation import ConversationState, MerchantProfile
 from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage
@@ -33,14 +31,11 @@ class NoResults:
 
 
 @pytest.fixture
-async def repos(tmp_path: Path) -> AsyncIterator[Repositories]:
-    r = sqlite_repositories(tmp_path / "records.sqlite3")
-    await r.ensure_indexes()
-    await r.products.create(
+async def repos(sqlite_repos: Repositories) -> Repositories:
+    await sqlite_repos.products.create(
         {"_id": "m1:A", "merchant_id": "m1", "sku": "A", "title": "Mug", "price": 20.0}
     )
-    yield r
-    await r.close()
+    return sqlite_repos
 
 
 def _checkout_state() -> ConversationState:
