@@ -40,13 +40,12 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool, appendfsync: str = 
     from cryptography.fernet import Fernet
 
     from engine.adapters.records import Records
-    from engine.adapters.redis.queues import Inbox
     from engine.adapters.redis.server import EmbeddedRedis, redis_client
     from engine.adapters.repositories import sqlite_repositories
     from engine.adapters.secrets import SecretBox
+    from engine.bootstrap import Container, Remotes
     from engine.config import Settings
     from engine.http.app import create_app
-    from engine.http.deps import GatewayDeps
 
     embedded = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync)
     url = embedded.start()
@@ -79,7 +78,9 @@ async def serve(data_dir: Path, port: int, use_uvloop: bool, appendfsync: str = 
         def submit(self, *a: Any, **k: Any) -> None:
             return None
 
-    deps = GatewayDeps(settings, records, Inbox(redis, 8), redis, NoIndexer(), ready)
+    remotes = Remotes(vectors=None, indexer=NoIndexer())  # type: ignore[arg-type]
+    c = Container(settings, remotes, redis=redis, records=records)
+    deps = c.gateway(ready)
     runner = web.AppRunner(create_app(deps), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()

@@ -32,6 +32,7 @@ from engine.adapters.secrets import SecretBox, load_or_create_key
 from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
 from engine.http.deps import GatewayDeps, Liveness, Readiness
+from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
@@ -39,6 +40,7 @@ from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
+from engine.services.staff import StaffDesk
 
 __all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_limits"]
 
@@ -142,6 +144,14 @@ class Container:
     def gaps(self) -> KnowledgeGaps:
         return KnowledgeGaps(self.repos)
 
+    @cached_property
+    def staff(self) -> StaffDesk:
+        return StaffDesk(self.inbox, self.checkpoints, self.outbox, self.records)
+
+    @cached_property
+    def catalog_admin(self) -> CatalogAdmin:
+        return CatalogAdmin(self.repos, self.remotes.indexer)
+
     def gateway(
         self,
         readiness: Readiness,
@@ -161,6 +171,10 @@ class Container:
             instance=instance,
             liveness=liveness,
             retriever=retriever,
+            commerce=self.commerce,
+            gaps=self.gaps,
+            staff=self.staff,
+            catalog=self.catalog_admin,
         )
 
     @cached_property

@@ -25,7 +25,7 @@ from engine.adapters.providers import CachedChannels, LocalSender, ProviderClien
 from engine.adapters.redis import keys
 from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
-from engine.adapters.redis.queues import Outbox, StreamConsumer, TurnCommitter
+from engine.adapters.redis.queues import Outbox, StreamConsumer
 from engine.http import openapi, static, webchat, webhooks
 from engine.http.auth import MerchantAuth
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
@@ -45,13 +45,9 @@ from engine.http.routes import ALL_ROUTES
 from engine.http.routes.imports import UPLOADS, UploadSlots
 from engine.http.routing import add_routes
 from engine.http.tokens import TokenService
-from engine.services.catalog_admin import CatalogAdmin
-from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds, DeliveryWorker
-from engine.services.gaps import KnowledgeGaps
 from engine.services.identity import Team
 from engine.services.intake import Intake
-from engine.services.staff import StaffDesk
 from observability import metrics, queue_probe
 
 log = logging.getLogger(__name__)
@@ -256,6 +252,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
     s = deps.settings
     tokens = TokenService(deps.redis, jwt_secret(s))
     auth.use(tokens, KeyDirectory(store))
+    assert deps.commerce and deps.gaps and deps.staff and deps.catalog, "built by Container"
     return Api(
         deps=deps,
         records=deps.records,
@@ -263,17 +260,12 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         tokens=tokens,
         throttle=LoginThrottle(deps.redis, s.login_max_failures, s.login_max_per_ip),
         limiter=RateLimiter(deps.redis, s.api_rate_window_s),
-        commerce=Commerce(store),
-        gaps=KnowledgeGaps(store),
+        commerce=deps.commerce,
+        gaps=deps.gaps,
         auth=auth,
         idempotency=IdempotencyStore(deps.redis),
-        staff=StaffDesk(
-            deps.inbox,
-            TurnCommitter(deps.redis, deps.settings.conversation_idle_ttl_s),
-            Outbox(deps.redis),
-            deps.records,
-        ),
-        catalog=CatalogAdmin(store, deps.indexer),
+        staff=deps.staff,
+        catalog=deps.catalog,
         team=Team(store, SessionEnd(deps.redis, tokens, auth)),
         retriever=deps.retriever,
     )

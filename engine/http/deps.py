@@ -11,7 +11,11 @@ import redis.asyncio as aioredis
 from engine.adapters.records import Records
 from engine.adapters.redis.queues import Inbox
 from engine.config import Settings
+from engine.services.catalog_admin import CatalogAdmin
+from engine.services.commerce import Commerce
+from engine.services.gaps import KnowledgeGaps
 from engine.services.indexing import IndexItem
+from engine.services.staff import StaffDesk
 
 
 class Indexer(Protocol):
@@ -48,3 +52,8 @@ class GatewayDeps:
     retriever: Any = (
         None  # engine.domain.conversation.RetrievalPort: the bot's retrieval (admin search)
     )
+    # The use cases the routes call, built by the Container like every other process's.
+    commerce: Commerce | None = None
+    gaps: KnowledgeGaps | None = None
+    staff: StaffDesk | None = None
+    catalog: CatalogAdmin | None = None
