@@ -5,8 +5,10 @@ on the gateway, so both hashing and verifying go to a worker thread. And a few a
 login storm from many addresses (each within nginx's per-address burst and the per-IP limit)
 ran one hash per attempt in every worker thread at once, and those hashes took the machine's
 cores from every customer's replies (``bench/abuse.py``). ``MAX_HASHING`` run at once per
-process, ``MAX_WAITING`` more wait; past that the request is answered 503 + ``Retry-After`` at
-once, without hashing.
+process, each holding its slot for at least ``MIN_HASH_INTERVAL_S`` (a verification is ~190 ms
+of one core here, so a storm gets at most ~60 % of one core, never the box);
+``MAX_WAITING`` more wait; past that the request is answered 503 + ``Retry-After`` at once,
+without hashing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from engine.http.problems import ProblemError
 _HASHER = PasswordHasher()
 MAX_HASHING = 1
 MAX_WAITING = 16
+MIN_HASH_INTERVAL_S = 0.3
 T = TypeVar("T")
 
 
@@ -48,10 +51,21 @@ async def _bounded(fn: Callable[..., T], *args: object) -> T:
         )
     gate.waiting += 1
     try:
-        async with gate.slots:
-            return await asyncio.to_thread(fn, *args)
+        await gate.slots.acquire()
+    except BaseException:
+        gate.waiting -= 1
+        raise
+    started = loop.time()
+    try:
+        return await asyncio.to_thread(fn, *args)
     finally:
         gate.waiting -= 1
+        # The caller has its answer now; the slot comes back once the interval is over.
+        rest = MIN_HASH_INTERVAL_S - (loop.time() - started)
+        if rest > 0:
+            loop.call_later(rest, gate.slots.release)
+        else:
+            gate.slots.release()
 
 
 @functools.cache

@@ -4,8 +4,8 @@ Every login attempt (for a known account or, for uniform timing, an unknown one)
 argon2id verification; a storm from many addresses, each within nginx's burst and the per-IP
 limit, ran one in every worker thread at once, and those hashes starved the conversation hosts
 and the embedder: in ``bench/abuse.py`` another store's customers waited ~30 s for replies.
-Hashing now runs a few at a time per process, and a request that would wait behind too many
-gets 503 + Retry-After at once.
+Hashing now runs one at a time per process with a minimum spacing, and a request that would
+wait behind too many gets 503 + Retry-After at once.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ async def test_hashing_runs_one_at_a_time_and_the_excess_is_refused_at_once(
         return False
 
     monkeypatch.setattr(passwords, "_verify", slow_verify)
+    monkeypatch.setattr(passwords, "MIN_HASH_INTERVAL_S", 0.0)
     storm = 60
     results = await asyncio.gather(
         *(passwords.verify_password(None, f"guess-{n}") for n in range(storm)),
