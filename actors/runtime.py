@@ -110,6 +110,9 @@ class Runtime:
         if self.engine_lock is None:
             self.engine_lock = EngineLock.acquire(s.data_dir, s.role)
         make_private_dir(s.data_dir)  # records, AOF, vectors, keys: this user's only
+        # And everything this process and its children (Redis, Ray's raylet and workers, the
+        # embedded vector store) create from here on: every tenant's data passes through them.
+        os.umask(0o077)
         self._started = True
         self._me = ProcessIdentity.current()
         local_cluster = ray_init and not ray.is_initialized() and not s.ray_address

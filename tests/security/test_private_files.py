@@ -97,8 +97,9 @@ def test_the_data_dir_and_its_address_files_are_private(tmp_path: Path, loose_um
     assert _loose(data_dir) == []
 
 
-def test_a_served_engine_leaves_its_data_dir_private(runtime: Any) -> None:
-    """The session's engine (``kaleem serve``'s Runtime): what it wrote at start-up."""
+def test_a_served_engine_leaves_its_data_dir_private(runtime: Any, demo_store: Any) -> None:
+    """The session's engine (``kaleem serve``'s Runtime), after a catalog import: what it and
+    its Ray workers wrote (records, AOF, vector shards, address files)."""
     data_dir = Path(runtime.settings.data_dir)
     assert (data_dir / "redis.url").exists() and (data_dir / "ray.address").exists()
     assert _loose(data_dir) == []
