@@ -17,6 +17,7 @@ from engine.domain.catalog import (
     Product,
     chunk_knowledge,
     knowledge_vector_ids,
+    product_vector_ids,
 )
 from engine.services.ports import Embedder, VectorPoint, VectorStore
 from engine.services.repositories import RecordKeeping, Repositories
@@ -316,7 +317,10 @@ def pending_fields() -> dict[str, Any]:
 def _items_for(collection: str, doc: dict[str, Any]) -> tuple[list[IndexItem], list[str]]:
     """Index items for one record, plus vector ids it no longer owns (knowledge shrinks)."""
     if collection == PRODUCTS:
-        return product_index_items(Product.from_doc(doc)), []
+        items = product_index_items(Product.from_doc(doc))
+        # An edit that emptied the description leaves its description vector behind.
+        mine = product_vector_ids(str(doc["sku"]))
+        return items, [v for v in mine if v not in {i.id for i in items}]
     kd = KnowledgeDoc(
         id=str(doc["doc_id"]),
         title=str(doc.get("title") or ""),

@@ -28,3 +28,16 @@ def test_arabic_digits_and_terms_compare_as_the_facts_do() -> None:
     assert unsupported_claims("الشحن مجاني فوق ٣٠٠ ريال", facts) == []
     assert unsupported_claims("ويشمل ضمان سنتين", facts) == ["term:ضمان"]
     assert unsupported_claims("الشحن مجاني فوق ٢٠٠ ريال", facts) == ["number:200"]
+
+
+def test_the_facts_of_a_reply_keep_card_prices_as_written() -> None:
+    from engine.domain.dialogue.turns import reply_facts
+    from engine.domain.messages import ProductCard
+
+    cards = [
+        ProductCard(sku="TV-1", title="TV", price=1234567.0, currency="SAR", url=None),
+        ProductCard(sku="M-1", title="Mug", price=19.5, currency="SAR", url=None),
+    ]
+    facts = reply_facts("Here are two", cards)
+    assert facts == ["Here are two", "TV (TV-1) 1234567 SAR", "Mug (M-1) 19.5 SAR"]
+    assert unsupported_claims("The TV (TV-1) is 1234567 SAR, the mug 19.5 SAR.", facts) == []

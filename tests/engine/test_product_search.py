@@ -145,3 +145,24 @@ def test_the_split_loader_keeps_splits_apart() -> None:
     train, test = load_products(split="train"), load_products(split="test")
     assert not set(train.query_ids) & set(test.query_ids)
     assert len(train.products) == len(test.products) >= 500
+
+
+async def test_an_edit_that_drops_the_description_drops_its_vector(tmp_path: Path) -> None:
+    from engine.services.indexing import pending_fields
+
+    store = sqlite_repositories(tmp_path / "records.sqlite3")
+    vectors = EdgeVectorStore(tmp_path / "vectors")
+    await vectors.ensure_collection(PRODUCTS, DIM)
+    records = Records(store, SecretBox(load_or_create_key("", tmp_path)))
+    embedder = JobWatchingEmbedder(records)
+    reconciler = IndexReconciler(store, IndexService(embedder, vectors, records), vectors)
+    doc = Product(sku="A", title="Mug", description="Holds two cups. Glazed.").to_doc("m1")
+    await store.products.create({**doc, **pending_fields()})
+    await reconciler.run_once()
+    assert await vectors.count(PRODUCTS, "m1") == 2
+    await store.products.update("m1", "m1:A", {"description": "", **pending_fields()})
+    await reconciler.run_once()
+    hits = await vectors.search(PRODUCTS, "m1", [1.0] * DIM, limit=10)
+    assert [h.id for h in hits] == ["A"]
+    await vectors.close()
+    await store.close()

@@ -69,7 +69,8 @@ def reply_facts(text: str, products: Sequence[ProductCard]) -> list[str]:
     the cards shown with it."""
     facts = [text]
     for p in products:
-        price = "" if p.price is None else f" {p.price:g} {p.currency or ''}".rstrip()
+        amount = "" if p.price is None else f"{p.price:.2f}".rstrip("0").rstrip(".")
+        price = f" {amount} {p.currency or ''}".rstrip() if amount else ""
         facts.append(f"{p.title} ({p.sku}){price}")
     return facts
 
