@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.domain.catalog import KnowledgeChunk, Product, product_from_mapping
 from engine.domain.ranking import (
@@ -165,42 +166,79 @@ def compute_signals(
         for w in KnowledgeChunk(cid, cid, title, body).window_texts():
             window_texts.append(w)
             owners.append(n)
-    windows = cached_encode(encode, window_texts, "passage", cache_dir, tag)
-    queries = cached_encode(
-        encode, [expand_for_embedding(q) for q in split.query_texts], "query", cache_dir, tag
+    sims = _best_vector(encode, split.query_texts, window_texts, owners, cache_dir, tag, len(texts))
+    return Signals(
+        dict(zip(split.query_ids, _candidates(split, bm25, sims, texts, depth), strict=True))
     )
-    window_sims = queries @ windows.T
-    sims = np.full((len(split.query_ids), len(split.corpus_ids)), -1.0, dtype=np.float32)
+
+
+def _best_vector(
+    encode: EncodeFn,
+    queries: Sequence[str],
+    vector_texts: list[str],
+    owners: list[int],
+    cache_dir: Path | None,
+    tag: str,
+    documents: int,
+) -> npt.NDArray[np.float32]:
+    """Query x document similarity, a document scoring by the best of its vectors (knowledge
+    windows, a product's title and description vectors), as the vector search does."""
+    vectors = cached_encode(encode, vector_texts, "passage", cache_dir, tag)
+    encoded = cached_encode(
+        encode, [expand_for_embedding(q) for q in queries], "query", cache_dir, tag
+    )
+    item_sims = encoded @ vectors.T
+    sims = np.full((len(queries), documents), -1.0, dtype=np.float32)
     owner = np.asarray(owners, dtype=np.int64)
-    for qi in range(len(split.query_ids)):
-        np.maximum.at(sims[qi], owner, window_sims[qi])
-    per_query: dict[str, dict[str, dict[str, float]]] = {}
-    for qi, qid in enumerate(split.query_ids):
-        query = split.query_texts[qi]
+    for qi in range(len(queries)):
+        np.maximum.at(sims[qi], owner, item_sims[qi])
+    return sims
+
+
+def _candidates(
+    split: Split | ProductSplit,
+    bm25: Bm25Index,
+    sims: npt.NDArray[np.float32],
+    texts: dict[str, str],
+    depth: int,
+) -> list[dict[str, dict[str, float]]]:
+    """Per query: dense top-``depth`` and BM25 top-``depth``, and the signals over their union."""
+    ids = list(texts)
+    out = []
+    for qi, query in enumerate(split.query_texts):
         lex = bm25.scores(query)
         top_l = np.argsort(-lex, kind="stable")[:depth]
         top_d = np.argsort(-sims[qi], kind="stable")[:depth]
-        dense = {split.corpus_ids[i]: float(sims[qi, i]) for i in top_d}
-        lexical = {split.corpus_ids[i]: float(lex[i]) for i in top_l if lex[i] > 0}
-        per_query[qid] = candidate_signals(query, dense, lexical, texts)
-    return Signals(per_query)
+        dense = {ids[i]: float(sims[qi, i]) for i in top_d}
+        lexical = {ids[i]: float(lex[i]) for i in top_l if lex[i] > 0}
+        out.append(candidate_signals(query, dense, lexical, texts))
+    return out
 
 
-def run_fusion(signals: Signals, weights: dict[str, float]) -> dict[str, list[str]]:
-    return {
-        qid: [d for d, _ in hybrid_rank(sig, weights)[:10]]
-        for qid, sig in signals.per_query.items()
-    }
+Rank = Callable[[dict[str, dict[str, float]], dict[str, float]], list[tuple[str, float]]]
+
+
+def run_fusion(
+    signals: Signals, weights: dict[str, float], rank: Rank = hybrid_rank
+) -> dict[str, list[str]]:
+    return {qid: [d for d, _ in rank(sig, weights)[:10]] for qid, sig in signals.per_query.items()}
 
 
 def evaluate(
-    signals: Signals, qrels: dict[str, dict[str, int]], weights: dict[str, float]
+    signals: Signals,
+    qrels: dict[str, dict[str, int]],
+    weights: dict[str, float],
+    rank: Rank = hybrid_rank,
 ) -> dict[str, float]:
-    return metrics(run_fusion(signals, weights), qrels)
+    return metrics(run_fusion(signals, weights, rank), qrels)
 
 
 def tune(
-    signals: Signals, qrels: dict[str, dict[str, int]], names: Sequence[str], step: float = 0.05
+    signals: Signals,
+    qrels: dict[str, dict[str, int]],
+    names: Sequence[str],
+    step: float = 0.05,
+    rank: Rank = hybrid_rank,
 ) -> tuple[dict[str, float], float]:
     """Grid search of convex weights (sum 1) maximising nDCG@10; use on train/ only."""
     grid = [round(i * step, 4) for i in range(round(1 / step) + 1)]
@@ -210,7 +248,7 @@ def tune(
         if rest < -1e-9:
             continue
         weights = dict(zip(names, [*combo, max(rest, 0.0)], strict=True))
-        score = evaluate(signals, qrels, weights)["ndcg@10"]
+        score = evaluate(signals, qrels, weights, rank)["ndcg@10"]
         if score > best[1]:
             best = (weights, score)
     return best
@@ -278,25 +316,12 @@ def compute_product_signals(
         for item in product_index_items(p):
             item_texts.append(item.text)
             owners.append(n)
-    vectors = cached_encode(encode, item_texts, "passage", cache_dir, tag)
-    queries = cached_encode(
-        encode, [expand_for_embedding(q) for q in split.query_texts], "query", cache_dir, tag
-    )
-    item_sims = queries @ vectors.T
-    sims = np.full((len(split.query_ids), len(skus)), -1.0, dtype=np.float32)
-    owner = np.asarray(owners, dtype=np.int64)
-    for qi in range(len(split.query_ids)):
-        np.maximum.at(sims[qi], owner, item_sims[qi])
+    sims = _best_vector(encode, split.query_texts, item_texts, owners, cache_dir, tag, len(skus))
     in_stock = {p.sku: p.in_stock for p in split.products}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
-    for qi, qid in enumerate(split.query_ids):
-        query = split.query_texts[qi]
-        lex = bm25.scores(query)
-        top_l = np.argsort(-lex, kind="stable")[:depth]
-        top_d = np.argsort(-sims[qi], kind="stable")[:depth]
-        dense = {skus[i]: float(sims[qi, i]) for i in top_d}
-        lexical_top = {skus[i]: float(lex[i]) for i in top_l if lex[i] > 0}
-        signals = candidate_signals(query, dense, lexical_top, lexical)
+    for qid, signals in zip(
+        split.query_ids, _candidates(split, bm25, sims, lexical, depth), strict=True
+    ):
         signals["stock"] = {sku: 1.0 if in_stock[sku] else 0.0 for sku in signals["cov"]}
         per_query[qid] = signals
     return Signals(per_query)
@@ -304,30 +329,17 @@ def compute_product_signals(
 
 def run_product_fusion(signals: Signals, weights: dict[str, float]) -> dict[str, list[str]]:
     """The product ranking as the engine orders it (:func:`product_rank`)."""
-    return {
-        qid: [d for d, _ in product_rank(sig, weights)[:10]]
-        for qid, sig in signals.per_query.items()
-    }
+    return run_fusion(signals, weights, product_rank)
 
 
 def evaluate_products(
     signals: Signals, qrels: dict[str, dict[str, int]], weights: dict[str, float]
 ) -> dict[str, float]:
-    return metrics(run_product_fusion(signals, weights), qrels)
+    return evaluate(signals, qrels, weights, product_rank)
 
 
 def tune_products(
     signals: Signals, qrels: dict[str, dict[str, int]], names: Sequence[str], step: float = 0.05
 ) -> tuple[dict[str, float], float]:
     """:func:`tune` for the product ranking; use on the train split only."""
-    grid = [round(i * step, 4) for i in range(round(1 / step) + 1)]
-    best: tuple[dict[str, float], float] = ({}, -1.0)
-    for combo in itertools.product(grid, repeat=len(names) - 1):
-        rest = round(1.0 - sum(combo), 4)
-        if rest < -1e-9:
-            continue
-        weights = dict(zip(names, [*combo, max(rest, 0.0)], strict=True))
-        score = evaluate_products(signals, qrels, weights)["ndcg@10"]
-        if score > best[1]:
-            best = (weights, score)
-    return best
+    return tune(signals, qrels, names, step, product_rank)
