@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from engine.domain.conversation import MerchantProfile
 from engine.domain.grounding import unsupported_claims
 from engine.services.ports import LanguageModel, LanguageModelError, TokenBudget
 
@@ -91,20 +92,15 @@ class Phraser:
         self._clock = clock
 
     async def phrase(
-        self,
-        merchant_id: str,
-        merchant_name: str,
-        language: str,
-        tone: str,
-        extractive: str,
-        facts: Sequence[str],
+        self, merchant: MerchantProfile, language: str, extractive: str, facts: Sequence[str]
     ) -> str:
+        merchant_id = merchant.merchant_id
         if not extractive.strip() or not facts:
             return extractive
         day = _day(self._clock())
         if await self._budget.spent(merchant_id, day) >= self._daily:
             return extractive
-        messages = prompt(extractive, facts, language, tone, merchant_name)
+        messages = prompt(extractive, facts, language, merchant.tone, merchant.name)
         try:
             async with asyncio.timeout(self._timeout):
                 answer = await self._model.complete(messages, max_tokens=MAX_COMPLETION_TOKENS)

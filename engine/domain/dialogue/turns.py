@@ -49,13 +49,7 @@ class PhrasingPort(Protocol):
     model's failure: ``engine.services.phrasing.Phraser``)."""
 
     async def phrase(
-        self,
-        merchant_id: str,
-        merchant_name: str,
-        language: str,
-        tone: str,
-        extractive: str,
-        facts: Sequence[str],
+        self, merchant: MerchantProfile, language: str, extractive: str, facts: Sequence[str]
     ) -> str: ...
 
 
@@ -147,14 +141,8 @@ class TurnService:
         reply_text = decision.text
         if self._phraser is not None and decision.intent in PHRASED and not decision.handoff:
             try:
-                reply_text = await self._phraser.phrase(
-                    merchant.merchant_id,
-                    merchant.name,
-                    language,
-                    merchant.tone,
-                    decision.text,
-                    reply_facts(decision.text, decision.products),
-                )
+                facts = reply_facts(decision.text, decision.products)
+                reply_text = await self._phraser.phrase(merchant, language, decision.text, facts)
             except Exception:  # phrasing is optional: the extractive reply is always ready
                 log.exception("phrasing failed")
                 reply_text = decision.text
