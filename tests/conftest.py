@@ -164,6 +164,13 @@ async def sqlite_repos(tmp_path: Path) -> AsyncIterator[Repositories]:
     await repos.close()
 
 
+@pytest.fixture(scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for a module's tests against a gateway of their own."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
 @pytest.fixture(scope="session")
 async def fake_telegram() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as fake:

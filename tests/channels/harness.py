@@ -5,10 +5,12 @@ in a second instead of a Ray cluster's 30."""
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from cryptography.fernet import Fernet
@@ -80,3 +82,15 @@ async def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
     await records.ensure_indexes()
     runner, _ = await listen(create_app(c.gateway(_ready)), "127.0.0.1", port)
     return Gateway(f"http://127.0.0.1:{port}", settings, redis, records, runner, embedded)
+
+
+def gateway_fixture(name: str, **overrides: Any) -> Any:
+    """A module-scoped fixture serving a gateway on its own data dir (``overrides``: Settings)."""
+
+    @pytest.fixture(scope="module")
+    async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+        g = await start_gateway(Path(tmp_path_factory.mktemp(name)), **overrides)
+        yield g
+        await g.close()
+
+    return gateway

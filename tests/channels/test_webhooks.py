@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +13,7 @@ from hypothesis import strategies as st
 
 from connectors.meta import sign
 from engine.adapters.redis import keys
-from tests.channels.harness import OPERATOR, Gateway, start_gateway
+from tests.channels.harness import OPERATOR, Gateway, gateway_fixture
 from tests.fakes.fake_meta import messaging_text, messaging_webhook, wa_text, whatsapp_webhook
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram, make_update
 
@@ -25,17 +23,7 @@ WA_TOKEN = "EAAG-whatsapp-token-abcdef"
 PAGE_TOKEN = "EAAG-page-token-abcdef"
 
 
-@pytest.fixture(scope="module")
-async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
-    g = await start_gateway(Path(tmp_path_factory.mktemp("chan-gw")))
-    yield g
-    await g.close()
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+gw = gateway_fixture("chan-gw")
 
 
 @pytest.fixture(scope="module")

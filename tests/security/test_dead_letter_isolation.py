@@ -14,28 +14,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from engine.adapters.redis import keys
 from engine.adapters.redis.queues import DEAD_LETTERS_PER_MERCHANT, Outbox
 from engine.domain.messages import OutboundReply
-from tests.channels.harness import OPERATOR, Gateway, start_gateway
+from tests.channels.harness import OPERATOR, Gateway, gateway_fixture
 
 _ids = itertools.count(1)
 FLOOD = 3 * DEAD_LETTERS_PER_MERCHANT
 DL = "/api/v1/outbox/dead-letters"
 
 
-@pytest.fixture(scope="module")
-async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
-    g = await start_gateway(Path(tmp_path_factory.mktemp("dlq-gw")))
-    yield g
-    await g.close()
+gw = gateway_fixture("dlq-gw")
 
 
 def _reply(merchant_id: str, customer: str) -> OutboundReply:

@@ -9,31 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from engine.http.live import UNAUTHORIZED
-from tests.channels.harness import OPERATOR, Gateway, start_gateway
+from tests.channels.harness import OPERATOR, Gateway, gateway_fixture
 
 PASSWORD = "correct horse battery"
 ROTATE = "/api/v1/api-keys/root/rotate"
 
 
-@pytest.fixture(scope="module")
-async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
-    g = await start_gateway(Path(tmp_path_factory.mktemp("root-key-gw")))
-    yield g
-    await g.close()
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+gw = gateway_fixture("root-key-gw")
 
 
 async def _call(
