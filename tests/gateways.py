@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from engine.bootstrap import Container, Remotes
@@ -53,3 +54,19 @@ async def second_gateway(
             yield url
     finally:
         await c.redis.aclose()
+
+
+async def api_call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    token: str = "",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One API request with a bearer ``token``: the status and the JSON body (None for 204)."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    async with http.request(method, url, json=body, headers=h) as r:
+        return r.status, (await r.json(content_type=None) if r.status != 204 else None)

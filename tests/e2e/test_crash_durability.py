@@ -17,7 +17,6 @@ import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psutil
@@ -25,6 +24,7 @@ import pytest
 
 from tests.e2e.served import Served, alive_of
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.gateways import api_call
 
 pytestmark = pytest.mark.integration
 
@@ -66,35 +66,20 @@ def power_cut(engine: Served) -> list[psutil.Process]:
     return procs
 
 
-async def _call(
-    http: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    token: str = "",
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    async with http.request(method, url, json=body, headers=h) as r:
-        return r.status, (await r.json() if r.status != 204 else None)
-
-
 async def test_a_power_cut_loses_no_acknowledged_write(served: Served) -> None:
     await asyncio.to_thread(served.start)
     base = f"{served.url}/api/v1"
     async with FakeTelegram() as telegram, aiohttp.ClientSession() as http:
         signup = {"merchant_name": "Durable", "email": "o@durable.example", "password": PASSWORD}
-        status, owner = await _call(http, "POST", f"{base}/auth/signup", body=signup)
+        status, owner = await api_call(http, "POST", f"{base}/auth/signup", body=signup)
         assert status == 201, owner
         token = owner["access_token"]
         product = {"sku": "d-1", "title": "Durable mug", "price": 25.0}
-        assert (await _call(http, "POST", f"{base}/products", token, product))[0] == 201
-        _, key = await _call(
+        assert (await api_call(http, "POST", f"{base}/products", token, product))[0] == 201
+        _, key = await api_call(
             http, "POST", f"{base}/api-keys", token, {"name": "k", "role": "admin"}
         )
-        _, invited = await _call(
+        _, invited = await api_call(
             http, "POST", f"{base}/users", token, {"email": "a@durable.example", "role": "agent"}
         )
         channel_body = {
@@ -103,10 +88,10 @@ async def test_a_power_cut_loses_no_acknowledged_write(served: Served) -> None:
             "secret_token": "durable-secret",
             "api_base": telegram.base_url,
         }
-        status, channel = await _call(http, "POST", f"{base}/channels", token, channel_body)
+        status, channel = await api_call(http, "POST", f"{base}/channels", token, channel_body)
         assert status == 201, channel
-        assert (await _call(http, "DELETE", f"{base}/api-keys/{key['id']}", token))[0] == 204
-        status, _ = await _call(
+        assert (await api_call(http, "DELETE", f"{base}/api-keys/{key['id']}", token))[0] == 204
+        status, _ = await api_call(
             http, "PATCH", f"{base}/users/{invited['id']}", token, {"role": "viewer"}
         )
         assert status == 200
@@ -118,7 +103,7 @@ async def test_a_power_cut_loses_no_acknowledged_write(served: Served) -> None:
 
         async def place(n: int) -> tuple[str, str] | None:
             idem = str(uuid.uuid4())
-            status, body = await _call(
+            status, body = await api_call(
                 http, "POST", f"{base}/orders", token, order, {"Idempotency-Key": idem}
             )
             return (idem, str(body["id"])) if status == 201 else None
@@ -133,7 +118,7 @@ async def test_a_power_cut_loses_no_acknowledged_write(served: Served) -> None:
         assert alive_of(procs) == []
         base = f"{restarted.url}/api/v1"
         async with aiohttp.ClientSession() as http:
-            status, session = await _call(
+            status, session = await api_call(
                 http,
                 "POST",
                 f"{base}/auth/login",
@@ -142,16 +127,16 @@ async def test_a_power_cut_loses_no_acknowledged_write(served: Served) -> None:
             assert status == 200, session
             token = session["access_token"]
             for idem, order_id in placed:
-                status, got = await _call(http, "GET", f"{base}/orders/{order_id}", token)
+                status, got = await api_call(http, "GET", f"{base}/orders/{order_id}", token)
                 assert status == 200 and got["total"] == 50.0, (order_id, status)
-                status, again = await _call(
+                status, again = await api_call(
                     http, "POST", f"{base}/orders", token, order, {"Idempotency-Key": idem}
                 )
                 assert status == 201 and again["id"] == order_id  # the replay names a real order
-            assert (await _call(http, "GET", f"{base}/products", key["api_key"]))[0] == 401
-            _, user = await _call(http, "GET", f"{base}/users/{invited['id']}", token)
+            assert (await api_call(http, "GET", f"{base}/products", key["api_key"]))[0] == 401
+            _, user = await api_call(http, "GET", f"{base}/users/{invited['id']}", token)
             assert user["role"] == "viewer"
-            _, channels = await _call(http, "GET", f"{base}/channels", token)
+            _, channels = await api_call(http, "GET", f"{base}/channels", token)
             assert [c["id"] for c in channels["channels"]] == [channel["id"]]
         assert await asyncio.to_thread(restarted.stop) == 0
     finally:

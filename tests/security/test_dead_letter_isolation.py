@@ -12,8 +12,6 @@ worker does (``Outbox.dead_letter``).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from typing import Any
 
 import aiohttp
@@ -22,8 +20,8 @@ from engine.adapters.redis import keys
 from engine.adapters.redis.queues import DEAD_LETTERS_PER_MERCHANT, Outbox
 from engine.domain.messages import OutboundReply
 from tests.channels.harness import OPERATOR, Gateway, gateway_fixture
+from tests.messages import bot_reply
 
-_ids = itertools.count(1)
 FLOOD = 3 * DEAD_LETTERS_PER_MERCHANT
 DL = "/api/v1/outbox/dead-letters"
 
@@ -32,19 +30,7 @@ gw = gateway_fixture("dlq-gw")
 
 
 def _reply(merchant_id: str, customer: str) -> OutboundReply:
-    return OutboundReply(
-        outbox_id=f"ob-{next(_ids)}",
-        merchant_id=merchant_id,
-        channel_id=f"ch_{merchant_id}",
-        channel_kind="telegram",
-        customer_id=customer,
-        text="never arrived",
-        intent="product_search",
-        handoff=False,
-        in_reply_to=("x",),
-        received_at=time.time(),
-        language="en",
-    )
+    return bot_reply(f"{merchant_id}:ch_{merchant_id}:{customer}", "never arrived")
 
 
 async def _get(http: aiohttp.ClientSession, url: str, token: str, **headers: str) -> Any:

@@ -11,7 +11,6 @@ retrieval are in-memory fakes that let the test decide when each retrieval finis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from engine.adapters.redis.queues import StreamEntry
@@ -20,21 +19,7 @@ from engine.domain.dialogue.turns import TurnService
 from engine.domain.messages import InboundMessage, OutboundReply
 from engine.services.hosting import ConversationHostCore
 from engine.services.retrieval import RetrievalResult
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.acked: list[str] = []
-
-    async def setup(self) -> None:
-        return None
-
-    async def read(self, count: int = 64, block_ms: int = 1000) -> list[StreamEntry]:
-        await asyncio.sleep(3600)
-        return []
-
-    async def ack(self, entries: Sequence[StreamEntry]) -> None:
-        self.acked += [e.entry_id for e in entries]
+from tests.engine.test_hosting import FakeInbox
 
 
 class Checkpoints:
@@ -90,7 +75,7 @@ def entry(n: int, merchant: str, customer: str, text: str) -> StreamEntry:
 
 
 def host(retriever: HeldRetriever, slots: int, per_merchant: int) -> tuple[Any, Any, Any]:
-    inbox, checkpoints = Inbox(), Checkpoints()
+    inbox, checkpoints = FakeInbox(), Checkpoints()
     core = ConversationHostCore(
         inbox,
         checkpoints,

@@ -23,6 +23,7 @@ from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.domain.messages import InboundMessage, OutboundReply, conversation_key
 from tests.conftest import Engine, Store
 from tests.fakes.fake_telegram import FakeTelegram, make_update
+from tests.messages import bot_reply
 
 DAY = 24 * 3600
 _ids = itertools.count(1)
@@ -38,20 +39,7 @@ async def redis(tmp_path: Path) -> AsyncIterator[aioredis.Redis]:
 
 
 def _reply(key: str) -> OutboundReply:
-    merchant, channel, customer = key.split(":", 2)
-    return OutboundReply(
-        outbox_id=f"ob-{next(_ids)}",
-        merchant_id=merchant,
-        channel_id=channel,
-        channel_kind="telegram",
-        customer_id=customer,
-        text="hi",
-        intent="greeting",
-        handoff=False,
-        in_reply_to=("1",),
-        received_at=time.time(),
-        language="en",
-    )
+    return bot_reply(key, intent="greeting")
 
 
 async def test_each_turn_commit_sets_and_refreshes_the_idle_ttl(redis: aioredis.Redis) -> None:

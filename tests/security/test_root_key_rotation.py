@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
 
 import aiohttp
 
 from engine.http.live import UNAUTHORIZED
 from tests.channels.harness import OPERATOR, Gateway, gateway_fixture
+from tests.gateways import api_call
 
 PASSWORD = "correct horse battery"
 ROTATE = "/api/v1/api-keys/root/rotate"
@@ -23,23 +23,9 @@ ROTATE = "/api/v1/api-keys/root/rotate"
 gw = gateway_fixture("root-key-gw")
 
 
-async def _call(
-    http: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    token: str = "",
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    h = {"Authorization": f"Bearer {token}"} if token else {}
-    h.update(headers or {})
-    async with http.request(method, url, json=body, headers=h) as r:
-        return r.status, (await r.json(content_type=None) if r.status != 204 else None)
-
-
 async def _merchant(gw: Gateway, http: aiohttp.ClientSession) -> tuple[str, str]:
     """(merchant id, root key) as the operator creates them."""
-    status, out = await _call(
+    status, out = await api_call(
         http,
         "POST",
         f"{gw.base_url}/api/v1/merchants",
@@ -54,7 +40,7 @@ async def _owner_of(gw: Gateway, http: aiohttp.ClientSession, merchant_id: str) 
     """(owner access token, admin access token) of users added to an operator-made merchant."""
     tokens = []
     for role in ("owner", "admin"):
-        status, invited = await _call(
+        status, invited = await api_call(
             http,
             "POST",
             f"{gw.base_url}/api/v1/users",
@@ -63,7 +49,7 @@ async def _owner_of(gw: Gateway, http: aiohttp.ClientSession, merchant_id: str) 
             {"X-Kaleem-Merchant": merchant_id},
         )
         assert status == 201, invited
-        status, pair = await _call(
+        status, pair = await api_call(
             http,
             "POST",
             f"{gw.base_url}/api/v1/auth/accept-invite",
@@ -79,22 +65,22 @@ async def test_the_owner_rotates_the_root_key_and_the_old_one_is_refused(
 ) -> None:
     merchant_id, old = await _merchant(gw, http)
     owner, _ = await _owner_of(gw, http, merchant_id)
-    status, me = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", old)
+    status, me = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", old)
     assert (status, me["id"]) == (200, merchant_id)  # the old key is now in the gateway's cache
 
-    status, out = await _call(http, "POST", gw.base_url + ROTATE, owner)
+    status, out = await api_call(http, "POST", gw.base_url + ROTATE, owner)
     assert status == 200, out
     new = str(out["api_key"])
     assert new != old and out["masked"] == new[:8] + "…" + new[-4:]
 
-    status, problem = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", old)
+    status, problem = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", old)
     assert status == 401, problem
-    status, _ = await _call(http, "GET", f"{gw.base_url}/api/v1/products", old)
+    status, _ = await api_call(http, "GET", f"{gw.base_url}/api/v1/products", old)
     assert status == 401
-    status, me = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", new)
+    status, me = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", new)
     assert (status, me["id"]) == (200, merchant_id)
 
-    status, audit = await _call(http, "GET", f"{gw.base_url}/api/v1/audit", owner)
+    status, audit = await api_call(http, "GET", f"{gw.base_url}/api/v1/audit", owner)
     assert status == 200
     assert "api_key.rotate_root" in [e["action"] for e in audit["items"]]
 
@@ -103,16 +89,16 @@ async def test_only_an_owner_may_rotate_it(gw: Gateway, http: aiohttp.ClientSess
     merchant_id, root = await _merchant(gw, http)
     _, admin = await _owner_of(gw, http, merchant_id)
     for token in (admin, root):  # the root key itself acts as an admin
-        status, _ = await _call(http, "POST", gw.base_url + ROTATE, token)
+        status, _ = await api_call(http, "POST", gw.base_url + ROTATE, token)
         assert status == 403
-    status, _ = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", root)
+    status, _ = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", root)
     assert status == 200  # nothing rotated
 
-    status, out = await _call(
+    status, out = await api_call(
         http, "POST", gw.base_url + ROTATE, OPERATOR, headers={"X-Kaleem-Merchant": merchant_id}
     )
     assert status == 200, out  # the operator acts as the merchant's owner
-    status, _ = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", root)
+    status, _ = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", root)
     assert status == 401
 
 
@@ -121,11 +107,11 @@ async def test_rotating_one_merchant_leaves_another_alone(
 ) -> None:
     a, _ = await _merchant(gw, http)
     b, b_key = await _merchant(gw, http)
-    status, _ = await _call(
+    status, _ = await api_call(
         http, "POST", gw.base_url + ROTATE, OPERATOR, headers={"X-Kaleem-Merchant": a}
     )
     assert status == 200
-    status, me = await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", b_key)
+    status, me = await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", b_key)
     assert (status, me["id"]) == (200, b)
 
 
@@ -135,14 +121,14 @@ async def test_concurrent_rotations_leave_exactly_one_working_key(
     merchant_id, _ = await _merchant(gw, http)
     headers = {"X-Kaleem-Merchant": merchant_id}
     results = await asyncio.gather(
-        *(_call(http, "POST", gw.base_url + ROTATE, OPERATOR, headers=headers) for _ in range(6))
+        *(api_call(http, "POST", gw.base_url + ROTATE, OPERATOR, headers=headers) for _ in range(6))
     )
     issued = [str(out["api_key"]) for status, out in results if status == 200]
     assert issued and all(status in (200, 409) for status, _ in results)
     working = [
         key
         for key in issued
-        if (await _call(http, "GET", f"{gw.base_url}/api/v1/merchant", key))[0] == 200
+        if (await api_call(http, "GET", f"{gw.base_url}/api/v1/merchant", key))[0] == 200
     ]
     assert len(working) == 1  # the last rotation's; the others were rotated away or refused
 
@@ -154,7 +140,7 @@ async def test_a_live_socket_on_the_old_root_key_is_closed(
     ws = await http.ws_connect(gw.base_url.replace("http", "ws") + "/api/v1/live")
     await ws.send_json({"type": "auth", "token": root})
     assert (await ws.receive_json(timeout=30))["type"] == "ready"
-    status, _ = await _call(
+    status, _ = await api_call(
         http, "POST", gw.base_url + ROTATE, OPERATOR, headers={"X-Kaleem-Merchant": merchant_id}
     )
     assert status == 200
