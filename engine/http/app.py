@@ -252,6 +252,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
     s = deps.settings
     tokens = TokenService(deps.redis, jwt_secret(s))
     auth.use(tokens, KeyDirectory(store))
+    sessions = SessionEnd(deps.redis, tokens, auth)
     assert deps.commerce and deps.gaps and deps.staff and deps.catalog, "built by Container"
     return Api(
         deps=deps,
@@ -266,7 +267,8 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         idempotency=IdempotencyStore(deps.redis),
         staff=deps.staff,
         catalog=deps.catalog,
-        team=Team(store, SessionEnd(deps.redis, tokens, auth)),
+        team=Team(store, sessions),
+        sessions=sessions,
         retriever=deps.retriever,
     )
 

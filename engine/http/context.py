@@ -24,7 +24,7 @@ from engine.http.tokens import TokenService
 from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
-from engine.services.identity import Team
+from engine.services.identity import Sessions, Team
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 from engine.services.staff import StaffDesk
@@ -52,6 +52,7 @@ class Api:
     staff: StaffDesk
     catalog: CatalogAdmin
     team: Team
+    sessions: Sessions
     retriever: RetrievalPort | None
 
     @property

@@ -67,11 +67,11 @@ class SessionEnd:
 
     async def end_user(self, merchant_id: str, user_id: str) -> None:
         await self._tokens.void_user(user_id)
-        await live_events.publish(self._redis, merchant_id, REVOKED, {"user_id": user_id})
+        await _revoked(self._redis, merchant_id, user_id=user_id)
 
     async def end_key(self, merchant_id: str, key_id: str, key_hash: str) -> None:
         self._auth.forget(key_hash)
-        await live_events.publish(self._redis, merchant_id, REVOKED, {"key_id": key_id})
+        await _revoked(self._redis, merchant_id, key_id=key_id)
 
 
 async def revoke(
@@ -83,8 +83,12 @@ async def revoke(
     token_id: str | None = None,
 ) -> None:
     """End the live sockets of a credential on every replica (logout, revocation, removal)."""
-    who = {"user_id": user_id, "key_id": key_id, "token_id": token_id}
-    await publish(api, merchant_id, REVOKED, {k: v for k, v in who.items() if v})
+    await _revoked(api.deps.redis, merchant_id, user_id=user_id, key_id=key_id, token_id=token_id)
+
+
+async def _revoked(redis: aioredis.Redis, merchant_id: str, **who: str | None) -> None:
+    """The control event every replica acts on (never forwarded to browsers)."""
+    await live_events.publish(redis, merchant_id, REVOKED, {k: v for k, v in who.items() if v})
 
 
 @dataclass(eq=False)

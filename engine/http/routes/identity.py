@@ -254,8 +254,7 @@ async def rotate_root_key(ctx: Ctx) -> dict[str, Any]:
     if rotated is None:
         raise ProblemError(409, "Conflict", "the root key changed meanwhile; try again")
     key, old_hash = rotated
-    api.auth.forget(old_hash)
-    await live.revoke(api, ctx.merchant_id, key_id=ROOT_KEY_ID)
+    await api.sessions.end_key(ctx.merchant_id, ROOT_KEY_ID, old_hash)
     await api.audit(
         ctx.merchant_id, ctx.actor, "api_key.rotate_root", ROOT_KEY_ID, client_ip(ctx.request)
     )
