@@ -27,7 +27,7 @@ from engine.adapters.tables import (
 )
 from engine.domain.catalog import KNOWLEDGE, PRODUCTS
 from engine.domain.conversation import conversation_id
-from engine.services.ports import Document
+from engine.services.ports import Document, DuplicateKey
 from engine.services.repositories import (
     ConversationFilter,
     Keyset,
@@ -46,6 +46,7 @@ __all__ = [
     "JOBS",
     "KNOWLEDGE",
     "LEADS",
+    "LEDGER",
     "MERCHANTS",
     "MESSAGES",
     "NOTES",
@@ -74,6 +75,7 @@ CARTS: Final = "carts"
 ORDERS: Final = "orders"
 LEADS: Final = "leads"
 GAPS: Final = "knowledge_gaps"
+LEDGER: Final = "ledger"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -150,6 +152,7 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     ),
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
     TableSpec(GAPS, (_ix(M, "count", "last_at"),)),
+    TableSpec(LEDGER, (_ix(M, "occurred_at"),)),
 )
 
 
@@ -194,6 +197,7 @@ async def _scan(
 
 
 NEWEST = Order("created_at", descending=True)
+OLDEST_MOVE = Order("occurred_at")
 
 
 class _Table:
@@ -763,6 +767,30 @@ class GapRecords(_Table):
         return await self._t.page(self._name, {M: merchant_id}, order=order, limit=limit)
 
 
+class LedgerRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, LEDGER)
+
+    async def record(self, entry: Document) -> bool:
+        try:
+            await self._t.insert(self._name, entry)
+        except DuplicateKey:
+            return False
+        return True
+
+    async def between(
+        self,
+        merchant_id: str,
+        start: float,
+        end: float,
+        *,
+        limit: int,
+        after: Keyset | None,
+    ) -> Page:
+        where: Where = {M: merchant_id, "occurred_at": Range(gte=start, lt=end)}
+        return await _page(self._t, self._name, where, OLDEST_MOVE, limit=limit, after=after)
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -783,6 +811,7 @@ def build_repositories(tables: Tables) -> Repositories:
         orders=OrderRecords(tables),
         leads=LeadRecords(tables),
         gaps=GapRecords(tables),
+        ledger=LedgerRecords(tables),
     )
 
 

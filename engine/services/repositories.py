@@ -38,6 +38,7 @@ __all__ = [
     "Keyset",
     "KnowledgeRepository",
     "LeadRepository",
+    "LedgerRepository",
     "MerchantRepository",
     "MessageRepository",
     "NoteRepository",
@@ -418,6 +419,27 @@ class GapRepository(Protocol):
         ...
 
 
+class LedgerRepository(Protocol):
+    """Money movements (``engine.domain.ledger``): written once, never changed."""
+
+    async def record(self, entry: Document) -> bool:
+        """Append the entry; False (and nothing written) when its ``_id`` is already there,
+        which is what a redelivered provider event looks like."""
+        ...
+
+    async def between(
+        self,
+        merchant_id: str,
+        start: float,
+        end: float,
+        *,
+        limit: int,
+        after: Keyset | None,
+    ) -> Page:
+        """Entries with ``start <= occurred_at < end``, oldest first (then by ``_id``)."""
+        ...
+
+
 class RecordStore(Protocol):
     """The database under the repositories: schema and lifecycle only."""
 
@@ -450,6 +472,7 @@ class Repositories:
     orders: OrderRepository
     leads: LeadRepository
     gaps: GapRepository
+    ledger: LedgerRepository
 
     def catalog(self, kind: str) -> CatalogRepository:
         """``products`` or ``knowledge`` by name (the import and index paths carry the name)."""

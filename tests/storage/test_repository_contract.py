@@ -601,3 +601,30 @@ async def test_the_mongo_adapter_constructs_without_io() -> None:
     with pytest.raises(Exception):  # noqa: B017 - any driver error: nothing listens there
         await tables.ping()
     await tables.close()
+
+
+async def test_ledger_appends_once_and_pages_a_window_oldest_first(repos: Repositories) -> None:
+    from engine.domain.ledger import ledger_entry
+
+    def entry(n: int, merchant: str = "m1") -> Document:
+        return ledger_entry(
+            merchant_id=merchant,
+            provider="moyasar",
+            provider_event_id=f"evt_{n:02d}",
+            kind="capture",
+            amount_minor=100 * n,
+            fee_minor=n,
+            occurred_at=float(n // 2),  # pairs share a time: ties order by _id
+            payment_id=f"pay_{n}",
+        )
+
+    for n in range(10):
+        assert await repos.ledger.record(entry(n)) is True
+    assert await repos.ledger.record(entry(3)) is False  # a redelivered event
+    assert await repos.ledger.record({**entry(3), "amount_minor": 999}) is False
+    assert await repos.ledger.record(entry(11, merchant="m2")) is True
+    window = await _walk(lambda **kw: repos.ledger.between("m1", 1.0, 4.0, **kw), 4)
+    assert [d["provider_event_id"] for d in window] == [f"evt_{n:02d}" for n in range(2, 8)]
+    assert [d["amount_minor"] for d in window] == [200, 300, 400, 500, 600, 700]
+    other = await _walk(lambda **kw: repos.ledger.between("m2", 0.0, 10.0, **kw), 4)
+    assert _ids(other) == ["moyasar:evt_11:capture"]
