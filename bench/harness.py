@@ -34,7 +34,8 @@ def engine_runtime(prefix: str, **overrides: Any) -> Iterator[Runtime]:
     )
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray forwards worker logs to the driver's stdout unless told not to: keep stdout for JSON.
-    ray.init(include_dashboard=False, log_to_driver=False, namespace="kaleem")
+    # "local": a new cluster of its own, never another engine's found on this machine.
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, namespace="kaleem")
     runtime = Runtime(settings)
     runtime.start_backends()
     try:

@@ -279,6 +279,15 @@ class UserRecords(_Table):
         changes = {"role": role, "updated_at": time.time()}
         return await self._update(merchant_id, user_id, changes) is not None
 
+    async def replace_password_hash(
+        self, merchant_id: str, user_id: str, old_hash: str, new_hash: str
+    ) -> bool:
+        changes = {"password_hash": new_hash, "updated_at": time.time()}
+        done = await self._t.patch(
+            self._name, user_id, match={M: merchant_id, "password_hash": old_hash}, changes=changes
+        )
+        return done is not None
+
     async def count_owners(self, merchant_id: str) -> int:
         return await self._t.count(self._name, {M: merchant_id, "role": "owner"})
 

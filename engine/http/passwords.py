@@ -5,10 +5,15 @@ on the gateway, so both hashing and verifying go to a worker thread. And a few a
 login storm from many addresses (each within nginx's per-address burst and the per-IP limit)
 ran one hash per attempt in every worker thread at once, and those hashes took the machine's
 cores from every customer's replies (``bench/abuse.py``). ``MAX_HASHING`` run at once per
-process, each holding its slot for at least ``MIN_HASH_INTERVAL_S`` (a verification is ~190 ms
-of one core here, so a storm gets at most ~60 % of one core, never the box);
-``MAX_WAITING`` more wait; past that the request is answered 503 + ``Retry-After`` at once,
-without hashing.
+process, each holding its slot for at least ``MIN_HASH_INTERVAL_S``; ``MAX_WAITING`` more wait;
+past that the request is answered 503 + ``Retry-After`` at once, without hashing.
+
+The parameters are OWASP's single-lane argon2id profile (19 MiB, 2 passes, 1 lane): argon2-cffi's
+default (64 MiB, 3 passes, 4 lanes) cost 200 ms of CPU per verification here, spread over four
+threads, so even one hash at a time took both cores at once from the conversation hosts; this
+one is 27 ms on one core (measured on this box), so a storm gets under 10 % of one core. Hashes
+made with other parameters still verify (argon2 records them in the hash) and are re-made with
+these at the owner's next successful login.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine.http.problems import ProblemError
 
-_HASHER = PasswordHasher()
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 MAX_HASHING = 1
 MAX_WAITING = 16
 MIN_HASH_INTERVAL_S = 0.3
@@ -87,3 +92,12 @@ def _verify(hashed: str | None, password: str) -> bool:
 
 async def verify_password(hashed: str | None, password: str) -> bool:
     return await _bounded(_verify, hashed, password)
+
+
+def needs_rehash(hashed: str) -> bool:
+    """True for a hash made with other parameters than today's: worth re-making after a
+    successful login, while the password is at hand."""
+    try:
+        return _HASHER.check_needs_rehash(hashed)
+    except InvalidHashError:
+        return False

@@ -275,6 +275,11 @@ async def _serve_socket(
                 continue
             for frame in await _handle_frame(request, merchant_id, customer_id, ip, msg.data):
                 await ws.send_str(orjson.dumps(frame).decode())
+    except ConnectionResetError:
+        # The browser went away between its frame and our ack. The message is already in the
+        # inbox (it is answered and kept in the history); the widget re-sends unacknowledged
+        # frames with their ids on reconnect and the dedupe keeps them once.
+        pass
     finally:
         hub.detach(key, ws)
         with contextlib.suppress(Exception):

@@ -23,7 +23,7 @@ from engine.domain.dialogue import turns
 from engine.services import hosting
 
 CPU_SECONDS = 20
-SIZE = 4 * turns.MAX_TURN_TEXT
+SIZE = 16 * turns.MAX_TURN_TEXT  # 16,384: a quadratic rule needs minutes of CPU here
 
 CHILD = textwrap.dedent(
     """

@@ -11,13 +11,16 @@ wait behind too many gets 503 + Retry-After at once.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 
 from engine.http import passwords
 from engine.http.problems import ProblemError
+from tests.conftest import Engine
 
 
 async def test_hashing_runs_one_at_a_time_and_the_excess_is_refused_at_once(
@@ -57,3 +60,43 @@ async def test_a_real_hash_still_verifies() -> None:
     hashed = await passwords.hash_password("correct horse battery")
     assert await passwords.verify_password(hashed, "correct horse battery")
     assert not await passwords.verify_password(hashed, "wrong")
+
+
+def test_one_verification_takes_one_lane_and_a_small_memory() -> None:
+    """argon2-cffi's default spread each verification over four threads (both cores at once);
+    today's parameters are OWASP's single-lane profile."""
+    params = extract_parameters(passwords._dummy())
+    assert (params.parallelism, params.memory_cost, params.time_cost) == (1, 19456, 2)
+
+
+@pytest.mark.integration
+async def test_an_older_hash_still_signs_in_and_is_remade_with_todays_parameters(
+    engine: Engine,
+) -> None:
+    email = f"old-{secrets.token_hex(4)}@example.com"
+    async with engine.session.post(
+        f"{engine.base_url}/api/v1/auth/signup",
+        json={"merchant_name": "Old", "email": email, "password": "an-old-password"},
+    ) as r:
+        assert r.status == 201
+        merchant_id = (await r.json())["merchant_id"]
+    users = engine.runtime.records.repos.users
+    user = await users.by_email(email)
+    assert user is not None
+    legacy = PasswordHasher().hash("an-old-password")  # 64 MiB, 3 passes, 4 lanes
+    assert await users.replace_password_hash(
+        merchant_id, str(user["_id"]), str(user["password_hash"]), legacy
+    )
+
+    async with engine.session.post(
+        f"{engine.base_url}/api/v1/auth/login",
+        json={"email": email, "password": "an-old-password"},
+    ) as r:
+        assert r.status == 200 and (await r.json())["access_token"]
+    remade = str((await users.by_email(email) or {})["password_hash"])
+    assert remade != legacy and extract_parameters(remade).parallelism == 1
+    async with engine.session.post(
+        f"{engine.base_url}/api/v1/auth/login",
+        json={"email": email, "password": "an-old-password"},
+    ) as r:
+        assert r.status == 200

@@ -117,6 +117,11 @@ async def test_users_scoping_uniqueness_and_pages(repos: Repositories) -> None:
     assert await repos.users.set_role("m1", "u2", "admin") is True
     assert (await repos.users.get("m1", "u2") or {})["role"] == "admin"
     assert await repos.users.count_owners("m1") == 1
+    assert await repos.users.replace_password_hash("m2", "u2", "h", "h2") is False
+    assert await repos.users.replace_password_hash("m1", "u2", "stale", "h2") is False
+    first = str((await repos.users.get("m1", "u2") or {}).get("password_hash"))
+    assert await repos.users.replace_password_hash("m1", "u2", first, "h2") is True
+    assert (await repos.users.get("m1", "u2") or {})["password_hash"] == "h2"
     assert await repos.users.count_owners("m2") == 1
 
     newest_first = await _walk(lambda **kw: repos.users.page("m1", **kw), 1)

@@ -34,8 +34,12 @@ from engine.domain.text import Language, detect_language
 log = logging.getLogger(__name__)
 
 # The most customer text one turn reads: every rule (intents, constraints, prices) runs on it,
-# so it is cut before any of them (each message is already at most 4,096 characters).
-MAX_TURN_TEXT = 4096
+# so it is cut before any of them. Messages may be 4,096 characters (kept whole in the history);
+# a question, an address or a checkout answer fits in far less, while the rules on 4,096 hostile
+# characters cost 10-50 ms of the host's loop per turn against 0.05 ms for a question (measured
+# with intents.classify on bench/abuse.py's texts): a flood of such frames bought a large share
+# of the box for one store.
+MAX_TURN_TEXT = 1024
 
 
 class GapsPort(Protocol):

@@ -12,9 +12,9 @@ from engine.domain.identity import invite_hash
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.auth import ROOT_KEY_ID, bearer
-from engine.http.context import client_ip, found
+from engine.http.context import Api, client_ip, found
 from engine.http.paging import keyset, listing
-from engine.http.passwords import hash_password, verify_password
+from engine.http.passwords import hash_password, needs_rehash, verify_password
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply
 from engine.http.tokens import family_of
@@ -85,9 +85,25 @@ async def login(ctx: Ctx) -> dict[str, Any]:
         await api.throttle.failed(email, ip)
         raise ProblemError(401, "Unauthorized", "wrong email or password")
     await api.throttle.succeeded(email, ip)
+    await _upgrade_hash(api, user, body.password)
     pair = await api.tokens.start(str(user["_id"]), str(user["merchant_id"]), str(user["role"]))
     await api.audit(str(user["merchant_id"]), str(user["_id"]), "login", None, ip)
     return _tokens(pair)
+
+
+async def _upgrade_hash(api: Api, user: dict[str, Any], password: str) -> None:
+    """Re-make a hash with older parameters while the password is at hand; a busy hasher
+    only postpones it to a later login."""
+    old = str(user["password_hash"])
+    if not needs_rehash(old):
+        return
+    try:
+        new = await hash_password(password)
+    except ProblemError:
+        return
+    await api.repos.users.replace_password_hash(
+        str(user["merchant_id"]), str(user["_id"]), old, new
+    )
 
 
 async def refresh(ctx: Ctx) -> dict[str, Any]:
