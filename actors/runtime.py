@@ -12,6 +12,10 @@ and exit with the engine (``actors/ownership.py``). With ``RAY_ADDRESS`` the act
 other machines, where a lock in this data dir means nothing: Ray itself ends the actors when
 their owner (the workers process) dies, and such a deployment uses ``MONGO_URL``,
 ``QDRANT_URL`` and ``REDIS_URL``; the engine lock still stops a second engine here.
+
+Placement over several nodes (``actors/placement.py``): the embedded stores actor is pinned to
+this process' node, where its files are; conversation hosts and delivery actors spread over
+every node with CPUs, and Ray restarts them on the nodes left when one is lost.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from actors.conversation_host import ConversationHostActor
 from actors.delivery import DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.ownership import HOOK as OWNER_HOOK
+from actors.placement import on_this_node, spread
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
 from connectors import registry
@@ -147,6 +152,10 @@ class Runtime:
             if s.ray_address:
                 kwargs["address"] = s.ray_address
             if local_cluster:
+                # Without an address Ray joins whatever cluster it finds on this machine (another
+                # engine's, a user's `ray start`): its actors carry the same names, so this engine
+                # would fail on them or, worse, talk to another data dir's stores.
+                kwargs["address"] = "local"
                 kwargs["runtime_env"] = {
                     "env_vars": {
                         "KALEEM_ENGINE_OWNER": self._me.token(),
@@ -178,20 +187,20 @@ class Runtime:
         )
         if not s.qdrant_url:
             self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
-                name="kaleem-stores"
+                name="kaleem-stores", **on_this_node()
             ).remote(str((s.data_dir / "stores").resolve()))
         self.indexer = IndexerActor.options(  # type: ignore[attr-defined]
             name="kaleem-indexer"
         ).remote(s, self.stores_actor, self.embedder)
         self.hosts = [
             ConversationHostActor.options(  # type: ignore[attr-defined]
-                name=f"kaleem-host-{i}"
+                name=f"kaleem-host-{i}", **spread()
             ).remote(s, i, self.stores_actor, self.embedder)
             for i in range(s.host_actors)
         ]
         self.deliveries = {
             kind: DeliveryActor.options(  # type: ignore[attr-defined]
-                name=f"kaleem-delivery-{kind}"
+                name=f"kaleem-delivery-{kind}", **spread()
             ).remote(s, self.stores_actor, kind)
             for kind in registry.provider_kinds()
         }
