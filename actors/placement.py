@@ -16,6 +16,11 @@ Two kinds of actor, two rules:
 ``--num-cpus=0`` (the gateways' and the engine's own driver nodes in Compose, the KubeRay
 head) are never chosen: a gateway rolling out must not take conversations down with it. The
 share is tiny so a two-core machine still hosts a hundred of them beside the embedder.
+
+Embedded stores (no ``MONGO_URL``/``QDRANT_URL``/``REDIS_URL``) are reached by path: the SQLite
+file, Redis' unix socket, the vector store's files. Every node must then be on this machine
+(several raylets, as the scale-out test runs them); a host on another machine would open an
+empty SQLite file of its own there. :func:`other_machines` is what the engine checks at start.
 """
 
 from __future__ import annotations
@@ -32,6 +37,18 @@ def on_this_node() -> dict[str, Any]:
     """Actor options pinning an actor to the calling process' node for its whole life."""
     node_id = ray.get_runtime_context().get_node_id()
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
+
+
+def other_machines() -> list[str]:
+    """Addresses of live nodes on machines other than the calling process' node."""
+    here = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    return sorted(
+        {
+            str(n["NodeManagerAddress"])
+            for n in ray.nodes()  # type: ignore[no-untyped-call]
+            if n.get("Alive") and n["NodeManagerAddress"] != here
+        }
+    )
 
 
 def spread() -> dict[str, Any]:

@@ -41,7 +41,7 @@ from actors.conversation_host import ConversationHostActor
 from actors.delivery import DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.ownership import HOOK as OWNER_HOOK
-from actors.placement import on_this_node, spread
+from actors.placement import on_this_node, other_machines, spread
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
 from connectors import registry
@@ -174,6 +174,12 @@ class Runtime:
             write_private(s.data_dir / "ray.address", ray.get_runtime_context().gcs_address)
             write_private(s.data_dir / "redis.url", s.redis_url)
         self._owns_actors = True
+        embedded = not (s.mongo_url and s.qdrant_url and self.embedded_redis is None)
+        if s.ray_address and embedded and (elsewhere := other_machines()):
+            raise ConfigError(
+                "the embedded stores are files on this machine, but the Ray cluster has "
+                f"nodes on {', '.join(elsewhere)}: set MONGO_URL, QDRANT_URL and REDIS_URL"
+            )
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
         self.embedder = serve.run(
             build_embedder(
