@@ -24,8 +24,12 @@ PREFIX = "KALEEM-CLUSTER "
 class ClusterProcess:
     """The test's side: start a head and ``workers`` worker nodes, then ask and command."""
 
-    def __init__(self, workers: int, head_cpus: int, worker_cpus: int) -> None:
-        args = [str(workers), str(head_cpus), str(worker_cpus)]
+    def __init__(
+        self, workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None = None
+    ) -> None:
+        """``other_ip``: one more worker node bound to that (loopback) address, which the
+        cluster sees as a node on another machine."""
+        args = [str(workers), str(head_cpus), str(worker_cpus)] + ([other_ip] if other_ip else [])
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tests.e2e.ray_cluster", *args],
             stdin=subprocess.PIPE,
@@ -76,7 +80,7 @@ def _say(answer: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def main(workers: int, head_cpus: int, worker_cpus: int) -> None:
+def main(workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None) -> None:
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
@@ -89,6 +93,9 @@ def main(workers: int, head_cpus: int, worker_cpus: int) -> None:
         nodes = {}
         for _ in range(workers):
             node = cluster.add_node(num_cpus=worker_cpus)
+            nodes[node.node_id] = node
+        if other_ip:
+            node = cluster.add_node(num_cpus=worker_cpus, node_ip_address=other_ip)
             nodes[node.node_id] = node
         cluster.wait_for_nodes()
         _say(
@@ -125,4 +132,5 @@ def main(workers: int, head_cpus: int, worker_cpus: int) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:4]))
+    workers, head_cpus, worker_cpus = (int(a) for a in sys.argv[1:4])
+    main(workers, head_cpus, worker_cpus, sys.argv[4] if len(sys.argv) > 4 else None)

@@ -9,6 +9,8 @@ Shown, in order:
 3. Ray restarts them on the nodes left, and every customer message that got a 200 is answered
    exactly once: none missing, none twice, and nothing left in the inbox or outbox.
 
+And with embedded stores, a cluster with a node on another machine is refused at start.
+
 No timing assertions: every wait is a bounded wait for a condition.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,7 +31,7 @@ import pytest
 from engine.adapters.redis import keys
 from engine.adapters.redis.server import redis_client
 from tests.e2e.ray_cluster import ClusterProcess
-from tests.e2e.served import Served, Shop, telegram_shop
+from tests.e2e.served import KALEEM, Served, Shop, telegram_shop
 from tests.fakes.fake_telegram import FakeTelegram, make_update
 
 pytestmark = pytest.mark.integration
@@ -43,6 +46,7 @@ ANSWER_WAIT_S = 150.0
 # Logical CPUs: the box has two real cores shared by everything; Ray only counts these.
 HEAD_CPUS = 1
 WORKER_CPUS = 1
+OTHER_IP = "127.0.0.2"  # a worker bound here is, to Ray, a node on another machine
 
 
 def _models() -> Path:
@@ -75,6 +79,31 @@ def engine(cluster: ClusterProcess, tmp_path_factory: pytest.TempPathFactory) ->
             s.stop()
         except Exception:
             s.proc.kill()
+
+
+def test_embedded_stores_refuse_a_cluster_spanning_machines(tmp_path: Path) -> None:
+    """Records in SQLite, Redis on a unix socket, vectors in files: a host on another machine
+    would open stores of its own there. The engine says so and exits instead of starting."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    cluster = ClusterProcess(workers=0, head_cpus=HEAD_CPUS, worker_cpus=1, other_ip=OTHER_IP)
+    try:
+        s = Served(tmp_path / "data", _models())
+        s.env["RAY_ADDRESS"] = cluster.address
+        refused = subprocess.run(
+            [KALEEM, "serve", "--port", str(s.port), "--data-dir", str(s.data_dir)],
+            env=s.env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert f"nodes on {OTHER_IP}" in refused.stderr
+        assert "MONGO_URL, QDRANT_URL and REDIS_URL" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        # Nothing was placed on the cluster before the refusal.
+        assert not [n for n in cluster.actors() if n.startswith("kaleem-")]
+    finally:
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
