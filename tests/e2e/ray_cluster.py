@@ -2,7 +2,10 @@
 
 Its own process because ``Cluster`` changes process-wide Ray state (the current-cluster
 address file, the internal KV client it resets on shutdown): in the test process that would
-break the suite's in-process engine that other tests share. The test drives it over a line
+break the suite's in-process engine that other tests share. It also gets a Ray temp dir of its
+own (``RAY_TMPDIR``): Ray writes the "current cluster" address there, and any ``ray.init()``
+without an address on this machine (another engine, another checkout's tests) would join a
+cluster whose address it found in the shared ``/tmp/ray``. The test drives it over a line
 protocol on stdin/stdout; every answer is one line ``KALEEM-CLUSTER <json>`` (anything else on
 stdout is Ray talking and is skipped). The cluster ends with its stdin, so it never outlives
 the test.
@@ -14,8 +17,11 @@ Commands: ``actors`` (the cluster's named actors: name -> node id, state, restar
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 PREFIX = "KALEEM-CLUSTER "
@@ -30,8 +36,11 @@ class ClusterProcess:
         """``other_ip``: one more worker node bound to that (loopback) address, which the
         cluster sees as a node on another machine."""
         args = [str(workers), str(head_cpus), str(worker_cpus)] + ([other_ip] if other_ip else [])
+        # Short: Ray's unix sockets live under it (a socket path has at most 107 bytes).
+        self.tmpdir = tempfile.mkdtemp(prefix="kmn-", dir="/tmp")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tests.e2e.ray_cluster", *args],
+            env=os.environ | {"RAY_TMPDIR": self.tmpdir},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -73,6 +82,7 @@ class ClusterProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def _say(answer: dict[str, Any]) -> None:

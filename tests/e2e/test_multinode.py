@@ -70,6 +70,7 @@ def engine(cluster: ClusterProcess, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("multinode")
     s = Served(root / "data", _models(), log_path=root / "engine.log")
     s.env["RAY_ADDRESS"] = cluster.address
+    s.env["RAY_TMPDIR"] = cluster.tmpdir  # the driver's session files beside the cluster's
     s.env["KALEEM_HOST_ACTORS"] = str(HOSTS)
     s.env["KALEEM_INBOX_PARTITIONS"] = str(PARTITIONS)
     s.start()
@@ -89,6 +90,7 @@ def test_embedded_stores_refuse_a_cluster_spanning_machines(tmp_path: Path) -> N
     try:
         s = Served(tmp_path / "data", _models())
         s.env["RAY_ADDRESS"] = cluster.address
+        s.env["RAY_TMPDIR"] = cluster.tmpdir
         refused = subprocess.run(
             [KALEEM, "serve", "--port", str(s.port), "--data-dir", str(s.data_dir)],
             env=s.env,
