@@ -28,18 +28,19 @@ PREFIX = "KALEEM-CLUSTER "
 
 
 class ClusterProcess:
-    """The test's side: start a head and ``workers`` worker nodes, then ask and command."""
+    """The test's side: start a head and worker nodes, then ask and command.
 
-    def __init__(
-        self, workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None = None
-    ) -> None:
-        """``other_ip``: one more worker node bound to that (loopback) address, which the
-        cluster sees as a node on another machine."""
-        args = [str(workers), str(head_cpus), str(worker_cpus)] + ([other_ip] if other_ip else [])
+    ``workers``: one dict of ``Cluster.add_node`` arguments per worker node, e.g.
+    ``{"num_cpus": 1}``; ``{"num_cpus": 1, "node_ip_address": "127.0.0.2"}`` is a node the
+    cluster sees on another machine. ``self.workers`` holds their node ids in that order.
+    """
+
+    def __init__(self, head_cpus: int, workers: list[dict[str, Any]]) -> None:
+        spec = json.dumps({"head_cpus": head_cpus, "workers": workers})
         # Short: Ray's unix sockets live under it (a socket path has at most 107 bytes).
         self.tmpdir = tempfile.mkdtemp(prefix="kmn-", dir="/tmp")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.ray_cluster", *args],
+            [sys.executable, "-m", "tests.e2e.ray_cluster", spec],
             env=os.environ | {"RAY_TMPDIR": self.tmpdir},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -90,7 +91,7 @@ def _say(answer: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def main(workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None) -> None:
+def main(head_cpus: int, workers: list[dict[str, Any]]) -> None:
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
@@ -101,11 +102,8 @@ def main(workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None) -
     assert head is not None
     try:
         nodes = {}
-        for _ in range(workers):
-            node = cluster.add_node(num_cpus=worker_cpus)
-            nodes[node.node_id] = node
-        if other_ip:
-            node = cluster.add_node(num_cpus=worker_cpus, node_ip_address=other_ip)
+        for args in workers:
+            node = cluster.add_node(**args)
             nodes[node.node_id] = node
         cluster.wait_for_nodes()
         _say(
@@ -142,5 +140,5 @@ def main(workers: int, head_cpus: int, worker_cpus: int, other_ip: str | None) -
 
 
 if __name__ == "__main__":
-    workers, head_cpus, worker_cpus = (int(a) for a in sys.argv[1:4])
-    main(workers, head_cpus, worker_cpus, sys.argv[4] if len(sys.argv) > 4 else None)
+    spec = json.loads(sys.argv[1])
+    main(int(spec["head_cpus"]), list(spec["workers"]))

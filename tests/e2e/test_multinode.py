@@ -1,10 +1,11 @@
-"""Scale-out on one machine: a real three-node Ray cluster (a head and two worker raylets,
-``ray.cluster_utils.Cluster`` in its own process: ``tests.e2e.ray_cluster``) with
-``kaleem serve`` joined to it through ``RAY_ADDRESS``.
+"""Scale-out on one machine: a real Ray cluster of four nodes (a head, two worker raylets with
+CPUs and one without; ``ray.cluster_utils.Cluster`` in its own process, ``tests.e2e.ray_cluster``)
+with ``kaleem serve`` joined to it through ``RAY_ADDRESS``.
 
 Shown, in order:
 1. the engine's node-local state (the embedded vector store's actor) sits on the engine's node,
-   while conversation hosts and delivery actors are spread over at least two nodes;
+   while conversation hosts and delivery actors are spread over at least two nodes, never onto
+   a node that offers no CPUs (a gateway's driver node);
 2. a worker node is removed mid-traffic, taking the hosts (and delivery) it ran with it;
 3. Ray restarts them on the nodes left, and every customer message that got a 200 is answered
    exactly once: none missing, none twice, and nothing left in the inbox or outbox.
@@ -58,7 +59,8 @@ def _models() -> Path:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterProcess]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    c = ClusterProcess(workers=2, head_cpus=HEAD_CPUS, worker_cpus=WORKER_CPUS)
+    # Two worker nodes with CPUs, and one with none: what a gateway's driver node is.
+    c = ClusterProcess(HEAD_CPUS, [{"num_cpus": WORKER_CPUS}] * 2 + [{"num_cpus": 0}])
     try:
         yield c
     finally:
@@ -86,7 +88,7 @@ def test_embedded_stores_refuse_a_cluster_spanning_machines(tmp_path: Path) -> N
     """Records in SQLite, Redis on a unix socket, vectors in files: a host on another machine
     would open stores of its own there. The engine says so and exits instead of starting."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    cluster = ClusterProcess(workers=0, head_cpus=HEAD_CPUS, worker_cpus=1, other_ip=OTHER_IP)
+    cluster = ClusterProcess(HEAD_CPUS, [{"num_cpus": 1, "node_ip_address": OTHER_IP}])
     try:
         s = Served(tmp_path / "data", _models())
         s.env["RAY_ADDRESS"] = cluster.address
@@ -150,7 +152,7 @@ async def _drained(redis_url: str) -> bool:
 async def test_a_node_lost_mid_traffic_loses_no_reply_and_duplicates_none(
     cluster: ClusterProcess, engine: Served, shop: Shop, telegram: FakeTelegram
 ) -> None:
-    head, workers = cluster.head, list(cluster.workers)
+    head, (*workers, no_cpus) = cluster.head, cluster.workers
     before = cluster.actors()
 
     # 1. Node-local state on the engine's node; stateless workers over several nodes.
@@ -160,6 +162,7 @@ async def test_a_node_lost_mid_traffic_loses_no_reply_and_duplicates_none(
     assert "kaleem-delivery-telegram" in spread
     assert len(set(spread.values())) >= 2, spread
     assert set(spread.values()) & set(workers), "nothing runs on a worker node"
+    assert no_cpus not in spread.values(), spread  # a gateway's node never hosts conversations
 
     # The worker node to lose: the one running the most of them (Telegram delivery first).
     def weight(node_id: str) -> tuple[bool, int]:
@@ -212,6 +215,7 @@ async def test_a_node_lost_mid_traffic_loses_no_reply_and_duplicates_none(
     after = cluster.actors()
     now = _workers_of(after)
     assert victim not in now.values(), now
+    assert no_cpus not in now.values(), now
     for name in lost:
         assert after[name]["state"] == "ALIVE", after[name]
         assert after[name]["restarts"] >= 1, after[name]
