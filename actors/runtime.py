@@ -12,6 +12,10 @@ and exit with the engine (``actors/ownership.py``). With ``RAY_ADDRESS`` the act
 other machines, where a lock in this data dir means nothing: Ray itself ends the actors when
 their owner (the workers process) dies, and such a deployment uses ``MONGO_URL``,
 ``QDRANT_URL`` and ``REDIS_URL``; the engine lock still stops a second engine here.
+
+Placement over several nodes (``actors/placement.py``): the embedded stores actor is pinned to
+this process' node, where its files are; conversation hosts and delivery actors spread over
+every node with CPUs, and Ray restarts them on the nodes left when one is lost.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from actors.conversation_host import ConversationHostActor
 from actors.delivery import DeliveryActor
 from actors.indexer import IndexerActor, IndexerClient
 from actors.ownership import HOOK as OWNER_HOOK
+from actors.placement import on_this_node, other_machines, spread
 from actors.remotes import container
 from actors.stores import EmbeddedStoresActor
 from connectors import registry
@@ -169,6 +174,12 @@ class Runtime:
             write_private(s.data_dir / "ray.address", ray.get_runtime_context().gcs_address)
             write_private(s.data_dir / "redis.url", s.redis_url)
         self._owns_actors = True
+        embedded = not (s.mongo_url and s.qdrant_url and self.embedded_redis is None)
+        if s.ray_address and embedded and (elsewhere := other_machines()):
+            raise ConfigError(
+                "the embedded stores are files on this machine, but the Ray cluster has "
+                f"nodes on {', '.join(elsewhere)}: set MONGO_URL, QDRANT_URL and REDIS_URL"
+            )
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
         self.embedder = serve.run(
             build_embedder(
@@ -182,20 +193,20 @@ class Runtime:
         )
         if not s.qdrant_url:
             self.stores_actor = EmbeddedStoresActor.options(  # type: ignore[attr-defined]
-                name="kaleem-stores"
+                name="kaleem-stores", **on_this_node()
             ).remote(str((s.data_dir / "stores").resolve()))
         self.indexer = IndexerActor.options(  # type: ignore[attr-defined]
             name="kaleem-indexer"
         ).remote(s, self.stores_actor, self.embedder)
         self.hosts = [
             ConversationHostActor.options(  # type: ignore[attr-defined]
-                name=f"kaleem-host-{i}"
+                name=f"kaleem-host-{i}", **spread()
             ).remote(s, i, self.stores_actor, self.embedder)
             for i in range(s.host_actors)
         ]
         self.deliveries = {
             kind: DeliveryActor.options(  # type: ignore[attr-defined]
-                name=f"kaleem-delivery-{kind}"
+                name=f"kaleem-delivery-{kind}", **spread()
             ).remote(s, self.stores_actor, kind)
             for kind in registry.provider_kinds()
         }

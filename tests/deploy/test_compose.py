@@ -282,3 +282,27 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "syntax is ok" in r.stderr
+
+
+def test_ray_workers_scale_out_and_only_they_take_the_spread_actors() -> None:
+    """``docker compose up --scale ray-worker=N`` (or ``RAY_WORKERS=N``) adds Ray nodes that
+    conversation hosts and delivery actors spread onto; the driver nodes take none of them."""
+    from actors.placement import SPREAD_CPU
+
+    services = _services()
+    worker, head = services["ray-worker"], services["ray-head"]
+    cmd = worker["command"]
+    assert worker["entrypoint"] == ["ray"] and cmd[0] == "start"
+    assert "--address=ray-head:6379" in cmd and "--block" in cmd
+    assert worker["image"] == head["image"]  # the same code on every node
+    assert worker["environment"] == head["environment"]  # the cluster's one auth token
+    assert worker["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    # Scalable: nothing that two replicas of one service could not both have.
+    assert not {"container_name", "hostname", "ports"} & set(worker), worker
+    assert int(_resolve_default(str(worker["deploy"]["replicas"]))) >= 1
+    # Workers offer CPUs (each spread actor reserves SPREAD_CPU of one); the engine's and the
+    # gateways' own nodes offer none, so a gateway roll never takes a conversation host along.
+    (cpus,) = [a for a in cmd if a.startswith("--num-cpus=")]
+    assert float(_resolve_default(cpus.split("=", 1)[1])) >= 1 > SPREAD_CPU > 0
+    for driver in ("engine", "gateway-1", "gateway-2"):
+        assert "--num-cpus=0 " in " ".join(services[driver]["command"]), driver

@@ -112,3 +112,24 @@ def test_gateway_probes_service_and_hpa_fit_together() -> None:
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
     pdb = _one("PodDisruptionBudget")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_worker_groups_add_nodes_with_cpus_beside_a_zero_cpu_head() -> None:
+    """KubeRay scales ``workerGroupSpecs`` replicas (by hand or the autoscaler); the engine's
+    hosts and delivery actors reserve a sliver of CPU, so they spread over these workers only."""
+    from actors.placement import SPREAD_CPU
+
+    rc = _one("RayService")["spec"]["rayClusterConfig"]
+    head = rc["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    assert rc["enableInTreeAutoscaling"] is True
+    (head_container,) = head["template"]["spec"]["containers"]
+    groups = rc["workerGroupSpecs"]
+    assert groups
+    for g in groups:
+        assert 1 <= g["minReplicas"] <= g["replicas"] <= g["maxReplicas"], g["groupName"]
+        assert g["rayStartParams"].get("num-cpus", "1") != "0", g["groupName"]
+        (c,) = g["template"]["spec"]["containers"]
+        assert c["image"] == head_container["image"], g["groupName"]
+        assert {"secretRef": {"name": "kaleem-ray"}} in c["envFrom"], g["groupName"]
+        assert float(c["resources"]["requests"]["cpu"]) >= 1 > SPREAD_CPU, g["groupName"]
