@@ -137,10 +137,8 @@ class StoreKind:
     # Credential fields of the connect form, required ones first; all are encrypted at rest.
     required: ClassVar[tuple[str, ...]] = ()
     optional: ClassVar[tuple[str, ...]] = ()
-    # Largest page the platform serves, and the pause between page requests that keeps a
-    # sync under the platform's steady rate (its bucket refills at about this pace).
+    # Largest page the platform serves.
     page_size: ClassVar[int]
-    min_interval_s: ClassVar[float] = 0.0
     refreshes_tokens: ClassVar[bool] = False
 
     def default_api_base(self, credentials: Mapping[str, str]) -> str:
@@ -163,6 +161,11 @@ class StoreKind:
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
     ) -> StoreEvent:
         raise NotImplementedError
+
+    def pause_after(self, headers: Mapping[str, str], now: float) -> float:
+        """Seconds to wait before the next page, from the platform's remaining-quota headers
+        (0: the bucket has room)."""
+        return 0.0
 
     def refresh_request(
         self, accounts_base: str, credentials: Mapping[str, str], client: Mapping[str, str]

@@ -110,8 +110,6 @@ class Salla(StoreKind):
     required = ("access_token", "webhook_secret")
     optional = ("refresh_token",)
     page_size = PER_PAGE
-    # Salla's smallest plan leaks about two requests a second.
-    min_interval_s = 0.5
     refreshes_tokens = True
 
     def default_api_base(self, credentials: Mapping[str, str]) -> str:
@@ -148,6 +146,15 @@ class Salla(StoreKind):
             total if isinstance(total, int) else None,
             skipped,
         )
+
+    def pause_after(self, headers: Mapping[str, str], now: float) -> float:
+        """Salla's bucket: ``X-RateLimit-Remaining`` and the epoch second it refills at."""
+        try:
+            remaining = int(header(headers, "X-RateLimit-Remaining") or "1")
+            reset = float(header(headers, "X-RateLimit-Reset") or "0")
+        except ValueError:
+            return 0.0
+        return max(0.0, reset - now) if remaining <= 0 else 0.0
 
     def verify(
         self, credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes

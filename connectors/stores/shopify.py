@@ -102,8 +102,6 @@ class Shopify(StoreKind):
     api_hosts = ()  # every shop is its own host: checked by shape in ``default_api_base``
     required = ("shop", "access_token", "client_secret")
     page_size = LIMIT
-    # The bucket refills two calls a second.
-    min_interval_s = 0.5
 
     def default_api_base(self, credentials: Mapping[str, str]) -> str:
         shop = credentials.get("shop", "").lower()
@@ -129,6 +127,15 @@ class Shopify(StoreKind):
             raise MalformedStorePayload("no products list")
         rows, skipped = read_rows(doc["products"], product_row)
         return StorePage(rows, next_page_info(header(response.headers, "Link")), None, skipped)
+
+    def pause_after(self, headers: Mapping[str, str], now: float) -> float:
+        """``X-Shopify-Shop-Api-Call-Limit: used/size``; the bucket leaks two calls a second,
+        so a nearly full bucket waits for one call's room."""
+        used, _, size = header(headers, "X-Shopify-Shop-Api-Call-Limit").partition("/")
+        try:
+            return 0.5 if int(size) - int(used) <= 1 else 0.0
+        except ValueError:
+            return 0.0
 
     def verify(
         self, credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes

@@ -722,6 +722,18 @@ class OrderRecords(_Table):
         where: Where = {M: merchant_id, "created_at": Range(gte=since)}
         return await _scan(self._t, self._name, where, NEWEST, limit=limit)
 
+    async def upsert_platform(
+        self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document
+    ) -> None:
+        await self._t.patch(
+            self._name,
+            order_id,
+            match={M: merchant_id},
+            changes=fields,
+            on_insert=on_insert,
+            upsert=True,
+        )
+
 
 class LeadRecords(_Table):
     def __init__(self, tables: Tables) -> None:

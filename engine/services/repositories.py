@@ -388,6 +388,13 @@ class OrderRepository(Protocol):
 
     async def since(self, merchant_id: str, since: float, *, limit: int) -> list[Document]: ...
 
+    async def upsert_platform(
+        self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document
+    ) -> None:
+        """A store platform's order: ``fields`` (its status and totals) written on every event,
+        ``on_insert`` only when the order is new to us."""
+        ...
+
 
 class LeadRepository(Protocol):
     async def create(self, lead: Document) -> None: ...

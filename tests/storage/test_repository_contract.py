@@ -680,3 +680,29 @@ async def test_store_events_are_recorded_once_and_pruned_by_age(repos: Repositor
     assert await repos.store_events.prune(3.0, limit=10) == 1
     assert not await repos.store_events.seen("m1", "in1:evt2")
     assert await repos.store_events.seen("m1", "in1:evt3")
+
+
+async def test_platform_orders_upsert_their_status_and_keep_what_was_inserted(
+    repos: Repositories,
+) -> None:
+    first = {
+        "status": "confirmed",
+        "platform_status": "in_progress",
+        "phone": "+9665",
+        "total": 9.0,
+    }
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", first, on_insert={"items": [], "created_at": 1.0}
+    )
+    later = {"status": "shipped", "platform_status": "delivering"}
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", later, on_insert={"items": ["x"], "created_at": 2.0}
+    )
+    got = await repos.orders.get("m1", "ord_aaaaaaaaaaaa")
+    assert got is not None
+    assert (got["status"], got["platform_status"], got["total"]) == ("shipped", "delivering", 9.0)
+    assert got["items"] == [] and got["created_at"] == 1.0
+    assert await repos.orders.get("m2", "ord_aaaaaaaaaaaa") is None
+    assert [o["_id"] for o in await repos.orders.for_phone("m1", "+9665", limit=5)] == [
+        "ord_aaaaaaaaaaaa"
+    ]
