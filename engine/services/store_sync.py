@@ -54,6 +54,7 @@ from engine.services.catalog_admin import IndexNudge
 from engine.services.indexing import pending_fields, tombstone
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,6 @@ class IntegrationVault(Protocol):
     async def disconnect(self, merchant_id: str, integration_id: str, at: float) -> bool: ...
 
 
-class SyncMetrics(Protocol):
-    def synced(self, kind: str, outcome: str, products: int, lag_s: float | None) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SyncBounds:
     interval_s: float = 900.0
@@ -124,11 +121,6 @@ class SyncResult:
     reason: str | None = None
 
 
-class _NoMetrics:
-    def synced(self, kind: str, outcome: str, products: int, lag_s: float | None) -> None:
-        return None
-
-
 class StoreSync:
     def __init__(
         self,
@@ -140,7 +132,6 @@ class StoreSync:
         accounts_bases: Mapping[str, str],
         clients: Mapping[str, Mapping[str, str]],
         bounds: SyncBounds = SyncBounds(),
-        metrics: SyncMetrics | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -151,7 +142,6 @@ class StoreSync:
         self._accounts = dict(accounts_bases)
         self._clients = {k: dict(v) for k, v in clients.items()}
         self._bounds = bounds
-        self._metrics = metrics or _NoMetrics()
         self._sleep = sleep
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
@@ -182,7 +172,7 @@ class StoreSync:
             removed = await self._remove_unlisted(integration, seen)
         except SyncFailed as failed:
             await self._progress(integration, {"status": FAILED, "sync.last_error": failed.reason})
-            self._metrics.synced(spec.kind, "failed", 0, None)
+            metrics.STORE_SYNC.labels(spec.kind, "failed").inc()
             log.warning(
                 "store sync failed",
                 extra={
@@ -203,7 +193,8 @@ class StoreSync:
                 "sync.removed": removed,
             },
         )
-        self._metrics.synced(spec.kind, "ok", len(seen), now - started)
+        metrics.STORE_SYNC.labels(spec.kind, "ok").inc()
+        metrics.STORE_PRODUCTS_SYNCED.labels(spec.kind).inc(len(seen))
         return SyncResult("ok", len(seen), removed)
 
     async def _walk(self, integration: Integration, spec: StoreKind, seen: set[str]) -> None:
@@ -432,27 +423,35 @@ class StoreSync:
     # -- the periodic run -------------------------------------------------------------------------
     async def sweep(self, *, batch: int = 100) -> int:
         """Sync every connected integration whose last pass is older than the interval; how
-        many ran. Old store events are forgotten on the way."""
+        many ran. The lag gauge is the stalest integration of each kind, read before the runs
+        (what an operator would have seen had nothing caught up); old store events are
+        forgotten on the way."""
         now = self._clock()
         await self._repos.store_events.prune(now - EVENT_MEMORY_S, limit=1000)
-        ran = 0
+        due: list[str] = []
+        lag = dict.fromkeys(registry.KINDS, 0.0)
         after: str | None = None
         while True:
             docs = await self._repos.integrations.connected(after_id=after, limit=batch)
             for doc in docs:
-                synced_at = doc.get("synced_at")
-                if isinstance(synced_at, int | float) and now - synced_at < self._bounds.interval_s:
-                    continue
-                await self.sync(str(doc["_id"]))
-                ran += 1
+                since = doc.get("synced_at") or doc.get("created_at")
+                age = now - float(since) if isinstance(since, int | float) else 0.0
+                kind = str(doc.get("kind"))
+                if kind in lag:
+                    lag[kind] = max(lag[kind], age)
+                if (
+                    not isinstance(doc.get("synced_at"), int | float)
+                    or age >= self._bounds.interval_s
+                ):
+                    due.append(str(doc["_id"]))
             if len(docs) < batch:
-                return ran
+                break
             after = str(docs[-1]["_id"])
-
-    def lag(self, doc: Document, now: float) -> float | None:
-        """Seconds since the integration's last complete pass (None before the first)."""
-        synced_at = doc.get("synced_at")
-        return now - float(synced_at) if isinstance(synced_at, int | float) else None
+        for kind, seconds in lag.items():
+            metrics.STORE_SYNC_LAG.labels(kind).set(seconds)
+        for integration_id in due:
+            await self.sync(integration_id)
+        return len(due)
 
 
 def _spec(integration: Integration) -> StoreKind:
