@@ -843,6 +843,11 @@ class IntegrationRecords(_Table):
             self._name, {"connected": True}, order=Order(), limit=limit, after=after
         )
 
+    async def bump(self, merchant_id: str, integration_id: str, field: str, by: int) -> None:
+        await self._t.patch(
+            self._name, integration_id, match={M: merchant_id}, changes={}, increments={field: by}
+        )
+
 
 class StoreEventRecords(_Table):
     def __init__(self, tables: Tables) -> None:

@@ -478,6 +478,10 @@ class IntegrationRepository(Protocol):
         """Every merchant's connected integrations by id (the periodic sync's walk)."""
         ...
 
+    async def bump(self, merchant_id: str, integration_id: str, field: str, by: int) -> None:
+        """Add ``by`` to a counter (atomic: concurrent webhooks each count)."""
+        ...
+
 
 class StoreEventRepository(Protocol):
     """Store webhooks already applied, so a platform's redelivery is a no-op."""

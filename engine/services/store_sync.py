@@ -410,15 +410,17 @@ class StoreSync:
             fields["total"] = total
         if row.get("currency"):
             fields["currency"] = str(row["currency"])
+        new = await self._repos.orders.get(integration.merchant_id, order_id) is None
         await self._repos.orders.upsert_platform(
             integration.merchant_id,
             order_id,
             fields,
             on_insert={"items": [], "customer": {}, "conversation_key": None, "created_at": now},
         )
-        await self._repos.integrations.update(
-            integration.merchant_id, integration.id, {"sync.orders_seen_at": now}
-        )
+        if new:
+            await self._repos.integrations.bump(
+                integration.merchant_id, integration.id, "sync.orders", 1
+            )
 
     # -- the periodic run -------------------------------------------------------------------------
     async def sweep(self, *, batch: int = 100) -> int:

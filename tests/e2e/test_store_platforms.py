@@ -191,3 +191,54 @@ async def test_a_store_syncs_the_bot_answers_and_signed_webhooks_change_prices(
             assert r.status == 404
     finally:
         await fake.stop()
+
+
+async def test_where_is_my_order_answers_the_platform_status(engine: Engine) -> None:
+    from engine.domain.integrations import platform_order_id
+
+    salla = FakeSalla()
+    salla.products = [salla_product(1)]
+    base = await salla.start()
+    try:
+        _, key = await engine.create_merchant("salla orders", "en")
+        auth = {"Authorization": f"Bearer {key}"}
+        creds = {"access_token": salla.access_token, "webhook_secret": "hook"}
+        async with engine.session.post(
+            f"{engine.base_url}/api/v1/integrations",
+            json={"kind": "salla", "credentials": creds, "api_base": base},
+            headers=auth,
+        ) as r:
+            assert r.status == 201, await r.text()
+            integration_id = (await r.json())["id"]
+        data = {
+            "id": 8812,
+            "reference_id": 55123,
+            "status": {"slug": "delivering", "name": "Out for delivery"},
+            "customer": {"mobile": 555000111, "mobile_code": "+966"},
+            "amounts": {"total": {"amount": 240, "currency": "SAR"}},
+        }
+        body = json.dumps({"event": "order.status.updated", "merchant": 1, "data": data}).encode()
+        sig = hmac.new(b"hook", body, hashlib.sha256).hexdigest()
+        async with engine.session.post(
+            f"{engine.base_url}/webhooks/salla/{integration_id}",
+            data=body,
+            headers={"X-Salla-Signature": sig},
+        ) as r:
+            assert r.status == 200, await r.text()
+        order_id = platform_order_id(integration_id, "8812")
+        async with engine.session.get(
+            f"{engine.base_url}/api/v1/orders/{order_id}", headers=auth
+        ) as r:
+            assert r.status == 200, await r.text()
+        reply = await engine.ask(
+            key, f"where is my order {order_id}? my phone is +966555000111", customer="ord-1"
+        )
+        assert reply["intent"] == "order_status", reply
+        assert "Out for delivery" in reply["text"] and order_id in reply["text"], reply
+        # A phone alone opens nothing (the security rule stands for platform orders too).
+        alone = await engine.ask(
+            key, "where is my order? my phone is +966555000111", customer="ord-2"
+        )
+        assert "Out for delivery" not in alone["text"]
+    finally:
+        await salla.stop()

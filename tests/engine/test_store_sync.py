@@ -251,6 +251,8 @@ async def test_a_platform_order_lands_with_its_status_and_updates_in_place(
     )
     assert (order["total"], order["currency"], order["phone"]) == (240.0, "SAR", "+966555000111")
     assert order["platform_order_number"] == "55123"
+    view = await vault.get_owned(M, integration.id)
+    assert view is not None and view["sync"]["orders"] == 1  # one order, two events
 
 
 async def test_uninstalling_the_app_disconnects_and_stops_the_sync(

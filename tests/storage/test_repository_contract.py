@@ -660,6 +660,11 @@ async def test_integrations_scoping_compare_and_set_and_the_connected_walk(
         await repos.integrations.update_if("m1", "in0", {"token_rev": "r0"}, {"token_rev": "r2"})
         is None
     )
+    await repos.integrations.bump("m1", "in0", "sync.orders", 1)
+    await repos.integrations.bump("m1", "in0", "sync.orders", 2)
+    counted = await repos.integrations.get("in0")
+    assert counted is not None and counted["sync"]["orders"] == 3
+    assert counted["sync"]["products"] == 120
     await repos.integrations.update("m1", "in2", {"connected": False})
     first = await repos.integrations.connected(after_id=None, limit=1)
     assert _ids(first) == ["in0"]

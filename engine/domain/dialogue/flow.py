@@ -498,7 +498,8 @@ class DialogueFlow:
             replies.order_status(
                 language,
                 str(order["_id"]),
-                str(order.get("status") or "new"),
+                # A store platform's order answers in the platform's own status words.
+                str(order.get("platform_status") or order.get("status") or "new"),
                 float(order.get("total") or 0.0),
                 order.get("currency"),
             ),
