@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -325,3 +326,40 @@ async def test_salla_tokens_refresh_once_under_the_lock_and_a_spent_token_is_nev
         assert view["sync"]["last_error"] == "token_refresh_refused"
     finally:
         await salla.stop()
+
+
+async def test_the_periodic_sweep_runs_due_integrations_and_reports_the_lag(
+    sqlite_repos: Repositories, http: EgressStoreHttp
+) -> None:
+    from observability.metrics import REGISTRY
+
+    zid = FakeZid()
+    zid.products = [zid_product(n) for n in range(5)]
+    base = await zid.start()
+    try:
+        vault = IntegrationVaultRecords(sqlite_repos, SecretBox(Fernet.generate_key().decode()))
+        sync = _sync(sqlite_repos, vault, http, Nudges())
+        creds = {
+            "authorization": zid.authorization,
+            "access_token": zid.access_token,
+            "webhook_user": "u",
+            "webhook_password": "p",
+        }
+        fresh = await vault.create(M, "zid", base, creds)
+        stale = await vault.create("m_other", "zid", base, creds)
+        await sqlite_repos.integrations.update(M, fresh.id, {"synced_at": time.time() - 60})
+        await sqlite_repos.integrations.update(
+            "m_other", stale.id, {"synced_at": time.time() - 3600}
+        )
+        assert await sync.sweep() == 1  # only the one past the interval
+        lag = REGISTRY.get_sample_value("kaleem_store_sync_lag_seconds", {"kind": "zid"})
+        assert lag is not None and lag >= 3600 - 5
+        assert await sqlite_repos.products.count("m_other") == 5
+        assert await sqlite_repos.products.count(M) == 0
+        assert await sync.sweep() == 0  # both are fresh now
+        done = REGISTRY.get_sample_value(
+            "kaleem_store_sync_total", {"kind": "zid", "outcome": "ok"}
+        )
+        assert done is not None and done >= 1
+    finally:
+        await zid.stop()
