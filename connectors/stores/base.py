@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Final
 # A platform's Retry-After is obeyed up to this many seconds; a longer one ends the run as
 # rate-limited (the next periodic sync resumes) instead of holding a worker for minutes.
 MAX_RETRY_AFTER_S: Final = 60.0
-# What a webhook body may be before it is refused (platforms send one record per event).
-MAX_EVENT_BYTES: Final = 1 << 20
+# No platform answer or event is larger; the transports read tighter bounds before this.
+MAX_JSON_BYTES: Final = 16 << 20
 
 
 class MalformedStorePayload(ValueError):
@@ -93,7 +93,7 @@ def retry_after(headers: Mapping[str, str], default: float = 1.0) -> float:
 
 
 def json_body(body: bytes) -> Any:
-    if len(body) > MAX_EVENT_BYTES * 16:
+    if len(body) > MAX_JSON_BYTES:
         raise MalformedStorePayload("body too large")
     try:
         return json.loads(body)

@@ -115,7 +115,7 @@ class SyncBounds:
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    outcome: str  # ok | failed | disconnected
+    outcome: str  # ok | failed | disconnected | running (another pass is under way)
     products: int
     removed: int
     reason: str | None = None
