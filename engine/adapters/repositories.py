@@ -150,6 +150,7 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
             _ix(M, "status", "created_at"),
             _ix(M, "phone", "created_at"),
             _ix(M, "conversation_key", "created_at"),
+            _ix(M, "platform_order_number", "created_at"),
         ),
     ),
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
@@ -721,6 +722,12 @@ class OrderRecords(_Table):
     async def since(self, merchant_id: str, since: float, *, limit: int) -> list[Document]:
         where: Where = {M: merchant_id, "created_at": Range(gte=since)}
         return await _scan(self._t, self._name, where, NEWEST, limit=limit)
+
+    async def by_platform_number(
+        self, merchant_id: str, number: str, *, limit: int
+    ) -> list[Document]:
+        where = {M: merchant_id, "platform_order_number": number}
+        return await self._t.page(self._name, where, order=NEWEST, limit=limit)
 
     async def upsert_platform(
         self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document

@@ -388,6 +388,12 @@ class OrderRepository(Protocol):
 
     async def since(self, merchant_id: str, since: float, *, limit: int) -> list[Document]: ...
 
+    async def by_platform_number(
+        self, merchant_id: str, number: str, *, limit: int
+    ) -> list[Document]:
+        """Orders a store platform numbered so, newest first."""
+        ...
+
     async def upsert_platform(
         self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document
     ) -> None:

@@ -230,11 +230,16 @@ async def test_where_is_my_order_answers_the_platform_status(engine: Engine) -> 
             f"{engine.base_url}/api/v1/orders/{order_id}", headers=auth
         ) as r:
             assert r.status == 200, await r.text()
+        # The customer knows the number Salla showed them, and their phone.
         reply = await engine.ask(
-            key, f"where is my order {order_id}? my phone is +966555000111", customer="ord-1"
+            key, "where is my order #55123? my phone is +966555000111", customer="ord-1"
         )
         assert reply["intent"] == "order_status", reply
-        assert "Out for delivery" in reply["text"] and order_id in reply["text"], reply
+        assert "Out for delivery" in reply["text"] and "55123" in reply["text"], reply
+        ours = await engine.ask(
+            key, f"where is my order {order_id}? my phone is +966555000111", customer="ord-3"
+        )
+        assert "Out for delivery" in ours["text"], ours
         # A phone alone opens nothing (the security rule stands for platform orders too).
         alone = await engine.ask(
             key, "where is my order? my phone is +966555000111", customer="ord-2"

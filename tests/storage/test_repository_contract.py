@@ -711,3 +711,9 @@ async def test_platform_orders_upsert_their_status_and_keep_what_was_inserted(
     assert [o["_id"] for o in await repos.orders.for_phone("m1", "+9665", limit=5)] == [
         "ord_aaaaaaaaaaaa"
     ]
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", {"platform_order_number": "55123"}, on_insert={}
+    )
+    found = await repos.orders.by_platform_number("m1", "55123", limit=5)
+    assert [o["_id"] for o in found] == ["ord_aaaaaaaaaaaa"]
+    assert await repos.orders.by_platform_number("m2", "55123", limit=5) == []
