@@ -363,3 +363,32 @@ async def test_the_periodic_sweep_runs_due_integrations_and_reports_the_lag(
         assert done is not None and done >= 1
     finally:
         await zid.stop()
+
+
+async def test_a_product_deleted_webhook_removes_the_product_and_its_vectors_once(
+    sqlite_repos: Repositories, http: EgressStoreHttp
+) -> None:
+    vault = IntegrationVaultRecords(sqlite_repos, SecretBox(Fernet.generate_key().decode()))
+    sync = _sync(sqlite_repos, vault, http, Nudges())
+    integration = await vault.create(
+        M, "salla", "https://api.salla.dev", {"access_token": "a", "webhook_secret": "s"}
+    )
+    spec = registry.KINDS["salla"]
+    created = json.dumps({"event": "product.created", "data": salla_product(5, 30.0)}).encode()
+    assert await sync.apply_event(integration, spec.parse_event({}, {}, created)) == "accepted"
+    assert await sqlite_repos.products.by_sku(M, "salla-100005") is not None
+    deleted = json.dumps({"event": "product.deleted", "data": {"id": 100005}}).encode()
+    assert await sync.apply_event(integration, spec.parse_event({}, {}, deleted)) == "accepted"
+    assert await sqlite_repos.products.by_sku(M, "salla-100005") is None
+    [stone] = await sqlite_repos.tombstones.batch(M, limit=10)
+    assert "salla-100005" in stone["vector_ids"]
+    again = spec.parse_event({}, {}, deleted)
+    assert await sync.apply_event(integration, again) == "duplicate"
+    assert len(await sqlite_repos.tombstones.batch(M, limit=10)) == 1
+    # Another integration's event cannot delete this one's product (nor a merchant's own).
+    await sqlite_repos.products.create(
+        {"_id": f"{M}:salla-100006", "merchant_id": M, "sku": "salla-100006", "title": "Own"}
+    )
+    other = json.dumps({"event": "product.deleted", "data": {"id": 100006}}).encode()
+    await sync.apply_event(integration, spec.parse_event({}, {}, other))
+    assert await sqlite_repos.products.by_sku(M, "salla-100006") is not None
