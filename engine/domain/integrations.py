@@ -7,6 +7,7 @@ printed (``repr`` hides them) and never leaves the process.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -16,6 +17,8 @@ SYNCING: Final = "syncing"
 SYNCED: Final = "synced"
 FAILED: Final = "failed"  # the last run stopped on an error; the next run tries again
 DISCONNECTED: Final = "disconnected"
+# What an integration id looks like (``new_id("in")``): anything else is not looked up.
+INTEGRATION_ID: Final = re.compile(r"^in_[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors.stores.base import MalformedStorePayload, StoreKind
-from engine.domain.integrations import DISCONNECTED
+from engine.domain.integrations import DISCONNECTED, INTEGRATION_ID
 from engine.http.keys import DEPS
 from engine.http.problems import ProblemError, json_response, read_limited
 from observability import metrics, tracing
@@ -25,7 +25,10 @@ async def store_webhook(request: web.Request, spec: StoreKind) -> web.Response:
         raise ProblemError(404, "Unknown integration", "store integrations are not served here")
     with tracing.span(f"webhook.{spec.kind}", kind=tracing.SERVER):
         body = await read_limited(request, deps.settings.max_body_bytes)
-        integration = await desk.vault.get(request.match_info["channel_id"])
+        integration_id = request.match_info["channel_id"]
+        integration = (
+            await desk.vault.get(integration_id) if INTEGRATION_ID.match(integration_id) else None
+        )
         if (
             integration is None
             or integration.kind != spec.kind

@@ -165,7 +165,7 @@ class StoreSync:
             return SyncResult("disconnected", 0, 0)
         spec = _spec(integration)
         started = self._clock()
-        await self._progress(integration, {"status": SYNCING, "sync.started_at": started})
+        await self._progress(integration, {"status": SYNCING, "attempted_at": started})
         seen: set[str] = set()
         try:
             await self._walk(integration, spec, seen)
@@ -441,10 +441,10 @@ class StoreSync:
                 kind = str(doc.get("kind"))
                 if kind in lag:
                     lag[kind] = max(lag[kind], age)
-                if (
-                    not isinstance(doc.get("synced_at"), int | float)
-                    or age >= self._bounds.interval_s
-                ):
+                # A failing integration waits the interval too (no retry storm on a revoked
+                # token); a connected one that never ran is due at once.
+                last = doc.get("attempted_at") or doc.get("synced_at")
+                if not isinstance(last, int | float) or now - last >= self._bounds.interval_s:
                     due.append(str(doc["_id"]))
             if len(docs) < batch:
                 break

@@ -357,6 +357,15 @@ async def test_the_periodic_sweep_runs_due_integrations_and_reports_the_lag(
         assert await sqlite_repos.products.count("m_other") == 5
         assert await sqlite_repos.products.count(M) == 0
         assert await sync.sweep() == 0  # both are fresh now
+        # A pass that failed is not retried before the interval either.
+        zid.access_token = "revoked"
+        await sqlite_repos.integrations.update(
+            M, fresh.id, {"attempted_at": None, "synced_at": None}
+        )
+        assert await sync.sweep() == 1
+        failed = await vault.get_owned(M, fresh.id)
+        assert failed is not None and failed["sync"]["last_error"] == "unauthorized"
+        assert await sync.sweep() == 0
         done = REGISTRY.get_sample_value(
             "kaleem_store_sync_total", {"kind": "zid", "outcome": "ok"}
         )

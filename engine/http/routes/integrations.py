@@ -9,13 +9,12 @@ platform's requests and pages look like is ``connectors/stores``'; the sync is
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
 from connectors.stores import registry
 from engine.adapters import egress
-from engine.domain.integrations import CONNECTED
+from engine.domain.integrations import CONNECTED, INTEGRATION_ID
 from engine.http import schemas as s
 from engine.http.context import client_ip, found
 from engine.http.deps import StoreDesk
@@ -25,7 +24,7 @@ from engine.http.routing import Ctx, Reply
 log = logging.getLogger(__name__)
 
 IN = "/api/v1/integrations"
-_ID = re.compile(r"^in_[0-9a-f]{16}$")
+_ID = INTEGRATION_ID
 
 
 def _invalid(field: str, message: str) -> ProblemError:
