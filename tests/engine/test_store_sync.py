@@ -401,3 +401,25 @@ async def test_a_product_deleted_webhook_removes_the_product_and_its_vectors_onc
     other = json.dumps({"event": "product.deleted", "data": {"id": 100006}}).encode()
     await sync.apply_event(integration, spec.parse_event({}, {}, other))
     assert await sqlite_repos.products.by_sku(M, "salla-100006") is not None
+
+
+def test_store_settings_are_read_once_from_the_environment() -> None:
+    from engine.config import Settings
+
+    default = Settings.from_env({})
+    assert (default.store_sync_interval_s, default.salla_accounts_base) == (
+        900.0,
+        "https://accounts.salla.sa",
+    )
+    s = Settings.from_env(
+        {
+            "KALEEM_STORE_SYNC_INTERVAL_S": "120",
+            "KALEEM_STORE_REFRESH_MARGIN_S": "30",
+            "KALEEM_SALLA_CLIENT_ID": "cid",
+            "KALEEM_SALLA_CLIENT_SECRET": "cs",
+            "KALEEM_SALLA_ACCOUNTS_BASE": "https://accounts.example/",
+        }
+    )
+    assert (s.store_sync_interval_s, s.store_refresh_margin_s) == (120.0, 30.0)
+    assert (s.salla_client_id, s.salla_client_secret) == ("cid", "cs")
+    assert s.salla_accounts_base == "https://accounts.example"
