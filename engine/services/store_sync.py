@@ -202,12 +202,13 @@ class StoreSync:
         while True:
             integration = await self.fresh(integration)
             request = spec.page_request(integration.api_base, integration.credentials, cursor)
+            asked_at = self._clock()
             response = await self._paged_call(integration, spec, request, cursor)
             try:
                 page = spec.parse_page(response)
             except MalformedStorePayload:
                 raise SyncFailed("malformed_page") from None
-            await self._land(integration, page.products, seen)
+            await self._land(integration, page.products, seen, older_than=asked_at)
             if len(seen) > self._bounds.max_products:
                 raise SyncFailed("too_many_products")
             await self._progress(integration, {"sync.products": len(seen)})
@@ -249,9 +250,18 @@ class StoreSync:
             raise SyncFailed(f"http_{response.status // 100}xx")
 
     async def _land(
-        self, integration: Integration, rows: list[dict[str, Any]], seen: set[str]
+        self,
+        integration: Integration,
+        rows: list[dict[str, Any]],
+        seen: set[str],
+        *,
+        older_than: float | None = None,
     ) -> None:
-        """Write the products that changed (or are new), each with its pending mark."""
+        """Write the products that changed (or are new), each with its pending mark.
+
+        ``older_than`` is when a page was asked for: a record written after that (a webhook
+        that arrived while the page was in flight) is newer than the page, so it stays.
+        """
         merchant_id = integration.merchant_id
         now = self._clock()
         changed: list[Document] = []
@@ -264,6 +274,9 @@ class StoreSync:
             doc = product.to_doc(merchant_id)
             before = await self._repos.products.get(merchant_id, str(doc["_id"]))
             if before is not None and all(before.get(f) == doc[f] for f in _PRODUCT_FIELDS):
+                continue
+            written = before.get("updated_at") if before is not None else None
+            if older_than is not None and isinstance(written, int | float) and written > older_than:
                 continue
             doc.update(pending_fields())
             doc["source"] = integration.kind

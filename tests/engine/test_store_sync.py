@@ -423,3 +423,31 @@ def test_store_settings_are_read_once_from_the_environment() -> None:
     assert (s.store_sync_interval_s, s.store_refresh_margin_s) == (120.0, 30.0)
     assert (s.salla_client_id, s.salla_client_secret) == ("cid", "cs")
     assert s.salla_accounts_base == "https://accounts.example"
+
+
+async def test_a_webhook_during_a_page_in_flight_is_not_undone_by_that_page(
+    sqlite_repos: Repositories, http: EgressStoreHttp
+) -> None:
+    salla = FakeSalla()
+    salla.products = [salla_product(n, 10.0) for n in range(120)]
+    base = await salla.start()
+    try:
+        vault = IntegrationVaultRecords(sqlite_repos, SecretBox(Fernet.generate_key().decode()))
+        sync = _sync(sqlite_repos, vault, http, Nudges(), accounts=base)
+        creds = {"access_token": salla.access_token, "webhook_secret": "s"}
+        integration = await vault.create(M, "salla", base, creds)
+        spec = registry.KINDS["salla"]
+
+        async def repriced_meanwhile(request_number: int) -> None:
+            if request_number == 2:  # page 2 (products 60..119) is being served
+                body = json.dumps(
+                    {"event": "product.updated", "data": salla_product(100, 55.0)}
+                ).encode()
+                await sync.apply_event(integration, spec.parse_event({}, {}, body))
+
+        salla.before_page = repriced_meanwhile
+        assert (await sync.sync(integration.id)).outcome == "ok"
+        doc = await sqlite_repos.products.by_sku(M, "salla-100100")
+        assert doc is not None and doc["price"] == 55.0  # the page's older 10.0 did not win
+    finally:
+        await salla.stop()

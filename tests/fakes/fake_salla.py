@@ -69,7 +69,7 @@ class FakeSalla(FakeStore):
                     "error": {"code": "error", "message": "per_page must not exceed 60"},
                 },
             )
-        if self.throttled():
+        if await self.throttled():
             return answer(
                 call,
                 429,

@@ -74,7 +74,7 @@ class FakeShopify(FakeStore):
         info = request.query.get("page_info")
         if info is not None and set(request.query) - {"limit", "page_info", "fields"}:
             return answer(call, 400, {"errors": {"page_info": "Invalid value."}})
-        if self.throttled():
+        if await self.throttled():
             return answer(
                 call,
                 429,

@@ -3,6 +3,7 @@ failures on request (a 429 with ``Retry-After`` on the n-th catalogue page)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,9 @@ class FakeStore:
     # 1-based numbers of catalogue requests answered 429 (each once).
     throttle_requests: set[int] = field(default_factory=set)
     retry_after: str = "1"
+    # Awaited with the request's number before a catalogue page is answered (something else
+    # happening while a page is in flight, e.g. a webhook).
+    before_page: Callable[[int], Awaitable[None]] | None = None
     _page_requests: int = 0
     _runner: web.AppRunner | None = None
 
@@ -46,9 +50,11 @@ class FakeStore:
         self.calls.append(call)
         return call
 
-    def throttled(self) -> bool:
+    async def throttled(self) -> bool:
         """Count a catalogue request; True when this one is to be answered 429."""
         self._page_requests += 1
+        if self.before_page is not None:
+            await self.before_page(self._page_requests)
         if self._page_requests in self.throttle_requests:
             self.throttle_requests.discard(self._page_requests)
             return True

@@ -59,7 +59,7 @@ class FakeZid(FakeStore):
                     },
                 },
             )
-        if self.throttled():
+        if await self.throttled():
             return answer(
                 call,
                 429,
