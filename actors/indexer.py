@@ -35,6 +35,12 @@ class IndexerActor:
         self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())
         # A merchant's own work stays one job at a time, in the order it came.
         self._locks = KeyedLocks()
+        # Store platforms: first syncs on request, then every KALEEM_STORE_SYNC_INTERVAL_S;
+        # one process runs them all, so one integration never has two passes at once.
+        self._stores = c.store_sync(_Nudge(self))
+        self._store_every = max(1.0, min(settings.store_sync_interval_s, 60.0))
+        self._store_task = asyncio.get_running_loop().create_task(self._sync_stores_forever())
+        self._store_runs: set[asyncio.Task[Any]] = set()
 
     async def ready(self) -> bool:
         return True
@@ -60,6 +66,21 @@ class IndexerActor:
             async with self._locks.hold(key):
                 return await self._reconciler.run_once(merchant_id)
 
+    async def sync_store(self, integration_id: str) -> bool:
+        """Start a catalogue pass now (the connect route's first sync); returns at once."""
+        task = asyncio.get_running_loop().create_task(self._stores.sync(integration_id))
+        self._store_runs.add(task)
+        task.add_done_callback(self._store_runs.discard)
+        return True
+
+    async def _sync_stores_forever(self) -> None:
+        while True:
+            try:
+                await self._stores.sweep()
+            except Exception:  # a database outage: the next sweep tries again
+                log.exception("store sync sweep failed; retrying")
+            await asyncio.sleep(self._store_every)
+
     async def _reconcile_forever(self) -> None:
         while True:
             try:
@@ -67,6 +88,20 @@ class IndexerActor:
             except Exception:  # an embedder or store outage: the records stay pending
                 log.exception("index reconcile failed; retrying")
             await asyncio.sleep(self._every)
+
+
+class _Nudge:
+    """The store sync's nudge inside the indexer itself: index the merchant's pending
+    records soon, without waiting in the sync for it."""
+
+    def __init__(self, actor: IndexerActor) -> None:
+        self._actor = actor
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def reconcile(self, merchant_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._actor.reconcile(merchant_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class IndexerClient:
@@ -93,3 +128,6 @@ class IndexerClient:
 
     def reconcile(self, merchant_id: str) -> Any:
         return self._actor.reconcile.remote(merchant_id)
+
+    def sync_store(self, integration_id: str) -> Any:
+        return self._actor.sync_store.remote(integration_id)

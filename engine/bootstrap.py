@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.adapters.integrations import IntegrationVaultRecords
 from engine.adapters.llm import OpenAICompatibleModel, check_base_url
 from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
@@ -29,10 +30,11 @@ from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnComm
 from engine.adapters.redis.server import redis_client
 from engine.adapters.repositories import mongo_repositories, sqlite_repositories
 from engine.adapters.secrets import SecretBox, load_or_create_key
+from engine.adapters.store_http import EgressStoreHttp
 from engine.config import Settings
 from engine.domain.sharding import partitions_of_host
-from engine.http.deps import GatewayDeps, Liveness, Readiness
-from engine.services.catalog_admin import CatalogAdmin
+from engine.http.deps import GatewayDeps, Liveness, Readiness, StoreDesk
+from engine.services.catalog_admin import CatalogAdmin, IndexNudge
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
@@ -41,6 +43,7 @@ from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
 from engine.services.staff import StaffDesk
+from engine.services.store_sync import StoreSync, SyncBounds
 
 __all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_limits"]
 
@@ -175,6 +178,47 @@ class Container:
             gaps=self.gaps,
             staff=self.staff,
             catalog=self.catalog_admin,
+            stores=self.store_desk(),
+        )
+
+    # -- store platforms ----------------------------------------------------------------------
+    @cached_property
+    def store_vault(self) -> IntegrationVaultRecords:
+        return IntegrationVaultRecords(self.repos, self.secret_box)
+
+    @cached_property
+    def store_http(self) -> EgressStoreHttp:
+        return EgressStoreHttp(allow_private=self.settings.allow_private_api_base)
+
+    def store_sync(self, indexer: IndexNudge) -> StoreSync:
+        """The sync use case, nudging ``indexer`` after each write (the indexer actor passes
+        itself; a gateway passes its client of that actor)."""
+        s = self.settings
+        return StoreSync(
+            self.repos,
+            self.store_vault,
+            self.store_http,
+            indexer,
+            accounts_bases={"salla": s.salla_accounts_base},
+            clients={
+                "salla": {"client_id": s.salla_client_id, "client_secret": s.salla_client_secret}
+            },
+            bounds=SyncBounds(
+                interval_s=s.store_sync_interval_s, refresh_margin_s=s.store_refresh_margin_s
+            ),
+        )
+
+    def store_desk(self) -> StoreDesk | None:
+        """What the gateway's integration routes and store webhooks use; None without an
+        indexer to run the syncs."""
+        indexer = self.remotes.indexer
+        if indexer is None:
+            return None
+        start = getattr(indexer, "sync_store", None)
+        return StoreDesk(
+            self.store_vault,
+            self.store_sync(indexer),
+            start if callable(start) else (lambda _integration_id: None),
         )
 
     @cached_property

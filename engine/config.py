@@ -202,6 +202,14 @@ class Settings:
     webchat_frames_per_merchant: int = 12000
     webchat_sessions_per_ip: int = 60
     webchat_window_s: int = 60
+    # Store platforms (Salla, Zid, Shopify): how often each integration's catalogue is synced
+    # again (webhooks carry the changes in between), how long before expiry a token is
+    # refreshed, and the Salla app's OAuth client (its refresh calls name it) and accounts host.
+    store_sync_interval_s: float = 900.0
+    store_refresh_margin_s: float = 600.0
+    salla_client_id: str = ""
+    salla_client_secret: str = ""
+    salla_accounts_base: str = "https://accounts.salla.sa"
 
     @property
     def base_url(self) -> str:
@@ -330,4 +338,11 @@ class Settings:
             ),
             webchat_sessions_per_ip=_int(env, "KALEEM_WEBCHAT_SESSIONS_PER_IP", 60, minimum=1),
             webchat_window_s=_int(env, "KALEEM_WEBCHAT_WINDOW_S", 60, minimum=1),
+            store_sync_interval_s=_float(env, "KALEEM_STORE_SYNC_INTERVAL_S", 900.0),
+            store_refresh_margin_s=_float(env, "KALEEM_STORE_REFRESH_MARGIN_S", 600.0),
+            salla_client_id=env.get("KALEEM_SALLA_CLIENT_ID") or "",
+            salla_client_secret=env.get("KALEEM_SALLA_CLIENT_SECRET") or "",
+            salla_accounts_base=(
+                env.get("KALEEM_SALLA_ACCOUNTS_BASE") or "https://accounts.salla.sa"
+            ).rstrip("/"),
         )

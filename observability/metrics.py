@@ -287,6 +287,34 @@ UNANSWERED = Family(
 )
 
 
+# -- store platforms (Salla, Zid, Shopify) ------------------------------------------------------
+STORE_SYNC = Family(
+    "counter",
+    "kaleem_store_sync_total",
+    "Catalogue sync passes by store kind and outcome (ok, failed)",
+    ["kind", "outcome"],
+)
+STORE_PRODUCTS_SYNCED = Family(
+    "counter",
+    "kaleem_store_products_synced_total",
+    "Products seen by complete catalogue sync passes, by store kind",
+    ["kind"],
+)
+STORE_SYNC_LAG = Family(
+    "gauge",
+    "kaleem_store_sync_lag_seconds",
+    "Seconds since the stalest connected integration of a kind last completed a sync pass",
+    ["kind"],
+)
+STORE_WEBHOOKS = Family(
+    "counter",
+    "kaleem_store_webhooks_total",
+    "Store webhooks by kind and outcome "
+    "(accepted, duplicate, ignored, bad_signature, malformed, unknown_integration)",
+    ["kind", "outcome"],
+)
+
+
 def bounded(value: str, allowed: Iterable[str], other: str = "other") -> str:
     """Clamp a label value to a fixed set so a new intent or kind never explodes cardinality."""
     return value if value in allowed else other

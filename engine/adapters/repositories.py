@@ -76,6 +76,8 @@ ORDERS: Final = "orders"
 LEADS: Final = "leads"
 GAPS: Final = "knowledge_gaps"
 LEDGER: Final = "ledger"
+INTEGRATIONS: Final = "integrations"
+STORE_EVENTS: Final = "store_events"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -148,11 +150,14 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
             _ix(M, "status", "created_at"),
             _ix(M, "phone", "created_at"),
             _ix(M, "conversation_key", "created_at"),
+            _ix(M, "platform_order_number", "created_at"),
         ),
     ),
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
     TableSpec(GAPS, (_ix(M, "count", "last_at"),)),
     TableSpec(LEDGER, (_ix(M, "occurred_at"),)),
+    TableSpec(INTEGRATIONS, (_ix(M, "created_at"), _ix("connected", "_id"))),
+    TableSpec(STORE_EVENTS, (_ix("at", "_id"),)),
 )
 
 
@@ -727,6 +732,24 @@ class OrderRecords(_Table):
         where: Where = {M: merchant_id, "created_at": Range(gte=since)}
         return await _scan(self._t, self._name, where, NEWEST, limit=limit)
 
+    async def by_platform_number(
+        self, merchant_id: str, number: str, *, limit: int
+    ) -> list[Document]:
+        where = {M: merchant_id, "platform_order_number": number}
+        return await self._t.page(self._name, where, order=NEWEST, limit=limit)
+
+    async def upsert_platform(
+        self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document
+    ) -> None:
+        await self._t.patch(
+            self._name,
+            order_id,
+            match={M: merchant_id},
+            changes=fields,
+            on_insert=on_insert,
+            upsert=True,
+        )
+
 
 class LeadRecords(_Table):
     def __init__(self, tables: Tables) -> None:
@@ -800,6 +823,72 @@ class LedgerRecords(_Table):
         return await _page(self._t, self._name, where, OLDEST_MOVE, limit=limit, after=after)
 
 
+class IntegrationRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, INTEGRATIONS)
+
+    async def create(self, integration: Document) -> None:
+        await self._t.insert(self._name, integration)
+
+    async def get(self, integration_id: str) -> Document | None:
+        return await self._t.get(self._name, integration_id)
+
+    async def get_owned(self, merchant_id: str, integration_id: str) -> Document | None:
+        return await self._owned(merchant_id, integration_id)
+
+    async def for_merchant(self, merchant_id: str, *, limit: int) -> list[Document]:
+        return await self._t.page(
+            self._name, {M: merchant_id}, order=Order("created_at"), limit=limit
+        )
+
+    async def update(
+        self, merchant_id: str, integration_id: str, changes: Document
+    ) -> Document | None:
+        return await self._update(merchant_id, integration_id, changes)
+
+    async def update_if(
+        self, merchant_id: str, integration_id: str, expected: Document, changes: Document
+    ) -> Document | None:
+        return await self._t.patch(
+            self._name, integration_id, match={**expected, M: merchant_id}, changes=changes
+        )
+
+    async def connected(self, *, after_id: str | None, limit: int) -> list[Document]:
+        after = None if after_id is None else (None, after_id)
+        return await self._t.page(
+            self._name, {"connected": True}, order=Order(), limit=limit, after=after
+        )
+
+    async def bump(self, merchant_id: str, integration_id: str, field: str, by: int) -> None:
+        await self._t.patch(
+            self._name, integration_id, match={M: merchant_id}, changes={}, increments={field: by}
+        )
+
+
+class StoreEventRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, STORE_EVENTS)
+
+    async def seen(self, merchant_id: str, event_key: str) -> bool:
+        return await self._exists(merchant_id, event_key)
+
+    async def record(self, entry: Document) -> bool:
+        try:
+            await self._t.insert(self._name, entry)
+        except DuplicateKey:
+            return False
+        return True
+
+    async def prune(self, before: float, *, limit: int) -> int:
+        old = await self._t.page(
+            self._name, {"at": Range(lt=before)}, order=Order("at"), limit=limit
+        )
+        gone = 0
+        for doc in old:
+            gone += await self._t.delete(self._name, str(doc["_id"]), {M: doc[M]})
+        return gone
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -821,6 +910,8 @@ def build_repositories(tables: Tables) -> Repositories:
         leads=LeadRecords(tables),
         gaps=GapRecords(tables),
         ledger=LedgerRecords(tables),
+        integrations=IntegrationRecords(tables),
+        store_events=StoreEventRecords(tables),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from engine.adapters.integrations import IntegrationVaultRecords
 from engine.adapters.records import Records
 from engine.adapters.redis.queues import Inbox
 from engine.config import Settings
@@ -16,6 +17,7 @@ from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.indexing import IndexItem
 from engine.services.staff import StaffDesk
+from engine.services.store_sync import StoreSync
 
 
 class Indexer(Protocol):
@@ -31,6 +33,17 @@ class Indexer(Protocol):
     def reconcile(self, merchant_id: str) -> Any:
         """Index the merchant's records marked pending now (IndexReconciler)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDesk:
+    """Store-platform integrations as the gateway uses them: the records (credentials
+    decrypted in memory only), webhook application, and the call that starts a catalogue sync
+    where the periodic ones run (the indexer actor)."""
+
+    vault: IntegrationVaultRecords
+    sync: StoreSync
+    start_sync: Callable[[str], Any]
 
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -57,3 +70,4 @@ class GatewayDeps:
     gaps: KnowledgeGaps | None = None
     staff: StaffDesk | None = None
     catalog: CatalogAdmin | None = None
+    stores: StoreDesk | None = None

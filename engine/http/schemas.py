@@ -740,3 +740,47 @@ class GapOut(Response):
 class GapList(Response):
     items: list[GapOut]
     limit: int
+
+
+# -- store platforms (Salla, Zid, Shopify) ---------------------------------------------------------
+StoreKindName = Literal["salla", "zid", "shopify"]
+
+
+class IntegrationIn(Request):
+    """Credentials by kind: Salla ``access_token``, ``refresh_token``?, ``webhook_secret``; Zid
+    ``authorization``, ``access_token``, ``webhook_user``, ``webhook_password``; Shopify
+    ``shop``, ``access_token``, ``client_secret``. Encrypted at rest, shown masked."""
+
+    kind: StoreKindName
+    credentials: Annotated[
+        dict[str, Annotated[str, Field(min_length=1, max_length=4096)]], Field(max_length=10)
+    ]
+    api_base: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class IntegrationCreated(Response):
+    id: str
+    kind: str
+    webhook_url: str
+    status: str
+
+
+class SyncProgress(Response):
+    products: int
+    orders: int
+    last_error: str | None = None
+
+
+class IntegrationOut(Response):
+    id: str
+    kind: str
+    api_base: str
+    status: str
+    sync: SyncProgress
+    synced_at: float | None = None
+    credentials: dict[str, str]
+    created_at: float | None = None
+
+
+class IntegrationList(Response):
+    items: list[IntegrationOut]

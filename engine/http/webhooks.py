@@ -16,11 +16,13 @@ from aiohttp import web
 
 from connectors import registry
 from connectors.base import ChannelKind, MalformedPayload
+from connectors.stores import registry as store_registry
 from engine.domain.channels import Channel
 from engine.http.context import API, client_ip
 from engine.http.keys import CHANNELS, DEPS, INTAKE
 from engine.http.limits import digest
 from engine.http.problems import ProblemError, json_response, read_limited
+from engine.http.store_webhooks import store_webhook
 from observability import metrics, tracing
 
 
@@ -64,6 +66,9 @@ async def _admit(request: web.Request) -> str:
 async def webhook(request: web.Request) -> web.Response:
     failures = await _admit(request)
     try:
+        store = store_registry.get(request.match_info["kind"])
+        if store is not None:  # a store platform's event, not a channel's message
+            return await store_webhook(request, store)
         spec = _kind(request)
         with tracing.span(spec.webhook_span or f"webhook.{spec.kind}", kind=tracing.SERVER):
             return await _webhook(request, spec)

@@ -139,6 +139,10 @@ class Commerce:
     async def get_order(self, merchant_id: str, order_id: str) -> Document | None:
         return await self._repos.orders.get(merchant_id, str(order_id))
 
+    async def orders_by_platform_number(self, merchant_id: str, number: str) -> list[Document]:
+        """A store platform's orders with this number (the caller checks the phone)."""
+        return await self._repos.orders.by_platform_number(merchant_id, str(number), limit=5)
+
     async def orders_for_phone(self, merchant_id: str, phone: str) -> list[Document]:
         """Newest first; phones are compared in normalised form."""
         return await self._repos.orders.for_phone(

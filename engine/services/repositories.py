@@ -394,6 +394,19 @@ class OrderRepository(Protocol):
 
     async def since(self, merchant_id: str, since: float, *, limit: int) -> list[Document]: ...
 
+    async def by_platform_number(
+        self, merchant_id: str, number: str, *, limit: int
+    ) -> list[Document]:
+        """Orders a store platform numbered so, newest first."""
+        ...
+
+    async def upsert_platform(
+        self, merchant_id: str, order_id: str, fields: Document, *, on_insert: Document
+    ) -> None:
+        """A store platform's order: ``fields`` (its status and totals) written on every event,
+        ``on_insert`` only when the order is new to us."""
+        ...
+
 
 class LeadRepository(Protocol):
     async def create(self, lead: Document) -> None: ...
@@ -446,6 +459,57 @@ class LedgerRepository(Protocol):
         ...
 
 
+class IntegrationRepository(Protocol):
+    """Store-platform connections (Salla, Zid, Shopify): credentials only ever encrypted, the
+    sync's progress on the record itself."""
+
+    async def create(self, integration: Document) -> None: ...
+
+    async def get(self, integration_id: str) -> Document | None:
+        """Global: a store webhook names only the integration."""
+        ...
+
+    async def get_owned(self, merchant_id: str, integration_id: str) -> Document | None: ...
+
+    async def for_merchant(self, merchant_id: str, *, limit: int) -> list[Document]:
+        """Oldest first, disconnected ones included (the caller filters)."""
+        ...
+
+    async def update(
+        self, merchant_id: str, integration_id: str, changes: Document
+    ) -> Document | None: ...
+
+    async def update_if(
+        self, merchant_id: str, integration_id: str, expected: Document, changes: Document
+    ) -> Document | None:
+        """Compare-and-set: applied only while every ``expected`` field still has its value
+        (a token refresh names the token revision it replaces); None when it does not."""
+        ...
+
+    async def connected(self, *, after_id: str | None, limit: int) -> list[Document]:
+        """Every merchant's connected integrations by id (the periodic sync's walk)."""
+        ...
+
+    async def bump(self, merchant_id: str, integration_id: str, field: str, by: int) -> None:
+        """Add ``by`` to a counter (atomic: concurrent webhooks each count)."""
+        ...
+
+
+class StoreEventRepository(Protocol):
+    """Store webhooks already applied, so a platform's redelivery is a no-op."""
+
+    async def seen(self, merchant_id: str, event_key: str) -> bool: ...
+
+    async def record(self, entry: Document) -> bool:
+        """False (nothing written) when the event's ``_id`` is already there."""
+        ...
+
+    async def prune(self, before: float, *, limit: int) -> int:
+        """Forget up to ``limit`` events recorded before ``before`` (platforms stop
+        redelivering after days); how many were forgotten."""
+        ...
+
+
 class RecordStore(Protocol):
     """The database under the repositories: schema and lifecycle only."""
 
@@ -479,6 +543,8 @@ class Repositories:
     leads: LeadRepository
     gaps: GapRepository
     ledger: LedgerRepository
+    integrations: IntegrationRepository
+    store_events: StoreEventRepository
 
     def catalog(self, kind: str) -> CatalogRepository:
         """``products`` or ``knowledge`` by name (the import and index paths carry the name)."""

@@ -492,6 +492,17 @@ async def test_other_merchants_records_are_404_for_every_role(
             "api_base": "http://127.0.0.1:9",
         },
     )
+    _, integration, _ = await call(
+        engine,
+        "POST",
+        "/api/v1/integrations",
+        owner,
+        {
+            "kind": "salla",
+            "credentials": {"access_token": "iso", "webhook_secret": "iso"},
+            "api_base": "http://127.0.0.1:9",
+        },
+    )
     dead = await dead_letter_of(engine, a.merchant_id)
     ids = {
         "product_id": "iso-1",
@@ -504,6 +515,7 @@ async def test_other_merchants_records_are_404_for_every_role(
         "job_id": job["id"],
         "channel_id": channel["id"],
         "entry_id": dead,
+        "integration_id": integration["id"],
     }
     bodies = {
         "/api/v1/products/{product_id}": {"title": "x"},

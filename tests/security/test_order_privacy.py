@@ -25,6 +25,18 @@ ORDER = {
     "currency": "SAR",
 }
 
+# A store platform's order (Salla): the customer knows the platform's number, not ours.
+PLATFORM_ORDER = {
+    "_id": "ord_feedfacecafe",
+    "merchant_id": "m1",
+    "status": "shipped",
+    "platform_status": "Out for delivery",
+    "platform_order_number": "55123",
+    "phone": "+966551234567",
+    "total": 240.0,
+    "currency": "SAR",
+}
+
 
 class NoResults:
     async def retrieve(self, merchant_id: str, query: str, **_: Any) -> RetrievalResult:
@@ -37,6 +49,11 @@ class Orders:
 
     async def get_order(self, merchant_id: str, order_id: str) -> dict[str, Any] | None:
         return dict(ORDER) if merchant_id == "m1" and order_id == ORDER["_id"] else None
+
+    async def orders_by_platform_number(
+        self, merchant_id: str, number: str
+    ) -> list[dict[str, Any]]:
+        return [dict(PLATFORM_ORDER)] if merchant_id == "m1" and number == "55123" else []
 
 
 async def _ask(state: ConversationState, text: str) -> str:
@@ -73,3 +90,14 @@ async def test_the_conversation_that_placed_it_is_answered() -> None:
     buyer = ConversationState("m1", "webchat", "buyer", orders=[ORDER["_id"]])
     reply = await _ask(buyer, "where is my order?")
     assert ORDER["_id"] in reply and "shipped" in reply
+
+
+async def test_a_platform_order_number_opens_only_with_its_phone() -> None:
+    stranger = ConversationState("m1", "webchat", "platform-stranger")
+    wrong = await _ask(stranger, "where is my order #55123 my phone 0559999999")
+    assert "Out for delivery" not in wrong and "240" not in wrong
+    alone = await _ask(stranger, "where is my order 55123")
+    assert "Out for delivery" not in alone
+    owner = ConversationState("m1", "webchat", "platform-owner")
+    reply = await _ask(owner, "where is my order 55123? phone +966551234567")
+    assert "55123" in reply and "Out for delivery" in reply

@@ -633,3 +633,92 @@ async def test_ledger_appends_once_and_pages_a_window_oldest_first(repos: Reposi
     assert [d["amount_minor"] for d in window] == [200, 300, 400, 500, 600, 700]
     other = await _walk(lambda **kw: repos.ledger.between("m2", 0.0, 10.0, **kw), 4)
     assert _ids(other) == ["moyasar:evt_11:capture"]
+
+
+async def test_integrations_scoping_compare_and_set_and_the_connected_walk(
+    repos: Repositories,
+) -> None:
+    for n, merchant in enumerate(["m1", "m2", "m1"]):
+        await repos.integrations.create(
+            {
+                "_id": f"in{n}",
+                "merchant_id": merchant,
+                "kind": "salla",
+                "connected": True,
+                "token_rev": "r0",
+                "sync": {"products": 0, "orders": 0, "last_error": None},
+                "created_at": 10.0 - n,
+            }
+        )
+    assert (await repos.integrations.get("in1") or {})["merchant_id"] == "m2"  # global, by id
+    assert await repos.integrations.get_owned("m1", "in1") is None
+    assert _ids(await repos.integrations.for_merchant("m1", limit=10)) == ["in2", "in0"]
+    progressed = await repos.integrations.update("m1", "in0", {"sync.products": 120})
+    assert progressed is not None and progressed["sync"]["products"] == 120
+    assert await repos.integrations.update("m2", "in0", {"sync.products": 1}) is None
+    swapped = await repos.integrations.update_if(
+        "m1", "in0", {"token_rev": "r0"}, {"token_rev": "r1"}
+    )
+    assert swapped is not None and swapped["token_rev"] == "r1"
+    # A second refresh that read the old revision loses: the single-use token was spent.
+    assert (
+        await repos.integrations.update_if("m1", "in0", {"token_rev": "r0"}, {"token_rev": "r2"})
+        is None
+    )
+    await repos.integrations.bump("m1", "in0", "sync.orders", 1)
+    await repos.integrations.bump("m1", "in0", "sync.orders", 2)
+    counted = await repos.integrations.get("in0")
+    assert counted is not None and counted["sync"]["orders"] == 3
+    assert counted["sync"]["products"] == 120
+    await repos.integrations.update("m1", "in2", {"connected": False})
+    first = await repos.integrations.connected(after_id=None, limit=1)
+    assert _ids(first) == ["in0"]
+    assert _ids(await repos.integrations.connected(after_id="in0", limit=10)) == ["in1"]
+
+
+async def test_store_events_are_recorded_once_and_pruned_by_age(repos: Repositories) -> None:
+    def event(n: int, merchant: str = "m1") -> Document:
+        return {"_id": f"in1:evt{n}", "merchant_id": merchant, "at": float(n)}
+
+    assert not await repos.store_events.seen("m1", "in1:evt1")
+    for n in range(5):
+        assert await repos.store_events.record(event(n)) is True
+    assert await repos.store_events.record(event(1)) is False  # a redelivery
+    assert await repos.store_events.seen("m1", "in1:evt1")
+    assert not await repos.store_events.seen("m2", "in1:evt1")
+    assert await repos.store_events.prune(3.0, limit=2) == 2
+    assert await repos.store_events.prune(3.0, limit=10) == 1
+    assert not await repos.store_events.seen("m1", "in1:evt2")
+    assert await repos.store_events.seen("m1", "in1:evt3")
+
+
+async def test_platform_orders_upsert_their_status_and_keep_what_was_inserted(
+    repos: Repositories,
+) -> None:
+    first = {
+        "status": "confirmed",
+        "platform_status": "in_progress",
+        "phone": "+9665",
+        "total": 9.0,
+    }
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", first, on_insert={"items": [], "created_at": 1.0}
+    )
+    later = {"status": "shipped", "platform_status": "delivering"}
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", later, on_insert={"items": ["x"], "created_at": 2.0}
+    )
+    got = await repos.orders.get("m1", "ord_aaaaaaaaaaaa")
+    assert got is not None
+    assert (got["status"], got["platform_status"], got["total"]) == ("shipped", "delivering", 9.0)
+    assert got["items"] == [] and got["created_at"] == 1.0
+    assert await repos.orders.get("m2", "ord_aaaaaaaaaaaa") is None
+    assert [o["_id"] for o in await repos.orders.for_phone("m1", "+9665", limit=5)] == [
+        "ord_aaaaaaaaaaaa"
+    ]
+    await repos.orders.upsert_platform(
+        "m1", "ord_aaaaaaaaaaaa", {"platform_order_number": "55123"}, on_insert={}
+    )
+    found = await repos.orders.by_platform_number("m1", "55123", limit=5)
+    assert [o["_id"] for o in found] == ["ord_aaaaaaaaaaaa"]
+    assert await repos.orders.by_platform_number("m2", "55123", limit=5) == []

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 CART_MAX_LINES: Final = 20
 _PHONE_RE: Final = re.compile(r"\+?\d[\d\s-]{5,18}\d")
 _ORDER_ID_RE: Final = re.compile(r"\bord_[0-9a-f]{12}\b")
+# A store platform's own order number (what Salla, Zid or Shopify showed the customer), said
+# as "order 55123", "#55123", "طلب رقم 55123"; read only from digit-normalised text.
+_PLATFORM_ORDER_RE: Final = re.compile(
+    r"(?:order\s*(?:no\.?|number|#)?|رقم\s*الطلب|طلب\s*(?:رقم)?|#)\s*#?(\d{3,12})\b",
+    re.IGNORECASE,
+)
 _NAME_PREFIX_RE: Final = re.compile(
     normalize_arabic(
         r"^(?:my name is|my name's|name:?|i am|i'm|this is|it's|اسمي|الاسم|انا|أنا)\s+"
@@ -60,6 +66,10 @@ class CommercePort(Protocol):
     ) -> dict[str, Any]: ...
 
     async def get_order(self, merchant_id: str, order_id: str) -> dict[str, Any] | None: ...
+
+    async def orders_by_platform_number(
+        self, merchant_id: str, number: str
+    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -478,7 +488,11 @@ class DialogueFlow:
         if self._commerce is None:
             return None
         match = _ORDER_ID_RE.search(text)
-        phone = _phone_in(_ORDER_ID_RE.sub(" ", text))  # the order number has digits too
+        digits = normalize_digits(text)
+        platform = None if match else _PLATFORM_ORDER_RE.search(digits)
+        # The order number has digits too: the phone is read from what is left without it.
+        rest = _PLATFORM_ORDER_RE.sub(" ", digits) if platform else _ORDER_ID_RE.sub(" ", text)
+        phone = _phone_in(rest)
         order: dict[str, Any] | None = None
         if match and phone:
             found = await self._commerce.get_order(merchant.merchant_id, match.group(0))
@@ -486,19 +500,32 @@ class DialogueFlow:
                 normalize_phone(phone)
             ):
                 order = found
+        elif platform and phone:
+            candidates = await self._commerce.orders_by_platform_number(
+                merchant.merchant_id, platform.group(1)
+            )
+            order = next(
+                (
+                    c
+                    for c in candidates
+                    if normalize_phone(str(c.get("phone") or "")) == normalize_phone(phone)
+                ),
+                None,
+            )
         elif state.orders:
             wanted = match.group(0) if match else state.orders[-1]
             if wanted in state.orders:
                 order = await self._commerce.get_order(merchant.merchant_id, wanted)
         if order is None:
-            if phone or match:
+            if phone or match or platform:
                 return Decision(replies.order_lookup(language), intents.ORDER_STATUS)
             return None
         return Decision(
             replies.order_status(
                 language,
-                str(order["_id"]),
-                str(order.get("status") or "new"),
+                # A store platform's order answers with the platform's own number and words.
+                str(order.get("platform_order_number") or order["_id"]),
+                str(order.get("platform_status") or order.get("status") or "new"),
                 float(order.get("total") or 0.0),
                 order.get("currency"),
             ),
