@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import keep_running
 from actors.remotes import container
 from engine.config import Settings
 from engine.services.fairness import FairEmbedder, FairGate, KeyedLocks, tenant
@@ -35,6 +36,14 @@ class IndexerActor:
         self._loop_task = asyncio.get_running_loop().create_task(self._reconcile_forever())
         # A merchant's own work stays one job at a time, in the order it came.
         self._locks = KeyedLocks()
+        # Daily settlement runs beside the sweep: periodic, per merchant, off the gateways. A
+        # second engine (or this actor restarted mid-run) is harmless: the lease and the
+        # record's key make each date happen once.
+        self._settlements = c.settlements
+        self._settle_every = settings.settlement_interval_s
+        self._settle_task = asyncio.get_running_loop().create_task(
+            keep_running(self._settle_forever, "settlement", pause_s=self._settle_every)
+        )
 
     async def ready(self) -> bool:
         return True
@@ -59,6 +68,13 @@ class IndexerActor:
         with tenant(key):
             async with self._locks.hold(key):
                 return await self._reconciler.run_once(merchant_id)
+
+    async def _settle_forever(self) -> None:
+        while True:
+            written = await self._settlements.run_once()
+            if written:
+                log.info("settled %d merchant-days", written)
+            await asyncio.sleep(self._settle_every)
 
     async def _reconcile_forever(self) -> None:
         while True:

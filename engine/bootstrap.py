@@ -25,6 +25,7 @@ from engine.adapters.llm import OpenAICompatibleModel, check_base_url
 from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
+from engine.adapters.redis.leases import RedisSettlementLeases
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
 from engine.adapters.redis.server import redis_client
 from engine.adapters.repositories import mongo_repositories, sqlite_repositories
@@ -40,6 +41,7 @@ from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
+from engine.services.settlement import SettlementPolicy, Settlements
 from engine.services.staff import StaffDesk
 
 __all__ = ["RECORDS_FILE", "Container", "Remotes", "provider_defaults", "send_limits"]
@@ -152,6 +154,16 @@ class Container:
     def catalog_admin(self) -> CatalogAdmin:
         return CatalogAdmin(self.repos, self.remotes.indexer)
 
+    @cached_property
+    def settlements(self) -> Settlements:
+        s = self.settings
+        policy = SettlementPolicy(
+            lookback_days=s.settlement_lookback_days,
+            max_dates_per_run=s.settlement_max_dates_per_run,
+            lease_ms=s.settlement_lease_ms,
+        )
+        return Settlements(self.repos, RedisSettlementLeases(self.redis), policy=policy)
+
     def gateway(
         self,
         readiness: Readiness,
@@ -175,6 +187,7 @@ class Container:
             gaps=self.gaps,
             staff=self.staff,
             catalog=self.catalog_admin,
+            settlements=self.settlements,
         )
 
     @cached_property

@@ -202,6 +202,13 @@ class Settings:
     webchat_frames_per_merchant: int = 12000
     webchat_sessions_per_ip: int = 60
     webchat_window_s: int = 60
+    # Daily settlement (engine/services/settlement.py): how often the scheduled run looks for
+    # due dates, how far back it catches up after downtime, how many dates one merchant gets
+    # per run, and how long one replica's claim on a date lasts.
+    settlement_interval_s: float = 60.0
+    settlement_lookback_days: int = 62
+    settlement_max_dates_per_run: int = 31
+    settlement_lease_ms: int = 120_000
 
     @property
     def base_url(self) -> str:
@@ -330,4 +337,10 @@ class Settings:
             ),
             webchat_sessions_per_ip=_int(env, "KALEEM_WEBCHAT_SESSIONS_PER_IP", 60, minimum=1),
             webchat_window_s=_int(env, "KALEEM_WEBCHAT_WINDOW_S", 60, minimum=1),
+            settlement_interval_s=max(1.0, _float(env, "KALEEM_SETTLEMENT_INTERVAL_S", 60.0)),
+            settlement_lookback_days=_int(env, "KALEEM_SETTLEMENT_LOOKBACK_DAYS", 62, minimum=1),
+            settlement_max_dates_per_run=_int(
+                env, "KALEEM_SETTLEMENT_MAX_DATES_PER_RUN", 31, minimum=1
+            ),
+            settlement_lease_ms=_int(env, "KALEEM_SETTLEMENT_LEASE_MS", 120_000, minimum=1000),
         )

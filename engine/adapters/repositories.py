@@ -53,6 +53,7 @@ __all__ = [
     "ORDERS",
     "PRODUCTS",
     "SCHEMA",
+    "SETTLEMENTS",
     "TOMBSTONES",
     "UPSERT_WAVE",
     "USERS",
@@ -76,6 +77,7 @@ ORDERS: Final = "orders"
 LEADS: Final = "leads"
 GAPS: Final = "knowledge_gaps"
 LEDGER: Final = "ledger"
+SETTLEMENTS: Final = "settlements"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -153,6 +155,7 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
     TableSpec(GAPS, (_ix(M, "count", "last_at"),)),
     TableSpec(LEDGER, (_ix(M, "occurred_at"),)),
+    TableSpec(SETTLEMENTS, (_ix(M, "date"),)),
 )
 
 
@@ -233,6 +236,9 @@ class MerchantRecords(_Table):
 
     async def update_profile(self, merchant_id: str, changes: Document) -> Document | None:
         return await self._t.patch(self._name, merchant_id, changes=changes)
+
+    async def page(self, *, limit: int, after: Keyset | None) -> Page:
+        return await _page(self._t, self._name, {}, Order(), limit=limit, after=after)
 
     async def replace_api_key_hash(
         self, merchant_id: str, old_hash: str, new_hash: str, at: float
@@ -791,6 +797,45 @@ class LedgerRecords(_Table):
         return await _page(self._t, self._name, where, OLDEST_MOVE, limit=limit, after=after)
 
 
+NEWEST_DATE = Order("date", descending=True)
+
+
+class SettlementRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, SETTLEMENTS)
+
+    async def insert(self, settlement: Document) -> bool:
+        try:
+            await self._t.insert(self._name, settlement)
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get(self, merchant_id: str, date: str) -> Document | None:
+        return await self._owned(merchant_id, f"{merchant_id}:{date}")
+
+    async def replace_failed(
+        self, merchant_id: str, date: str, changes: Document
+    ) -> Document | None:
+        return await self._t.patch(
+            self._name,
+            f"{merchant_id}:{date}",
+            match={M: merchant_id, "status": "failed"},
+            changes=changes,
+        )
+
+    async def page(self, merchant_id: str, *, limit: int, after: Keyset | None) -> Page:
+        return await _page(
+            self._t, self._name, {M: merchant_id}, NEWEST_DATE, limit=limit, after=after
+        )
+
+    async def between(
+        self, merchant_id: str, first: str, last: str, *, limit: int
+    ) -> list[Document]:
+        where: Where = {M: merchant_id, "date": Range(gte=first, lte=last)}
+        return await self._t.page(self._name, where, order=NEWEST_DATE, limit=limit)
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -812,6 +857,7 @@ def build_repositories(tables: Tables) -> Repositories:
         leads=LeadRecords(tables),
         gaps=GapRecords(tables),
         ledger=LedgerRecords(tables),
+        settlements=SettlementRecords(tables),
     )
 
 

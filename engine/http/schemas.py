@@ -740,3 +740,58 @@ class GapOut(Response):
 class GapList(Response):
     items: list[GapOut]
     limit: int
+
+
+# -- finance: daily settlement -------------------------------------------------------------------
+SettlementStatus = Literal["completed", "failed"]
+
+
+class SettlementOut(Response):
+    id: str
+    date: str
+    timezone: str
+    status: SettlementStatus
+    error: str | None
+    currency: str
+    entries: int
+    captures: int
+    refunds: int
+    chargebacks: int
+    gross_captured_minor: int
+    refunded_minor: int
+    chargebacks_minor: int
+    fees_minor: int
+    vat_minor: int
+    vat_rate_bp: int
+    net_minor: int
+    window_start: float
+    window_end: float
+    attempts: int
+    created_at: float
+    settled_at: float | None
+
+
+class SettlementPage(Response):
+    items: list[SettlementOut]
+    next_cursor: str | None
+
+
+class SettlementSummaryQuery(Request):
+    days: Annotated[int, Field(ge=1, le=366)] = 30
+
+
+class SettlementSummaryOut(Response):
+    days: int
+    from_: str = Field(alias="from")
+    to: str
+    settlements: int
+    completed: int
+    failed: int
+    currency: str
+    entries: int
+    gross_captured_minor: int
+    refunded_minor: int
+    chargebacks_minor: int
+    fees_minor: int
+    vat_minor: int
+    net_minor: int
