@@ -667,12 +667,13 @@ ALL_ROUTES: list[Route] = [
     Route(
         "POST",
         finance.SETTLEMENT + "/trigger",
-        finance.trigger,
+        finance.trigger_latest,
         "Settle the latest due date now (201 new, 200 the date's existing settlement)",
         "finance",
         perm="manage",
         response=s.SettlementOut,
         status=201,
+        also_ok=(("200", "The date's existing settlement (none is made twice)"),),
         errors=(("409", "That date is being settled right now"),),
     ),
     Route(
@@ -684,6 +685,7 @@ ALL_ROUTES: list[Route] = [
         perm="manage",
         response=s.SettlementOut,
         status=201,
+        also_ok=(("200", "The date's existing settlement (none is made twice)"),),
         errors=(
             ("400", "Not a YYYY-MM-DD date"),
             ("409", "That date is being settled right now"),

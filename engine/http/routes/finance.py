@@ -73,10 +73,18 @@ def _not_yet(exc: Exception) -> ProblemError:
     )
 
 
+async def trigger_latest(ctx: Ctx) -> Reply:
+    """The latest due date (yesterday, once today's window has not closed)."""
+    return await _trigger(ctx, await _service(ctx).latest_due(ctx.merchant_id))
+
+
 async def trigger(ctx: Ctx) -> Reply:
+    return await _trigger(ctx, _date(ctx))
+
+
+async def _trigger(ctx: Ctx, day: date) -> Reply:
     svc = _service(ctx)
     try:
-        day = _date(ctx) if "date" in ctx.path else await svc.latest_due(ctx.merchant_id)
         done = await svc.settle(ctx.merchant_id, day)
     except NotSettleable as exc:
         raise _not_yet(exc) from exc
