@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.domain.settlement import zone as settlement_zone
+
 Str = Annotated[str, Field(min_length=1, max_length=200)]
 Email = Annotated[
     str,
@@ -207,6 +209,16 @@ class MerchantPatchIn(Request):
     widget_color: Colour | None = None
     widget_greeting: Annotated[str, Field(max_length=300)] | None = None
     allowed_origins: Annotated[list[Origin], Field(max_length=20)] | None = None
+    # The zone of the merchant's business days (daily settlement); unset: the business hours'
+    # zone, else Asia/Riyadh.
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            settlement_zone(value)  # raises a ValueError naming the zone
+        return value
 
 
 class MerchantOut(Response):
@@ -220,6 +232,7 @@ class MerchantOut(Response):
     widget_greeting: str | None = None
     allowed_origins: list[str] = Field(default_factory=list)
     created_at: float | None
+    timezone: str = "Asia/Riyadh"
 
 
 # -- products ----------------------------------------------------------------------------------

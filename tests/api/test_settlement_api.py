@@ -152,3 +152,30 @@ async def test_a_merchant_sees_only_its_own_settlements(gateway: Gateway, client
     assert status == 200 and page["items"] == []
     status, mine, _ = await call(client, "POST", f"{BASE}/trigger/{day}", b.tokens["owner"])
     assert status == 201 and mine["entries"] == 0 and mine["net_minor"] == 0
+
+
+async def test_the_merchant_timezone_sets_the_business_day(
+    gateway: Gateway, client: Engine
+) -> None:
+    t = await make_tenant(client, "NY shop")
+    owner = t.tokens["owner"]
+    status, body, _ = await call(
+        client, "PATCH", "/api/v1/merchant", owner, {"timezone": "Mars/Base"}
+    )
+    assert status == 422, body
+    status, me, _ = await call(client, "GET", "/api/v1/merchant", owner)
+    assert status == 200 and me["timezone"] == "Asia/Riyadh"  # the default
+    status, me, _ = await call(
+        client, "PATCH", "/api/v1/merchant", owner, {"timezone": "America/New_York"}
+    )
+    assert status == 200 and me["timezone"] == "America/New_York"
+    ny = st.zone("America/New_York")
+    day = st.last_due(time.time(), ny) - timedelta(days=1)
+    lo, hi = st.window(day, ny)
+    # 23:30 in New York is already the next day in Riyadh: it settles on New York's date.
+    await _pay(gateway, t.merchant_id, 1, hi - 1800, "capture", 4_000, 0)
+    await _pay(gateway, t.merchant_id, 2, lo - 1, "capture", 777, 0)  # the day before
+    status, doc, _ = await call(client, "POST", f"{BASE}/trigger/{day}", owner)
+    assert status == 201, doc
+    assert doc["timezone"] == "America/New_York" and doc["gross_captured_minor"] == 4_000
+    assert (doc["window_start"], doc["window_end"]) == (lo, hi)
