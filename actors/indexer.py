@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from actors import metrics_backend
 from actors.loops import keep_running
 from actors.remotes import container
 from engine.config import Settings
@@ -23,6 +24,8 @@ class IndexerActor:
     def __init__(self, settings: Settings, stores_actor: Any | None, embedder: Any) -> None:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-indexer")
         tracing.configure_tracing(settings, "kaleem-indexer")
+        # The settlement loop's counters leave this process through Ray's metrics agent.
+        metrics_backend.bind()
         c = container(settings, stores_actor, embedder)
         self._vectors = c.remotes.vectors
         # One embed batch at a time keeps the embedder free for live questions between batches,
