@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from engine.adapters.redis.leases import RedisSettlementLeases
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.adapters.repositories import sqlite_repositories
+from engine.config import ConfigError, Settings
 from engine.domain import settlement as st
 from engine.domain.ledger import ledger_entry
 from engine.services.repositories import Keyset, Page, Repositories
@@ -265,3 +267,88 @@ async def test_a_held_lease_makes_the_other_replica_step_aside(
     assert (await svc.settle("m1", FIRST)).outcome == "busy"
     await leases.release("m1", FIRST.isoformat(), token)
     assert (await svc.settle("m1", FIRST)).outcome == "created"
+
+
+async def test_a_generated_month_settled_by_the_schedule_equals_the_sums_of_its_payments(
+    repos: Repositories, redis: aioredis.Redis
+) -> None:
+    """Through the store and the scheduled run: 30 days of payments at random hours for
+    merchants in three zones; every stored settlement equals the sums of its local day's
+    entries to the halala, and the month's settlements add up to all of its entries."""
+    rng = random.Random(20261203)
+    zones = {"m-ruh": "Asia/Riyadh", "m-nyc": "America/New_York", "m-del": "Asia/Kolkata"}
+    month = [date(2026, 10, 15) + timedelta(days=d) for d in range(30)]  # spans the US switch
+    entries: dict[str, list[dict[str, Any]]] = {m: [] for m in zones}
+    for merchant, zone_name in zones.items():
+        tz = st.zone(zone_name)
+        created = st.window(month[0], tz)[0]
+        await repos.merchants.create(
+            {
+                "_id": merchant,
+                "name": merchant,
+                "api_key_hash": merchant,
+                "created_at": created,
+                "timezone": zone_name,
+            }
+        )
+        start, end = created, st.window(month[-1], tz)[1]
+        for n in range(rng.randint(150, 250)):
+            kind = rng.choice(("capture", "capture", "capture", "refund", "chargeback"))
+            entry = ledger_entry(
+                merchant_id=merchant,
+                provider=rng.choice(("moyasar", "tap")),
+                provider_event_id=f"{merchant}-{n}",
+                kind=kind,
+                amount_minor=rng.randint(1, 2_000_000),
+                fee_minor=rng.randint(0, 9_999),
+                occurred_at=rng.uniform(start, end),
+                payment_id=f"pay-{n}",
+            )
+            assert await repos.ledger.record(entry)
+            entries[merchant].append(entry)
+    # The day after the month, every merchant's month is due; one run per 31 dates.
+    now = max(st.window(month[-1], st.zone(z))[1] for z in zones.values()) + 60
+    svc = Settlements(repos, RedisSettlementLeases(redis), clock=lambda: now)
+    assert await svc.run_once() >= 90
+    for merchant, zone_name in zones.items():
+        tz = st.zone(zone_name)
+        stored = {
+            d["date"]: d
+            for d in (await repos.settlements.page(merchant, limit=99, after=None)).items
+        }
+        assert set(stored) >= {d.isoformat() for d in month}
+        total_net = 0
+        for day in month:
+            lo, hi = st.window(day, tz)
+            mine = [e for e in entries[merchant] if lo <= e["occurred_at"] < hi]
+            doc = stored[day.isoformat()]
+            by_kind = {
+                k: sum(e["amount_minor"] for e in mine if e["kind"] == k)
+                for k in ("capture", "refund", "chargeback")
+            }
+            fees = sum(e["fee_minor"] for e in mine)
+            vat = (fees * 15 + 50) // 100
+            assert doc["status"] == "completed" and doc["entries"] == len(mine)
+            assert doc["gross_captured_minor"] == by_kind["capture"]
+            assert doc["refunded_minor"] == by_kind["refund"]
+            assert doc["chargebacks_minor"] == by_kind["chargeback"]
+            assert (doc["fees_minor"], doc["vat_minor"]) == (fees, vat)
+            assert doc["net_minor"] == (
+                by_kind["capture"] - by_kind["refund"] - by_kind["chargeback"] - fees - vat
+            )
+            total_net += doc["net_minor"]
+        assert sum(stored[d.isoformat()]["entries"] for d in month) == len(entries[merchant])
+        assert sum(stored[d.isoformat()]["gross_captured_minor"] for d in month) == sum(
+            e["amount_minor"] for e in entries[merchant] if e["kind"] == "capture"
+        )
+        assert total_net == sum(stored[d.isoformat()]["net_minor"] for d in month)
+
+
+def test_the_settlement_settings_come_from_the_environment() -> None:
+    s = Settings.from_env(
+        {"KALEEM_SETTLEMENT_INTERVAL_S": "30", "KALEEM_SETTLEMENT_LOOKBACK_DAYS": "10"}
+    )
+    assert (s.settlement_interval_s, s.settlement_lookback_days) == (30.0, 10)
+    assert Settings.from_env({}).settlement_interval_s == 60.0
+    with pytest.raises(ConfigError):
+        Settings.from_env({"KALEEM_SETTLEMENT_MAX_DATES_PER_RUN": "0"})
