@@ -8,6 +8,8 @@ from typing import Any
 
 import ray
 
+from actors import metrics_backend
+from actors.loops import keep_running
 from actors.remotes import container
 from engine.config import Settings
 from engine.services.fairness import FairEmbedder, FairGate, KeyedLocks, tenant
@@ -22,6 +24,8 @@ class IndexerActor:
     def __init__(self, settings: Settings, stores_actor: Any | None, embedder: Any) -> None:
         logging_setup.configure(settings.log_level, settings.log_json, service="kaleem-indexer")
         tracing.configure_tracing(settings, "kaleem-indexer")
+        # The settlement loop's counters leave this process through Ray's metrics agent.
+        metrics_backend.bind()
         c = container(settings, stores_actor, embedder)
         self._vectors = c.remotes.vectors
         # One embed batch at a time keeps the embedder free for live questions between batches,
@@ -41,6 +45,14 @@ class IndexerActor:
         self._store_every = max(1.0, min(settings.store_sync_interval_s, 60.0))
         self._store_task = asyncio.get_running_loop().create_task(self._sync_stores_forever())
         self._store_runs: set[asyncio.Task[Any]] = set()
+        # Daily settlement runs beside the sweep: periodic, per merchant, off the gateways. A
+        # second engine (or this actor restarted mid-run) is harmless: the lease and the
+        # record's key make each date happen once.
+        self._settlements = c.settlements
+        self._settle_every = settings.settlement_interval_s
+        self._settle_task = asyncio.get_running_loop().create_task(
+            keep_running(self._settle_forever, "settlement", pause_s=self._settle_every)
+        )
 
     async def ready(self) -> bool:
         return True
@@ -80,6 +92,13 @@ class IndexerActor:
             except Exception:  # a database outage: the next sweep tries again
                 log.exception("store sync sweep failed; retrying")
             await asyncio.sleep(self._store_every)
+
+    async def _settle_forever(self) -> None:
+        while True:
+            written = await self._settlements.run_once()
+            if written:
+                log.info("settled %d merchant-days", written)
+            await asyncio.sleep(self._settle_every)
 
     async def _reconcile_forever(self) -> None:
         while True:

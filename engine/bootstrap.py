@@ -26,6 +26,7 @@ from engine.adapters.llm import OpenAICompatibleModel, check_base_url
 from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
+from engine.adapters.redis.leases import RedisSettlementLeases
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
 from engine.adapters.redis.server import redis_client
 from engine.adapters.repositories import mongo_repositories, sqlite_repositories
@@ -42,6 +43,7 @@ from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
 from engine.services.retrieval import LexicalIndexes, Retriever
+from engine.services.settlement import SettlementPolicy, Settlements
 from engine.services.staff import StaffDesk
 from engine.services.store_sync import StoreSync, SyncBounds
 
@@ -155,6 +157,16 @@ class Container:
     def catalog_admin(self) -> CatalogAdmin:
         return CatalogAdmin(self.repos, self.remotes.indexer)
 
+    @cached_property
+    def settlements(self) -> Settlements:
+        s = self.settings
+        policy = SettlementPolicy(
+            lookback_days=s.settlement_lookback_days,
+            max_dates_per_run=s.settlement_max_dates_per_run,
+            lease_ms=s.settlement_lease_ms,
+        )
+        return Settlements(self.repos, RedisSettlementLeases(self.redis), policy=policy)
+
     def gateway(
         self,
         readiness: Readiness,
@@ -179,6 +191,7 @@ class Container:
             staff=self.staff,
             catalog=self.catalog_admin,
             stores=self.store_desk(),
+            settlements=self.settlements,
         )
 
     # -- store platforms ----------------------------------------------------------------------

@@ -210,6 +210,13 @@ class Settings:
     salla_client_id: str = ""
     salla_client_secret: str = ""
     salla_accounts_base: str = "https://accounts.salla.sa"
+    # Daily settlement (engine/services/settlement.py): how often the scheduled run looks for
+    # due dates, how far back it catches up after downtime, how many dates one merchant gets
+    # per run, and how long one replica's claim on a date lasts.
+    settlement_interval_s: float = 60.0
+    settlement_lookback_days: int = 62
+    settlement_max_dates_per_run: int = 31
+    settlement_lease_ms: int = 120_000
 
     @property
     def base_url(self) -> str:
@@ -345,4 +352,10 @@ class Settings:
             salla_accounts_base=(
                 env.get("KALEEM_SALLA_ACCOUNTS_BASE") or "https://accounts.salla.sa"
             ).rstrip("/"),
+            settlement_interval_s=max(1.0, _float(env, "KALEEM_SETTLEMENT_INTERVAL_S", 60.0)),
+            settlement_lookback_days=_int(env, "KALEEM_SETTLEMENT_LOOKBACK_DAYS", 62, minimum=1),
+            settlement_max_dates_per_run=_int(
+                env, "KALEEM_SETTLEMENT_MAX_DATES_PER_RUN", 31, minimum=1
+            ),
+            settlement_lease_ms=_int(env, "KALEEM_SETTLEMENT_LEASE_MS", 120_000, minimum=1000),
         )

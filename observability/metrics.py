@@ -313,6 +313,24 @@ STORE_WEBHOOKS = Family(
     "(accepted, duplicate, ignored, bad_signature, malformed, unknown_integration)",
     ["kind", "outcome"],
 )
+# -- finance: daily settlement, orders ------------------------------------------------------------
+SETTLEMENTS = Family(
+    "counter",
+    "kaleem_settlements_total",
+    "Daily settlements written, by outcome (completed, failed)",
+    ["outcome"],
+)
+SETTLEMENT_LAST_SUCCESS = Family(
+    "gauge",
+    "kaleem_settlement_last_success_timestamp_seconds",
+    "When the latest completed settlement was written (unix seconds)",
+)
+ORDERS = Family(
+    "counter",
+    "kaleem_orders_total",
+    "Orders created (status new) and moved to a status, by that status",
+    ["status"],
+)
 
 
 def bounded(value: str, allowed: Iterable[str], other: str = "other") -> str:

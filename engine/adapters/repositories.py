@@ -53,6 +53,7 @@ __all__ = [
     "ORDERS",
     "PRODUCTS",
     "SCHEMA",
+    "SETTLEMENTS",
     "TOMBSTONES",
     "UPSERT_WAVE",
     "USERS",
@@ -78,6 +79,7 @@ GAPS: Final = "knowledge_gaps"
 LEDGER: Final = "ledger"
 INTEGRATIONS: Final = "integrations"
 STORE_EVENTS: Final = "store_events"
+SETTLEMENTS: Final = "settlements"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -158,6 +160,7 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     TableSpec(LEDGER, (_ix(M, "occurred_at"),)),
     TableSpec(INTEGRATIONS, (_ix(M, "created_at"), _ix("connected", "_id"))),
     TableSpec(STORE_EVENTS, (_ix("at", "_id"),)),
+    TableSpec(SETTLEMENTS, (_ix(M, "date"),)),
 )
 
 
@@ -238,6 +241,9 @@ class MerchantRecords(_Table):
 
     async def update_profile(self, merchant_id: str, changes: Document) -> Document | None:
         return await self._t.patch(self._name, merchant_id, changes=changes)
+
+    async def page(self, *, limit: int, after: Keyset | None) -> Page:
+        return await _page(self._t, self._name, {}, Order(), limit=limit, after=after)
 
     async def replace_api_key_hash(
         self, merchant_id: str, old_hash: str, new_hash: str, at: float
@@ -889,6 +895,45 @@ class StoreEventRecords(_Table):
         return gone
 
 
+NEWEST_DATE = Order("date", descending=True)
+
+
+class SettlementRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, SETTLEMENTS)
+
+    async def insert(self, settlement: Document) -> bool:
+        try:
+            await self._t.insert(self._name, settlement)
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get(self, merchant_id: str, date: str) -> Document | None:
+        return await self._owned(merchant_id, f"{merchant_id}:{date}")
+
+    async def replace_failed(
+        self, merchant_id: str, date: str, changes: Document
+    ) -> Document | None:
+        return await self._t.patch(
+            self._name,
+            f"{merchant_id}:{date}",
+            match={M: merchant_id, "status": "failed"},
+            changes=changes,
+        )
+
+    async def page(self, merchant_id: str, *, limit: int, after: Keyset | None) -> Page:
+        return await _page(
+            self._t, self._name, {M: merchant_id}, NEWEST_DATE, limit=limit, after=after
+        )
+
+    async def between(
+        self, merchant_id: str, first: str, last: str, *, limit: int
+    ) -> list[Document]:
+        where: Where = {M: merchant_id, "date": Range(gte=first, lte=last)}
+        return await self._t.page(self._name, where, order=NEWEST_DATE, limit=limit)
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -912,6 +957,7 @@ def build_repositories(tables: Tables) -> Repositories:
         ledger=LedgerRecords(tables),
         integrations=IntegrationRecords(tables),
         store_events=StoreEventRecords(tables),
+        settlements=SettlementRecords(tables),
     )
 
 

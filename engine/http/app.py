@@ -270,6 +270,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         team=Team(store, sessions),
         sessions=sessions,
         retriever=deps.retriever,
+        settlements=deps.settlements,
     )
 
 

@@ -27,6 +27,7 @@ from engine.services.gaps import KnowledgeGaps
 from engine.services.identity import Sessions, Team
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
+from engine.services.settlement import Settlements
 from engine.services.staff import StaffDesk
 
 
@@ -54,6 +55,7 @@ class Api:
     team: Team
     sessions: Sessions
     retriever: RetrievalPort | None
+    settlements: Settlements | None = None
 
     @property
     def settings(self) -> Settings:

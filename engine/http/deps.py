@@ -16,6 +16,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.indexing import IndexItem
+from engine.services.settlement import Settlements
 from engine.services.staff import StaffDesk
 from engine.services.store_sync import StoreSync
 
@@ -71,3 +72,4 @@ class GatewayDeps:
     staff: StaffDesk | None = None
     catalog: CatalogAdmin | None = None
     stores: StoreDesk | None = None
+    settlements: Settlements | None = None

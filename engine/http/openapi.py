@@ -117,12 +117,15 @@ def build(routes: list[Route], version: str = "1.0.0") -> dict[str, Any]:
         if r.status == 204:
             op["responses"]["204"] = {"description": "Done"}
         elif r.response is not None:
-            op["responses"][ok] = {
-                "description": "OK",
-                "content": {
-                    "application/json": {"schema": _schema(r.response, "serialization", components)}
-                },
-            }
+            for code, text in ((ok, "OK"), *r.also_ok):
+                op["responses"][code] = {
+                    "description": text,
+                    "content": {
+                        "application/json": {
+                            "schema": _schema(r.response, "serialization", components)
+                        }
+                    },
+                }
         elif r.raw_body is not None:
             op["responses"][ok] = {
                 "description": "Switching protocols" if r.status == 101 else "OK",

@@ -109,6 +109,8 @@ class Route:
     query_error_status: int = 422
     # Errors this route may answer beyond the common ones: (status, description).
     errors: tuple[tuple[str, str], ...] = ()
+    # Other success statuses answering the same ``response`` model: (status, description).
+    also_ok: tuple[tuple[str, str], ...] = ()
 
     @property
     def path_params(self) -> list[str]:

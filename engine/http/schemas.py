@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.domain.settlement import zone as settlement_zone
+
 Str = Annotated[str, Field(min_length=1, max_length=200)]
 Email = Annotated[
     str,
@@ -207,6 +209,16 @@ class MerchantPatchIn(Request):
     widget_color: Colour | None = None
     widget_greeting: Annotated[str, Field(max_length=300)] | None = None
     allowed_origins: Annotated[list[Origin], Field(max_length=20)] | None = None
+    # The zone of the merchant's business days (daily settlement); unset: the business hours'
+    # zone, else Asia/Riyadh.
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            settlement_zone(value)  # raises a ValueError naming the zone
+        return value
 
 
 class MerchantOut(Response):
@@ -220,6 +232,7 @@ class MerchantOut(Response):
     widget_greeting: str | None = None
     allowed_origins: list[str] = Field(default_factory=list)
     created_at: float | None
+    timezone: str = "Asia/Riyadh"
 
 
 # -- products ----------------------------------------------------------------------------------
@@ -784,3 +797,58 @@ class IntegrationOut(Response):
 
 class IntegrationList(Response):
     items: list[IntegrationOut]
+
+
+# -- finance: daily settlement -------------------------------------------------------------------
+SettlementStatus = Literal["completed", "failed"]
+
+
+class SettlementOut(Response):
+    id: str
+    date: str
+    timezone: str
+    status: SettlementStatus
+    error: str | None
+    currency: str
+    entries: int
+    captures: int
+    refunds: int
+    chargebacks: int
+    gross_captured_minor: int
+    refunded_minor: int
+    chargebacks_minor: int
+    fees_minor: int
+    vat_minor: int
+    vat_rate_bp: int
+    net_minor: int
+    window_start: float
+    window_end: float
+    attempts: int
+    created_at: float
+    settled_at: float | None
+
+
+class SettlementPage(Response):
+    items: list[SettlementOut]
+    next_cursor: str | None
+
+
+class SettlementSummaryQuery(Request):
+    days: Annotated[int, Field(ge=1, le=366)] = 30
+
+
+class SettlementSummaryOut(Response):
+    days: int
+    from_: str = Field(alias="from")
+    to: str
+    settlements: int
+    completed: int
+    failed: int
+    currency: str
+    entries: int
+    gross_captured_minor: int
+    refunded_minor: int
+    chargebacks_minor: int
+    fees_minor: int
+    vat_minor: int
+    net_minor: int

@@ -28,6 +28,7 @@ from engine.domain.commerce import (
 )
 from engine.services.ports import Document, DuplicateKey
 from engine.services.repositories import Repositories
+from observability import metrics
 
 
 def _new_id(prefix: str) -> str:
@@ -124,6 +125,7 @@ class Commerce:
             if found is None:
                 raise
             return found
+        metrics.ORDERS.labels("new").inc()  # counted once: a replayed request returned above
         await self.create_lead(
             merchant_id,
             name=contact["name"],
@@ -208,6 +210,9 @@ class Commerce:
         """Compare-and-set on the status: a concurrent change makes this return None."""
         if status not in ORDER_STATUSES:
             raise CommerceError(f"unknown status {status!r}")
-        return await self._repos.orders.set_status(
+        changed = await self._repos.orders.set_status(
             merchant_id, str(order_id), expected, status, time.time()
         )
+        if changed is not None and expected != status:
+            metrics.ORDERS.labels(status).inc()
+        return changed

@@ -142,3 +142,17 @@ class TokenBudget(Protocol):
     async def spent(self, merchant_id: str, day: str) -> int: ...
 
     async def spend(self, merchant_id: str, day: str, tokens: int) -> None: ...
+
+
+class SettlementLeases(Protocol):
+    """A short exclusive claim on settling one merchant's date, shared by every replica: only
+    the holder computes it until it releases the claim or the claim expires."""
+
+    async def acquire(self, merchant_id: str, date: str, ttl_ms: int) -> str | None:
+        """A token when this caller now holds the date; None when someone else does."""
+        ...
+
+    async def release(self, merchant_id: str, date: str, token: str) -> None:
+        """Let go if ``token`` still holds it (a claim that expired and was retaken by another
+        replica is not released by the first)."""
+        ...

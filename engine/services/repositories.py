@@ -47,6 +47,7 @@ __all__ = [
     "ProductRepository",
     "RecordStore",
     "Repositories",
+    "SettlementRepository",
     "TombstoneRepository",
     "UserRepository",
 ]
@@ -96,6 +97,10 @@ class MerchantRepository(Protocol):
         ...
 
     async def delete(self, merchant_id: str) -> bool: ...
+
+    async def page(self, *, limit: int, after: Keyset | None) -> Page:
+        """Global: every merchant by id, for work that runs for each of them (settlement)."""
+        ...
 
 
 class UserRepository(Protocol):
@@ -507,6 +512,35 @@ class StoreEventRepository(Protocol):
     async def prune(self, before: float, *, limit: int) -> int:
         """Forget up to ``limit`` events recorded before ``before`` (platforms stop
         redelivering after days); how many were forgotten."""
+
+
+class SettlementRepository(Protocol):
+    """Daily settlements (``engine.domain.settlement``), one per (merchant, date), keyed
+    ``f"{merchant_id}:{date}"``: the key is what makes a settlement happen once, whatever
+    runs it and however often."""
+
+    async def insert(self, settlement: Document) -> bool:
+        """Insert-if-absent: False (and nothing written) when that date has one already."""
+        ...
+
+    async def get(self, merchant_id: str, date: str) -> Document | None: ...
+
+    async def replace_failed(
+        self, merchant_id: str, date: str, changes: Document
+    ) -> Document | None:
+        """Compare-and-set a ``failed`` settlement to ``changes`` (a retry); None when the
+        date has no failed settlement (it completed meanwhile, or never ran)."""
+        ...
+
+    async def page(self, merchant_id: str, *, limit: int, after: Keyset | None) -> Page:
+        """Newest date first."""
+        ...
+
+    async def between(
+        self, merchant_id: str, first: str, last: str, *, limit: int
+    ) -> list[Document]:
+        """Settlements dated ``first <= date <= last`` (ISO dates), newest first, at most
+        ``limit``."""
         ...
 
 
@@ -545,6 +579,7 @@ class Repositories:
     ledger: LedgerRepository
     integrations: IntegrationRepository
     store_events: StoreEventRepository
+    settlements: SettlementRepository
 
     def catalog(self, kind: str) -> CatalogRepository:
         """``products`` or ``knowledge`` by name (the import and index paths carry the name)."""

@@ -722,3 +722,55 @@ async def test_platform_orders_upsert_their_status_and_keep_what_was_inserted(
     found = await repos.orders.by_platform_number("m1", "55123", limit=5)
     assert [o["_id"] for o in found] == ["ord_aaaaaaaaaaaa"]
     assert await repos.orders.by_platform_number("m2", "55123", limit=5) == []
+
+
+async def test_settlements_insert_once_retry_only_a_failed_one_and_page_newest_first(
+    repos: Repositories,
+) -> None:
+    def settlement(merchant: str, day: str, status: str = "completed") -> Document:
+        return {
+            "_id": f"{merchant}:{day}",
+            "merchant_id": merchant,
+            "date": day,
+            "status": status,
+            "error": "ledger_unavailable" if status == "failed" else None,
+            "net_minor": 100,
+        }
+
+    for d in ("2026-11-28", "2026-11-30", "2026-12-01"):
+        assert await repos.settlements.insert(settlement("m1", d)) is True
+    assert await repos.settlements.insert(settlement("m1", "2026-11-29", "failed")) is True
+    assert await repos.settlements.insert(settlement("m2", "2026-11-30")) is True
+    # A second settlement of the same date never replaces the first.
+    assert (
+        await repos.settlements.insert({**settlement("m1", "2026-11-30"), "net_minor": 7}) is False
+    )
+    assert (await repos.settlements.get("m1", "2026-11-30") or {})["net_minor"] == 100
+    assert await repos.settlements.get("m2", "2026-11-28") is None  # another merchant's date
+
+    # Only a failed settlement is replaced (compare-and-set on the status).
+    assert await repos.settlements.replace_failed("m1", "2026-11-30", {"net_minor": 1}) is None
+    assert (
+        await repos.settlements.replace_failed("m2", "2026-11-29", {"status": "completed"}) is None
+    )
+    done = await repos.settlements.replace_failed(
+        "m1", "2026-11-29", {"status": "completed", "error": None, "net_minor": 5}
+    )
+    assert done is not None and done["status"] == "completed" and done["net_minor"] == 5
+    assert await repos.settlements.replace_failed("m1", "2026-11-29", {"net_minor": 9}) is None
+
+    pages = await _walk(lambda **kw: repos.settlements.page("m1", **kw), 3)
+    assert [d["date"] for d in pages] == ["2026-12-01", "2026-11-30", "2026-11-29", "2026-11-28"]
+    some = await repos.settlements.between("m1", "2026-11-29", "2026-11-30", limit=10)
+    assert [d["date"] for d in some] == ["2026-11-30", "2026-11-29"]
+    assert [
+        d["date"]
+        for d in await repos.settlements.between("m2", "2026-01-01", "2026-12-31", limit=10)
+    ] == ["2026-11-30"]
+
+
+async def test_merchants_page_walks_every_merchant_by_id(repos: Repositories) -> None:
+    for i in (3, 1, 2, 5, 4):
+        await repos.merchants.create({"_id": f"m{i}", "name": "S", "api_key_hash": f"h{i}"})
+    walked = await _walk(lambda **kw: repos.merchants.page(**kw), 2)
+    assert _ids(walked) == ["m1", "m2", "m3", "m4", "m5"]

@@ -103,3 +103,8 @@ def token_epoch(user_id: str) -> str:
 
 def refresh_token(token_digest: str) -> str:
     return f"{PREFIX}:auth:rt:{token_digest}"
+
+
+def settlement_lease(merchant_id: str, date: str) -> str:
+    """Held while one replica settles a merchant's date (``SET NX PX``)."""
+    return f"{PREFIX}:{merchant_id}:lease:settlement:{date}"

@@ -20,6 +20,7 @@ from engine.http.routing import Ctx, Reply
 from engine.http.tokens import family_of
 from engine.services.identity import LastOwner, NotAllowed
 from engine.services.ports import Document, DuplicateKey
+from engine.services.settlement import timezone_name
 
 
 def _user_out(doc: Document) -> dict[str, Any]:
@@ -306,6 +307,7 @@ def _merchant_out(doc: Document) -> dict[str, Any]:
         "widget_greeting": doc.get("widget_greeting"),
         "allowed_origins": list(doc.get("allowed_origins") or []),
         "created_at": doc.get("created_at"),
+        "timezone": timezone_name(doc),
     }
 
 
