@@ -287,6 +287,29 @@ UNANSWERED = Family(
 )
 
 
+# -- payments ---------------------------------------------------------------------------------
+PAYMENTS = Family(
+    "counter",
+    "kaleem_payments_total",
+    "Payment operations by provider and outcome "
+    "(created, create_failed, paid, refunded, refund_failed)",
+    ["provider", "outcome"],
+)
+REVENUE_MINOR = Family(
+    "counter",
+    "kaleem_revenue_minor_total",
+    "Money captured, in the currency's minor unit (halalas for SAR), by provider and currency",
+    ["provider", "currency"],
+)
+PAYMENT_WEBHOOKS = Family(
+    "counter",
+    "kaleem_payment_webhooks_total",
+    "Payment webhooks by provider and outcome "
+    "(recorded, duplicate, ignored, bad_signature, unknown, unmatched, amount_mismatch)",
+    ["provider", "outcome"],
+)
+
+
 def bounded(value: str, allowed: Iterable[str], other: str = "other") -> str:
     """Clamp a label value to a fixed set so a new intent or kind never explodes cardinality."""
     return value if value in allowed else other

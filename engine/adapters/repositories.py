@@ -76,6 +76,9 @@ ORDERS: Final = "orders"
 LEADS: Final = "leads"
 GAPS: Final = "knowledge_gaps"
 LEDGER: Final = "ledger"
+PAYMENTS: Final = "payments"
+PAYMENT_PROVIDERS: Final = "payment_providers"
+PAYMENT_EVENTS: Final = "payment_events"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -153,6 +156,9 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     TableSpec(LEADS, (_ix(M, "created_at"), _ix(M, "status", "created_at"), _ix(M, "order_id"))),
     TableSpec(GAPS, (_ix(M, "count", "last_at"),)),
     TableSpec(LEDGER, (_ix(M, "occurred_at"),)),
+    TableSpec(PAYMENTS, (_ix(M, "provider", "provider_ref"), _ix(M, "order_id"))),
+    TableSpec(PAYMENT_PROVIDERS),
+    TableSpec(PAYMENT_EVENTS, (_ix("state", "_id"),)),
 )
 
 
@@ -791,6 +797,63 @@ class LedgerRecords(_Table):
         return await _page(self._t, self._name, where, OLDEST_MOVE, limit=limit, after=after)
 
 
+class PaymentRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENTS)
+
+    async def create(self, payment: Document) -> None:
+        await self._t.insert(self._name, payment)
+
+    async def get(self, merchant_id: str, payment_id: str) -> Document | None:
+        return await self._owned(merchant_id, payment_id)
+
+    async def by_provider_ref(
+        self, merchant_id: str, provider: str, provider_ref: str
+    ) -> Document | None:
+        where = {M: merchant_id, "provider": provider, "provider_ref": provider_ref}
+        return await self._t.first(self._name, where)
+
+    async def update(
+        self, merchant_id: str, payment_id: str, changes: Document, *, expected: str | None
+    ) -> Document | None:
+        match: dict[str, Any] = {M: merchant_id}
+        if expected is not None:
+            match["status"] = expected
+        return await self._t.patch(self._name, payment_id, match=match, changes=changes)
+
+
+class PaymentProviderRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENT_PROVIDERS)
+
+    async def put(self, merchant_id: str, config: Document) -> None:
+        await self._t.put(self._name, {**config, "_id": merchant_id, M: merchant_id})
+
+    async def get(self, merchant_id: str) -> Document | None:
+        return await self._owned(merchant_id, merchant_id)
+
+
+class PaymentEventRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENT_EVENTS)
+
+    async def record(self, event: Document) -> bool:
+        try:
+            await self._t.insert(self._name, {**event, "state": "recorded"})
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get(self, merchant_id: str, event_id: str) -> Document | None:
+        return await self._owned(merchant_id, event_id)
+
+    async def mark_applied(self, merchant_id: str, event_id: str, at: float) -> None:
+        await self._update(merchant_id, event_id, {"state": "applied", "applied_at": at})
+
+    async def unapplied(self, *, limit: int) -> list[Document]:
+        return await self._t.page(self._name, {"state": "recorded"}, order=Order(), limit=limit)
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -812,6 +875,9 @@ def build_repositories(tables: Tables) -> Repositories:
         leads=LeadRecords(tables),
         gaps=GapRecords(tables),
         ledger=LedgerRecords(tables),
+        payments=PaymentRecords(tables),
+        payment_providers=PaymentProviderRecords(tables),
+        payment_events=PaymentEventRecords(tables),
     )
 
 

@@ -25,6 +25,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.identity import Sessions, Team
+from engine.services.payments import Payments
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 from engine.services.staff import StaffDesk
@@ -54,6 +55,7 @@ class Api:
     team: Team
     sessions: Sessions
     retriever: RetrievalPort | None
+    payments: Payments | None = None
 
     @property
     def settings(self) -> Settings:

@@ -15,6 +15,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.indexing import IndexItem
+from engine.services.payments import Payments
 from engine.services.staff import StaffDesk
 
 
@@ -57,3 +58,4 @@ class GatewayDeps:
     gaps: KnowledgeGaps | None = None
     staff: StaffDesk | None = None
     catalog: CatalogAdmin | None = None
+    payments: Payments | None = None
