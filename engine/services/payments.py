@@ -60,10 +60,6 @@ PAID_TEXT: Final = {
     "ar": "تم استلام الدفع ✅ طلبك {order} مؤكد. شكراً لك!",
     "en": "Payment received ✅ Your order {order} is confirmed. Thank you!",
 }
-LINK_TEXT: Final = {
-    "ar": "لإتمام طلبك {order} ادفع {amount} {currency} عبر هذا الرابط: {url}",
-    "en": "To complete order {order}, pay {amount} {currency} here: {url}",
-}
 
 
 class PaymentNotFound(LookupError):
@@ -279,6 +275,18 @@ class Payments:
         )
         metrics.PAYMENTS.labels(provider.kind, "created").inc()
         return updated or {**existing, "provider_ref": outcome.provider_ref, "url": outcome.url}
+
+    async def link_for(self, merchant_id: str, order_id: str) -> str | None:
+        """The chat's checkout asks here: a link, or None without a provider or when the
+        provider failed (the order is placed either way; a later ask retries)."""
+        if await self._repos.payment_providers.get(merchant_id) is None:
+            return None
+        try:
+            payment = await self.for_order(merchant_id, order_id)
+        except (PaymentNotFound, PaymentRejected, ProviderFailed) as exc:
+            log.warning("no payment link for a chat order", extra={"reason": str(exc)})
+            return None
+        return str(payment.get("url") or "") or None
 
     async def _start(
         self,
