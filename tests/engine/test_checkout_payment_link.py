@@ -81,7 +81,7 @@ def _checkout_state() -> ConversationState:
 
 
 def _service(repos: Repositories, payments: Payments) -> TurnService:
-    return TurnService(NoResults(), commerce=Commerce(repos), payments=payments)  # type: ignore[arg-type]
+    return TurnService(NoResults(), commerce=Commerce(repos), payments=payments)
 
 
 async def test_the_checkout_reply_carries_one_link_per_order(
