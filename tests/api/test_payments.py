@@ -195,6 +195,15 @@ async def _settle_outbox(gw: Gateway, tg: FakeTelegram, shop: Shop, chat: str) -
     return [t for t in texts if t != "marker"]
 
 
+async def _next_event(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """The first live event of ``kind`` an agent's socket receives."""
+    for _ in range(50):
+        event = await ws.receive_json(timeout=10)
+        if event.get("type") == kind:
+            return dict(event)
+    raise AssertionError(f"no {kind} event")
+
+
 def _restarted(gw: Gateway) -> Payments:
     """The payments service of a freshly started process over the same stores."""
     return Payments(
@@ -286,7 +295,13 @@ async def test_checkout_link_then_paid_webhook_confirms_and_tells_the_customer_o
     ref = provider.ref_of(link)
 
     body, headers = provider.paid(ref)
-    assert await provider.deliver(shop, body, headers) == 200
+    live_url = gw.base_url.replace("http", "ws", 1) + "/api/v1/live"
+    async with http.ws_connect(live_url) as ws:
+        await ws.send_json({"type": "auth", "token": shop.key})
+        assert (await ws.receive_json(timeout=10))["type"] == "ready"
+        assert await provider.deliver(shop, body, headers) == 200
+        event = await _next_event(ws, "payment.paid")
+    assert event["data"]["order_id"] == order_id and event["data"]["amount_minor"] == 28900
     assert await _order_status(gw, shop, order_id) == "confirmed"
     assert await provider.deliver(shop, body, headers) == 200  # the provider redelivers
     texts = await _settle_outbox(gw, tg, shop, chat)
