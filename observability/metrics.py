@@ -305,7 +305,8 @@ PAYMENT_WEBHOOKS = Family(
     "counter",
     "kaleem_payment_webhooks_total",
     "Payment webhooks by provider and outcome "
-    "(recorded, duplicate, ignored, bad_signature, unknown, unmatched, amount_mismatch)",
+    "(recorded, duplicate, ignored, bad_signature, unknown, unmatched, amount_mismatch, "
+    "order_closed)",
     ["provider", "outcome"],
 )
 

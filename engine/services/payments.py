@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 
 # Events one sweep applies (a sweep runs at start-up and after each webhook it cannot apply).
 SWEEP_BATCH: Final = 200
-MAX_CREDENTIAL_CHARS: Final = 500
+# Order statuses a paid order may have once confirmed (a replay finds it further along).
+_CONFIRMED: Final = frozenset({"confirmed", "shipped", "delivered"})
 PAID_TEXT: Final = {
     "ar": "تم استلام الدفع ✅ طلبك {order} مؤكد. شكراً لك!",
     "en": "Payment received ✅ Your order {order} is confirmed. Thank you!",
@@ -540,10 +541,16 @@ class Payments:
                 int(payment["amount_minor"])
             )
         order_id = str(payment["order_id"])
-        await self._repos.orders.set_status(
+        order = await self._repos.orders.set_status(
             merchant_id, order_id, "new", "confirmed", self._clock()
-        )
-        await self._tell_customer(event, payment)
+        ) or await self._repos.orders.get(merchant_id, order_id)
+        if order is None or order["status"] not in _CONFIRMED:
+            # Paid for an order staff cancelled meanwhile: the money is in the ledger, the
+            # customer is not told "confirmed"; the alert sends someone to refund or reopen.
+            metrics.PAYMENT_WEBHOOKS.labels(kind, "order_closed").inc()
+            log.warning("paid order is not open", extra={"provider": kind})
+        else:
+            await self._tell_customer(event, payment)
         await self._live.publish(
             merchant_id,
             "payment.paid",

@@ -562,3 +562,26 @@ async def test_the_provider_route_refuses_unguarded_api_bases(
     assert status == 422 and "webhook_secret" in out["detail"]
     status, _ = await api_call(http, "GET", url, key)
     assert status == 404
+
+
+async def test_a_payment_for_an_order_cancelled_meanwhile_is_kept_but_not_announced(
+    gw: Gateway,
+    http: aiohttp.ClientSession,
+    tg: FakeTelegram,
+    provider: Provider,
+    telegram_delivery: None,
+) -> None:
+    shop = await _shop(gw, http, tg, provider.name, provider.base_url)
+    order_id, chat = await _order_in_chat(gw, shop)
+    link = await _pay_link(gw, http, shop, order_id)
+    status, _ = await api_call(
+        http, "PATCH", f"{gw.base_url}/api/v1/orders/{order_id}", shop.key, {"status": "cancelled"}
+    )
+    assert status == 200
+    body, headers = provider.paid(provider.ref_of(link))
+    assert await provider.deliver(shop, body, headers) == 200
+    assert await _order_status(gw, shop, order_id) == "cancelled"
+    _, got = await api_call(http, "GET", _payment_url(gw, link), shop.key)
+    assert got["status"] == "paid"  # the money moved: staff refund it from here
+    texts = await _settle_outbox(gw, tg, shop, chat)
+    assert not [t for t in texts if PAID_TEXT in t]
