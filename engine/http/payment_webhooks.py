@@ -3,8 +3,9 @@
 Verify on the raw body (Moyasar's ``secret_token``, Tap's ``hashstring``), record the event
 (deduplicated by the provider's event id), answer 200, and apply it. A bad secret is a 401
 and changes nothing; a redelivered event is a 200 and changes nothing. When applying fails
-the event stays recorded and the provider still gets its 200: the sweep at the gateway's
-start (and after such a failure) applies it, with the same effects exactly once.
+the event stays recorded and the provider still gets its 200: it is applied again in the
+background (the database retry policy) and by the sweep at the gateway's next start, with the
+same effects exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -52,27 +54,26 @@ async def _payment_webhook(request: web.Request) -> web.Response:
         if event is not None:
             try:
                 await payments.apply(event)
-            except Exception:  # recorded: the sweep applies it; the provider must not resend
+            except Exception:  # recorded: applied again in the background, then by the sweep
                 log.exception("payment event not applied yet", extra={"provider": kind})
-                _later(request.app)
+                _later(payments.settle(event))
     return json_response({"ok": True})
 
 
-def _later(app: web.Application) -> None:
-    task = asyncio.get_running_loop().create_task(_sweep(app, delay_s=5.0))
+# Background applications in flight (bounded by the webhook rate; cancelled at shutdown).
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+def _later(work: Coroutine[Any, Any, Any]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)
 
 
-_TASKS: set[asyncio.Task[None]] = set()
-
-
-async def _sweep(app: web.Application, delay_s: float = 0.0) -> None:
+async def _sweep(app: web.Application) -> None:
     payments = app[API].payments
     if payments is None:
         return
-    if delay_s:
-        await asyncio.sleep(delay_s)
     try:
         await payments.sweep()
     except Exception:

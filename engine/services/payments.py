@@ -48,7 +48,7 @@ from engine.domain.payments import (
 )
 from engine.services.ports import Document, DuplicateKey, LiveEvents
 from engine.services.repositories import Repositories
-from engine.services.retry import for_payment_call, retrying
+from engine.services.retry import DATABASE, for_payment_call, retrying
 from observability import metrics
 
 log = logging.getLogger(__name__)
@@ -460,6 +460,22 @@ class Payments:
                 continue
             applied += 1
         return applied
+
+    async def settle(self, event: Document) -> bool:
+        """Apply with the database policy (5 retries, 500 ms base): what a webhook whose
+        first application failed gets in the background; False leaves it to the next sweep."""
+
+        async def attempt() -> bool:
+            try:
+                await self.apply(event)
+            except Exception:
+                log.exception("payment event not applied", extra={"provider": event["provider"]})
+                return False
+            return True
+
+        return await retrying(
+            DATABASE, attempt, lambda ok: not ok, sleep=self._sleep, draw=self._draw
+        )
 
     async def apply(self, event: Document) -> None:
         """Every effect of one recorded event, each idempotent; then mark it applied."""
