@@ -147,10 +147,6 @@ class Runtime:
             if s.ray_address:
                 kwargs["address"] = s.ray_address
             if local_cluster:
-                # Without an address Ray joins whatever cluster it finds on this machine (another
-                # engine's, a user's `ray start`): its actors carry the same names, so this engine
-                # would fail on them or, worse, talk to another data dir's stores.
-                kwargs["address"] = "local"
                 kwargs["runtime_env"] = {
                     "env_vars": {
                         "KALEEM_ENGINE_OWNER": self._me.token(),
