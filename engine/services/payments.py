@@ -271,7 +271,13 @@ class Payments:
         updated = await self._repos.payments.update(
             merchant_id,
             payment_id,
-            {"provider_ref": outcome.provider_ref, "url": outcome.url, "updated_at": self._clock()},
+            {
+                # The merchant may have switched providers since an earlier failed attempt.
+                "provider": provider.kind,
+                "provider_ref": outcome.provider_ref,
+                "url": outcome.url,
+                "updated_at": self._clock(),
+            },
             expected=None,
         )
         metrics.PAYMENTS.labels(provider.kind, "created").inc()
