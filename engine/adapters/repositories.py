@@ -821,6 +821,17 @@ class PaymentRecords(_Table):
             match["status"] = expected
         return await self._t.patch(self._name, payment_id, match=match, changes=changes)
 
+    async def claim(
+        self, merchant_id: str, payment_id: str, expected: str, claim: str, at: float
+    ) -> bool:
+        changed = await self._t.patch(
+            self._name,
+            payment_id,
+            match={M: merchant_id, "claim": expected, "url": ""},
+            changes={"claim": claim, "claimed_at": at},
+        )
+        return changed is not None
+
 
 class PaymentProviderRecords(_Table):
     def __init__(self, tables: Tables) -> None:

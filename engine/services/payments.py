@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 # Events one sweep applies (a sweep runs at start-up and after each webhook it cannot apply).
 SWEEP_BATCH: Final = 200
+# How long one request holds the right to ask the provider for a payment's link: longer
+# than the payment policy's worst case (3 attempts, 15 s timeouts, 9 s of waits).
+CLAIM_S: Final = 60.0
 # Order statuses a paid order may have once confirmed (a replay finds it further along).
 _CONFIRMED: Final = frozenset({"confirmed", "shipped", "delivered"})
 PAID_TEXT: Final = {
@@ -69,6 +73,10 @@ class PaymentNotFound(LookupError):
 
 class PaymentRejected(ValueError):
     """The request cannot be honoured as asked (message safe to show a merchant)."""
+
+
+class PaymentBusy(RuntimeError):
+    """Another request is asking the provider for this order's link right now."""
 
 
 class ProviderFailed(RuntimeError):
@@ -223,7 +231,8 @@ class Payments:
         """The order's payment with its link, created at the provider on first ask.
 
         Raises :class:`PaymentNotFound` (no order), :class:`PaymentRejected` (no provider, an
-        order that cannot be paid) or :class:`ProviderFailed`."""
+        order that cannot be paid), :class:`PaymentBusy` (another request is creating it) or
+        :class:`ProviderFailed`."""
         payment_id = derived("pay", merchant_id, order_id)
         existing = await self._repos.payments.get(merchant_id, payment_id)
         if existing is not None and existing.get("url"):
@@ -246,6 +255,18 @@ class Payments:
             existing = await self._start(
                 merchant_id, payment_id, order, provider.kind, amount_minor, currency
             )
+        token, linked = await self._claim(existing)
+        if linked is not None:
+            return linked
+        try:
+            return await self._create_at_provider(provider, existing, order, merchant_id)
+        finally:
+            await self._repos.payments.claim(merchant_id, payment_id, token, "", self._clock())
+
+    async def _create_at_provider(
+        self, provider: Provider, existing: Document, order: Document, merchant_id: str
+    ) -> Document:
+        payment_id, order_id = str(existing["_id"]), str(order["_id"])
         customer = dict(order.get("customer") or {})
         charge = Charge(
             payment_id=payment_id,
@@ -290,10 +311,26 @@ class Payments:
             return None
         try:
             payment = await self.for_order(merchant_id, order_id)
-        except (PaymentNotFound, PaymentRejected, ProviderFailed) as exc:
+        except (PaymentNotFound, PaymentRejected, PaymentBusy, ProviderFailed) as exc:
             log.warning("no payment link for a chat order", extra={"reason": str(exc)})
             return None
         return str(payment.get("url") or "") or None
+
+    async def _claim(self, payment: Document) -> tuple[str, Document | None]:
+        """Take the right to create the link: ``(token, None)``; ``("", payment)`` when
+        another request made the link meanwhile; :class:`PaymentBusy` while another request
+        holds the right (a holder that died loses it after ``CLAIM_S``)."""
+        merchant_id, payment_id = str(payment["merchant_id"]), str(payment["_id"])
+        now = self._clock()
+        held = str(payment.get("claim") or "")
+        token = secrets.token_hex(8)
+        stale = not held or now - float(payment.get("claimed_at") or 0.0) >= CLAIM_S
+        if stale and await self._repos.payments.claim(merchant_id, payment_id, held, token, now):
+            return token, None
+        current = await self._repos.payments.get(merchant_id, payment_id)
+        if current is not None and current.get("url"):
+            return "", current
+        raise PaymentBusy("the payment link is being created; retry shortly")
 
     async def _start(
         self,
@@ -319,6 +356,8 @@ class Payments:
             "currency": currency,
             "fee_minor": 0,
             "refunded_minor": 0,
+            "claim": "",
+            "claimed_at": 0.0,
             "created_at": now,
             "updated_at": now,
         }

@@ -466,6 +466,14 @@ class PaymentRepository(Protocol):
         after the change, or None (no such payment, or its status moved meanwhile)."""
         ...
 
+    async def claim(
+        self, merchant_id: str, payment_id: str, expected: str, claim: str, at: float
+    ) -> bool:
+        """Compare-and-set on ``claim`` of a payment that has no link yet: True for the one
+        caller that may ask the provider for it now (two checkouts of one order must not make
+        two invoices)."""
+        ...
+
 
 class PaymentProviderRepository(Protocol):
     """Each merchant's payment provider (kind, api_base, encrypted credentials)."""

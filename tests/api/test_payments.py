@@ -547,6 +547,36 @@ async def test_provider_errors_are_fixed_phrases_and_only_keyed_calls_are_retrie
     assert len([c for c in tap.charges.values() if c.metadata["order_id"] == order_id]) == 1
 
 
+async def test_two_requests_for_one_orders_link_make_one_invoice(
+    gw: Gateway, http: aiohttp.ClientSession, tg: FakeTelegram, moyasar: FakeMoyasar
+) -> None:
+    shop = await _shop(gw, http, tg, "moyasar", moyasar.base_url)
+    order_id, _ = await _order_in_chat(gw, shop)
+    url = f"{gw.base_url}/api/v1/payments"
+    moyasar.delay_s = 0.5  # the first creation is still at the provider when the second asks
+    try:
+        answers = await asyncio.gather(
+            *(
+                api_call(
+                    http,
+                    "POST",
+                    url,
+                    shop.key,
+                    {"order_id": order_id},
+                    {"Idempotency-Key": str(uuid.uuid4())},
+                )
+                for _ in range(2)
+            )
+        )
+    finally:
+        moyasar.delay_s = 0.0
+    assert sorted(status for status, _ in answers) == [201, 409]
+    invoices = [i for i in moyasar.invoices.values() if i.metadata["order_id"] == order_id]
+    assert len(invoices) == 1
+    link = await _pay_link(gw, http, shop, order_id)  # afterwards: the one link
+    assert link["url"].endswith(f"{invoices[0].id}?lang=en")
+
+
 async def _no_sleep(seconds: float) -> None:
     return None
 

@@ -9,6 +9,7 @@ amounts in halalas (400 ``invalid_request_error`` below 100), invoices answered 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import uuid
@@ -45,6 +46,7 @@ class FakeMoyasar:
     invoices: dict[str, Invoice] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     base_url: str = ""
+    delay_s: float = 0.0  # how long an invoice creation takes (to overlap two requests)
     _fail: list[int] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -89,6 +91,8 @@ class FakeMoyasar:
         refused = await self._guard(request)
         if refused is not None:
             return refused
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         body = await request.json()
         amount = body.get("amount")
         if not isinstance(amount, int) or amount < 100 or not body.get("description"):

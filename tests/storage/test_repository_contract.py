@@ -654,6 +654,14 @@ async def test_payments_are_scoped_found_by_provider_ref_and_moved_by_cas(
     assert moved is not None and moved["status"] == "paid"
     assert await repos.payments.update("m1", "pay_1", {"status": "x"}, expected="initiated") is None
     assert await repos.payments.update("m2", "pay_1", {"url": "u"}, expected=None) is None
+    pay2 = {**pay, "_id": "pay_2", "claim": "", "url": ""}
+    await repos.payments.create(pay2)
+    assert await repos.payments.claim("m1", "pay_2", "", "t1", 1.0) is True
+    assert await repos.payments.claim("m1", "pay_2", "", "t2", 1.0) is False  # taken
+    assert await repos.payments.claim("m2", "pay_2", "t1", "t3", 1.0) is False
+    assert await repos.payments.claim("m1", "pay_2", "t1", "", 2.0) is True  # released
+    await repos.payments.update("m1", "pay_2", {"url": "https://x"}, expected=None)
+    assert await repos.payments.claim("m1", "pay_2", "", "t4", 3.0) is False  # has its link
     assert (await repos.payments.update("m1", "pay_1", {"url": "u"}, expected=None) or {})[
         "url"
     ] == "u"

@@ -17,6 +17,7 @@ from engine.http.idempotency import idempotent
 from engine.http.problems import ProblemError
 from engine.http.routing import Ctx, Reply
 from engine.services.payments import (
+    PaymentBusy,
     PaymentNotFound,
     PaymentRejected,
     Payments,
@@ -39,6 +40,8 @@ def _problem(exc: Exception) -> ProblemError:
         return ProblemError(404, "Not found", str(exc))
     if isinstance(exc, PaymentRejected):
         return ProblemError(422, "Payment rejected", str(exc))
+    if isinstance(exc, PaymentBusy):
+        return ProblemError(409, "Payment in progress", str(exc))
     return ProblemError(502, "Payment provider failed", str(exc))
 
 
@@ -88,7 +91,7 @@ async def create_payment(ctx: Ctx) -> Reply:
     async def run(request_id: str) -> Reply:
         try:
             doc = await payments.for_order(ctx.merchant_id, body.order_id)
-        except (PaymentNotFound, PaymentRejected, ProviderFailed) as exc:
+        except (PaymentNotFound, PaymentRejected, PaymentBusy, ProviderFailed) as exc:
             raise _problem(exc) from exc
         out = payment_out(doc)
         return Reply(201, out, {"Location": f"{P}/{out['id']}"})
