@@ -87,7 +87,13 @@ class ConversationHostActor:
         self._core = ConversationHostCore(
             c.inbox_consumer(index),
             c.checkpoints,
-            TurnService(c.retriever(), commerce=c.commerce, gaps=c.gaps, phraser=c.phraser),
+            TurnService(
+                c.retriever(),
+                commerce=c.commerce,
+                gaps=c.gaps,
+                phraser=c.phraser,
+                payments=c.payments,
+            ),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
             max_turns_per_merchant=settings.host_turns_per_merchant,

@@ -23,10 +23,12 @@ import redis.asyncio as aioredis
 
 from engine.adapters.integrations import IntegrationVaultRecords
 from engine.adapters.llm import OpenAICompatibleModel, check_base_url
+from engine.adapters.payments import PaymentClient
 from engine.adapters.providers import provider_defaults, send_limits
 from engine.adapters.records import Records
 from engine.adapters.redis.keys import INBOX_GROUP, OUTBOX_GROUP, inbox_stream, outbox_stream
 from engine.adapters.redis.leases import RedisSettlementLeases
+from engine.adapters.redis.live_events import RedisLiveEvents
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
 from engine.adapters.redis.server import redis_client
 from engine.adapters.repositories import mongo_repositories, sqlite_repositories
@@ -39,6 +41,7 @@ from engine.services.catalog_admin import CatalogAdmin, IndexNudge
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds
 from engine.services.gaps import KnowledgeGaps
+from engine.services.payments import Payments
 from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
@@ -167,6 +170,21 @@ class Container:
         )
         return Settlements(self.repos, RedisSettlementLeases(self.redis), policy=policy)
 
+    @cached_property
+    def payments(self) -> Payments:
+        """Payment links and provider webhooks (the provider HTTP session opens on first use)."""
+        s = self.settings
+        return Payments(
+            self.repos,
+            PaymentClient(allow_private=s.allow_private_api_base),
+            self.secret_box,
+            self.outbox,
+            self.records,
+            RedisLiveEvents(self.redis),
+            self.records,
+            base_url=s.base_url,
+        )
+
     def gateway(
         self,
         readiness: Readiness,
@@ -192,6 +210,7 @@ class Container:
             catalog=self.catalog_admin,
             stores=self.store_desk(),
             settlements=self.settlements,
+            payments=self.payments,
         )
 
     # -- store platforms ----------------------------------------------------------------------

@@ -331,6 +331,28 @@ ORDERS = Family(
     "Orders created (status new) and moved to a status, by that status",
     ["status"],
 )
+# -- payments ---------------------------------------------------------------------------------
+PAYMENTS = Family(
+    "counter",
+    "kaleem_payments_total",
+    "Payment operations by provider and outcome "
+    "(created, create_failed, paid, refunded, refund_failed)",
+    ["provider", "outcome"],
+)
+REVENUE_MINOR = Family(
+    "counter",
+    "kaleem_revenue_minor_total",
+    "Money captured, in the currency's minor unit (halalas for SAR), by provider and currency",
+    ["provider", "currency"],
+)
+PAYMENT_WEBHOOKS = Family(
+    "counter",
+    "kaleem_payment_webhooks_total",
+    "Payment webhooks by provider and outcome "
+    "(recorded, duplicate, ignored, bad_signature, unknown, unmatched, amount_mismatch, "
+    "order_closed)",
+    ["provider", "outcome"],
+)
 
 
 def bounded(value: str, allowed: Iterable[str], other: str = "other") -> str:

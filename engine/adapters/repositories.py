@@ -80,6 +80,9 @@ LEDGER: Final = "ledger"
 INTEGRATIONS: Final = "integrations"
 STORE_EVENTS: Final = "store_events"
 SETTLEMENTS: Final = "settlements"
+PAYMENTS: Final = "payments"
+PAYMENT_PROVIDERS: Final = "payment_providers"
+PAYMENT_EVENTS: Final = "payment_events"
 
 # Records per bulk write: one round trip (one transaction) per wave, small enough that a live
 # turn's writes are not queued behind an import for long.
@@ -161,6 +164,9 @@ SCHEMA: Final[tuple[TableSpec, ...]] = (
     TableSpec(INTEGRATIONS, (_ix(M, "created_at"), _ix("connected", "_id"))),
     TableSpec(STORE_EVENTS, (_ix("at", "_id"),)),
     TableSpec(SETTLEMENTS, (_ix(M, "date"),)),
+    TableSpec(PAYMENTS, (_ix(M, "provider", "provider_ref"), _ix(M, "order_id"))),
+    TableSpec(PAYMENT_PROVIDERS),
+    TableSpec(PAYMENT_EVENTS, (_ix("state", "_id"),)),
 )
 
 
@@ -934,6 +940,74 @@ class SettlementRecords(_Table):
         return await self._t.page(self._name, where, order=NEWEST_DATE, limit=limit)
 
 
+class PaymentRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENTS)
+
+    async def create(self, payment: Document) -> None:
+        await self._t.insert(self._name, payment)
+
+    async def get(self, merchant_id: str, payment_id: str) -> Document | None:
+        return await self._owned(merchant_id, payment_id)
+
+    async def by_provider_ref(
+        self, merchant_id: str, provider: str, provider_ref: str
+    ) -> Document | None:
+        where = {M: merchant_id, "provider": provider, "provider_ref": provider_ref}
+        return await self._t.first(self._name, where)
+
+    async def update(
+        self, merchant_id: str, payment_id: str, changes: Document, *, expected: str | None
+    ) -> Document | None:
+        match: dict[str, Any] = {M: merchant_id}
+        if expected is not None:
+            match["status"] = expected
+        return await self._t.patch(self._name, payment_id, match=match, changes=changes)
+
+    async def claim(
+        self, merchant_id: str, payment_id: str, expected: str, claim: str, at: float
+    ) -> bool:
+        changed = await self._t.patch(
+            self._name,
+            payment_id,
+            match={M: merchant_id, "claim": expected, "url": ""},
+            changes={"claim": claim, "claimed_at": at},
+        )
+        return changed is not None
+
+
+class PaymentProviderRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENT_PROVIDERS)
+
+    async def put(self, merchant_id: str, config: Document) -> None:
+        await self._t.put(self._name, {**config, "_id": merchant_id, M: merchant_id})
+
+    async def get(self, merchant_id: str) -> Document | None:
+        return await self._owned(merchant_id, merchant_id)
+
+
+class PaymentEventRecords(_Table):
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables, PAYMENT_EVENTS)
+
+    async def record(self, event: Document) -> bool:
+        try:
+            await self._t.insert(self._name, {**event, "state": "recorded"})
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get(self, merchant_id: str, event_id: str) -> Document | None:
+        return await self._owned(merchant_id, event_id)
+
+    async def mark_applied(self, merchant_id: str, event_id: str, at: float) -> None:
+        await self._update(merchant_id, event_id, {"state": "applied", "applied_at": at})
+
+    async def unapplied(self, *, limit: int) -> list[Document]:
+        return await self._t.page(self._name, {"state": "recorded"}, order=Order(), limit=limit)
+
+
 def build_repositories(tables: Tables) -> Repositories:
     return Repositories(
         store=tables,
@@ -958,6 +1032,9 @@ def build_repositories(tables: Tables) -> Repositories:
         integrations=IntegrationRecords(tables),
         store_events=StoreEventRecords(tables),
         settlements=SettlementRecords(tables),
+        payments=PaymentRecords(tables),
+        payment_providers=PaymentProviderRecords(tables),
+        payment_events=PaymentEventRecords(tables),
     )
 
 

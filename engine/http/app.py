@@ -26,7 +26,7 @@ from engine.adapters.redis import keys
 from engine.adapters.redis.idempotency import IdempotencyStore
 from engine.adapters.redis.keys import OUTBOX_GROUP, outbox_stream
 from engine.adapters.redis.queues import Outbox, StreamConsumer
-from engine.http import openapi, static, webchat, webhooks
+from engine.http import openapi, payment_webhooks, static, webchat, webhooks
 from engine.http.auth import MerchantAuth
 from engine.http.context import API, Api, KeyDirectory, client_ip, jwt_secret
 from engine.http.deps import GatewayDeps
@@ -271,6 +271,7 @@ def _api(deps: GatewayDeps, auth: MerchantAuth) -> Api:
         sessions=sessions,
         retriever=deps.retriever,
         settlements=deps.settlements,
+        payments=deps.payments,
     )
 
 
@@ -295,12 +296,14 @@ def create_app(deps: GatewayDeps) -> web.Application:
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_local_delivery_ctx)
+    app.cleanup_ctx.append(payment_webhooks.sweep_ctx)
     app.on_startup.append(_ensure_indexes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     add_routes(app, ALL_ROUTES)
     webhooks.add_routes(app)
+    payment_webhooks.add_routes(app)
     webchat.add_routes(app)
     static.add_routes(app)
     return app

@@ -25,6 +25,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.identity import Sessions, Team
+from engine.services.payments import Payments
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
 from engine.services.settlement import Settlements
@@ -56,6 +57,7 @@ class Api:
     sessions: Sessions
     retriever: RetrievalPort | None
     settlements: Settlements | None = None
+    payments: Payments | None = None
 
     @property
     def settings(self) -> Settings:

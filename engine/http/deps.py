@@ -16,6 +16,7 @@ from engine.services.catalog_admin import CatalogAdmin
 from engine.services.commerce import Commerce
 from engine.services.gaps import KnowledgeGaps
 from engine.services.indexing import IndexItem
+from engine.services.payments import Payments
 from engine.services.settlement import Settlements
 from engine.services.staff import StaffDesk
 from engine.services.store_sync import StoreSync
@@ -73,3 +74,4 @@ class GatewayDeps:
     catalog: CatalogAdmin | None = None
     stores: StoreDesk | None = None
     settlements: Settlements | None = None
+    payments: Payments | None = None

@@ -852,3 +852,55 @@ class SettlementSummaryOut(Response):
     fees_minor: int
     vat_minor: int
     net_minor: int
+
+
+# -- payments ---------------------------------------------------------------------------------
+_CREDENTIAL = Annotated[str, Field(min_length=8, max_length=500)]
+
+
+class PaymentProviderIn(Request):
+    """Moyasar needs ``secret_key`` and the dashboard webhook's ``webhook_secret``; Tap needs
+    ``secret_key`` (it also signs the webhooks). ``api_base`` defaults to the provider's."""
+
+    kind: Literal["moyasar", "tap"]
+    secret_key: _CREDENTIAL
+    webhook_secret: _CREDENTIAL | None = None
+    api_base: Annotated[str, Field(max_length=300)] | None = None
+
+
+class PaymentProviderOut(Response):
+    kind: str
+    api_base: str
+    credentials: dict[str, str]
+    webhook_url: str
+    updated_at: float
+
+
+class PaymentIn(Request):
+    order_id: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PaymentOut(Response):
+    id: str
+    order_id: str
+    provider: str
+    status: Literal["initiated", "paid", "failed", "refunded"]
+    url: str | None
+    amount_minor: int
+    currency: str
+    refunded_minor: int
+    created_at: float
+    updated_at: float
+
+
+class RefundIn(Request):
+    amount_minor: Annotated[int, Field(gt=0, le=10**12)] | None = None
+
+
+class RefundOut(Response):
+    id: str
+    payment_id: str
+    amount_minor: int
+    currency: str
+    status: str
+    created_at: float

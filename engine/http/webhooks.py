@@ -41,7 +41,7 @@ async def _channel(request: web.Request, spec: ChannelKind) -> Channel:
     return channel
 
 
-async def _admit(request: web.Request) -> str:
+async def admit(request: web.Request) -> str:
     """Per client address: a bound on all webhooks and a tight one on failed ones (what an
     attacker without a channel's secret can send); the address's failure bucket name."""
     api = request.app[API]
@@ -64,7 +64,7 @@ async def _admit(request: web.Request) -> str:
 
 
 async def webhook(request: web.Request) -> web.Response:
-    failures = await _admit(request)
+    failures = await admit(request)
     try:
         store = store_registry.get(request.match_info["kind"])
         if store is not None:  # a store platform's event, not a channel's message
@@ -100,7 +100,7 @@ async def _webhook(request: web.Request, spec: ChannelKind) -> web.Response:
 
 async def handshake(request: web.Request) -> web.Response:
     """The platform's subscription check: echo its challenge iff the verify token matches."""
-    await _admit(request)
+    await admit(request)
     spec = _kind(request)
     channel = await _channel(request, spec)
     challenge = spec.handshake(channel, request.query)

@@ -44,6 +44,9 @@ __all__ = [
     "NoteRepository",
     "OrderRepository",
     "Page",
+    "PaymentEventRepository",
+    "PaymentProviderRepository",
+    "PaymentRepository",
     "ProductRepository",
     "RecordStore",
     "Repositories",
@@ -541,6 +544,64 @@ class SettlementRepository(Protocol):
     ) -> list[Document]:
         """Settlements dated ``first <= date <= last`` (ISO dates), newest first, at most
         ``limit``."""
+
+
+class PaymentRepository(Protocol):
+    """A merchant's payments: one per order, named by it, so a replayed request or chat turn
+    finds the payment it made instead of asking the provider for a second."""
+
+    async def create(self, payment: Document) -> None:
+        """Raises ``DuplicateKey`` when the id exists."""
+        ...
+
+    async def get(self, merchant_id: str, payment_id: str) -> Document | None: ...
+
+    async def by_provider_ref(
+        self, merchant_id: str, provider: str, provider_ref: str
+    ) -> Document | None:
+        """The payment a provider's invoice/charge id belongs to (webhooks name that id)."""
+        ...
+
+    async def update(
+        self, merchant_id: str, payment_id: str, changes: Document, *, expected: str | None
+    ) -> Document | None:
+        """Set fields; compare-and-set on ``status`` when ``expected`` is given. The record
+        after the change, or None (no such payment, or its status moved meanwhile)."""
+        ...
+
+    async def claim(
+        self, merchant_id: str, payment_id: str, expected: str, claim: str, at: float
+    ) -> bool:
+        """Compare-and-set on ``claim`` of a payment that has no link yet: True for the one
+        caller that may ask the provider for it now (two checkouts of one order must not make
+        two invoices)."""
+        ...
+
+
+class PaymentProviderRepository(Protocol):
+    """Each merchant's payment provider (kind, api_base, encrypted credentials)."""
+
+    async def put(self, merchant_id: str, config: Document) -> None:
+        """Create or replace the merchant's provider."""
+        ...
+
+    async def get(self, merchant_id: str) -> Document | None: ...
+
+
+class PaymentEventRepository(Protocol):
+    """Verified provider webhooks, recorded before they are acknowledged and applied after:
+    a crash between the two leaves a ``recorded`` event that a sweep applies again."""
+
+    async def record(self, event: Document) -> bool:
+        """False (nothing written) when the event's ``_id`` is already there."""
+        ...
+
+    async def get(self, merchant_id: str, event_id: str) -> Document | None: ...
+
+    async def mark_applied(self, merchant_id: str, event_id: str, at: float) -> None: ...
+
+    async def unapplied(self, *, limit: int) -> list[Document]:
+        """Global, oldest id first: the events whose effects may not all have happened."""
         ...
 
 
@@ -580,6 +641,9 @@ class Repositories:
     integrations: IntegrationRepository
     store_events: StoreEventRepository
     settlements: SettlementRepository
+    payments: PaymentRepository
+    payment_providers: PaymentProviderRepository
+    payment_events: PaymentEventRepository
 
     def catalog(self, kind: str) -> CatalogRepository:
         """``products`` or ``knowledge`` by name (the import and index paths carry the name)."""

@@ -774,3 +774,68 @@ async def test_merchants_page_walks_every_merchant_by_id(repos: Repositories) ->
         await repos.merchants.create({"_id": f"m{i}", "name": "S", "api_key_hash": f"h{i}"})
     walked = await _walk(lambda **kw: repos.merchants.page(**kw), 2)
     assert _ids(walked) == ["m1", "m2", "m3", "m4", "m5"]
+
+
+async def test_payments_are_scoped_found_by_provider_ref_and_moved_by_cas(
+    repos: Repositories,
+) -> None:
+    pay: Document = {
+        "_id": "pay_1",
+        "merchant_id": "m1",
+        "order_id": "ord_1",
+        "provider": "moyasar",
+        "provider_ref": "inv_1",
+        "status": "initiated",
+        "amount_minor": 28900,
+    }
+    await repos.payments.create(dict(pay))
+    with pytest.raises(DuplicateKey):
+        await repos.payments.create(dict(pay))
+    assert (await repos.payments.get("m1", "pay_1") or {})["amount_minor"] == 28900
+    assert await repos.payments.get("m2", "pay_1") is None
+    assert _ids([await repos.payments.by_provider_ref("m1", "moyasar", "inv_1") or {}]) == ["pay_1"]
+    assert await repos.payments.by_provider_ref("m2", "moyasar", "inv_1") is None
+    assert await repos.payments.by_provider_ref("m1", "tap", "inv_1") is None
+    moved = await repos.payments.update("m1", "pay_1", {"status": "paid"}, expected="initiated")
+    assert moved is not None and moved["status"] == "paid"
+    assert await repos.payments.update("m1", "pay_1", {"status": "x"}, expected="initiated") is None
+    assert await repos.payments.update("m2", "pay_1", {"url": "u"}, expected=None) is None
+    pay2 = {**pay, "_id": "pay_2", "claim": "", "url": ""}
+    await repos.payments.create(pay2)
+    assert await repos.payments.claim("m1", "pay_2", "", "t1", 1.0) is True
+    assert await repos.payments.claim("m1", "pay_2", "", "t2", 1.0) is False  # taken
+    assert await repos.payments.claim("m2", "pay_2", "t1", "t3", 1.0) is False
+    assert await repos.payments.claim("m1", "pay_2", "t1", "", 2.0) is True  # released
+    await repos.payments.update("m1", "pay_2", {"url": "https://x"}, expected=None)
+    assert await repos.payments.claim("m1", "pay_2", "", "t4", 3.0) is False  # has its link
+    assert (await repos.payments.update("m1", "pay_1", {"url": "u"}, expected=None) or {})[
+        "url"
+    ] == "u"
+
+
+async def test_payment_providers_are_one_per_merchant(repos: Repositories) -> None:
+    await repos.payment_providers.put("m1", {"kind": "moyasar", "secrets": {"secret_key": "e1"}})
+    await repos.payment_providers.put("m1", {"kind": "tap", "secrets": {"secret_key": "e2"}})
+    got = await repos.payment_providers.get("m1")
+    assert got is not None and got["kind"] == "tap" and got["merchant_id"] == "m1"
+    assert await repos.payment_providers.get("m2") is None
+
+
+async def test_payment_events_record_once_and_stay_unapplied_until_marked(
+    repos: Repositories,
+) -> None:
+    for n in range(3):
+        event = {"_id": f"m1:tap:evt_{n}", "merchant_id": "m1", "status": "paid"}
+        assert await repos.payment_events.record(event) is True
+    assert await repos.payment_events.record({"_id": "m1:tap:evt_1", "merchant_id": "m1"}) is False
+    assert _ids(await repos.payment_events.unapplied(limit=10)) == [
+        "m1:tap:evt_0",
+        "m1:tap:evt_1",
+        "m1:tap:evt_2",
+    ]
+    await repos.payment_events.mark_applied("m1", "m1:tap:evt_1", 5.0)
+    await repos.payment_events.mark_applied("m2", "m1:tap:evt_2", 5.0)  # not m2's: no change
+    assert _ids(await repos.payment_events.unapplied(limit=10)) == ["m1:tap:evt_0", "m1:tap:evt_2"]
+    stored = await repos.payment_events.get("m1", "m1:tap:evt_1")
+    assert stored is not None and stored["state"] == "applied" and stored["status"] == "paid"
+    assert await repos.payment_events.get("m2", "m1:tap:evt_1") is None

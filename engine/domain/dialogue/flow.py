@@ -72,6 +72,15 @@ class CommercePort(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class PaymentLinksPort(Protocol):
+    """Where a customer pays for an order (``engine.services.payments.Payments``)."""
+
+    async def link_for(self, merchant_id: str, order_id: str) -> str | None:
+        """The order's payment link, created once per order; None when the merchant takes no
+        online payment or the provider failed (the order stands; staff can send a link)."""
+        ...
+
+
 @dataclass(slots=True)
 class Decision:
     text: str
@@ -153,10 +162,12 @@ class DialogueFlow:
         retriever: RetrievalPort,
         thresholds: Thresholds,
         commerce: CommercePort | None = None,
+        payments: PaymentLinksPort | None = None,
     ) -> None:
         self._retriever = retriever
         self._t = thresholds
         self._commerce = commerce
+        self._payments = payments
 
     async def decide(
         self,
@@ -464,14 +475,18 @@ class DialogueFlow:
             return Decision(replies.order_failed(language), intents.CHECKOUT)
         state.cart = []
         state.orders = [*state.orders, str(order["_id"])][-20:]
+        order_id, total, currency = str(order["_id"]), float(order["total"]), order.get("currency")
+        link = None
+        if self._payments is not None:
+            link = await self._payments.link_for(merchant.merchant_id, order_id)
+        if link:
+            return Decision(
+                replies.order_pay_link(language, order_id, total, currency, customer["name"], link),
+                intents.CHECKOUT,
+            )
         return Decision(
             replies.order_created(
-                language,
-                str(order["_id"]),
-                float(order["total"]),
-                order.get("currency"),
-                customer["name"],
-                customer["city"],
+                language, order_id, total, currency, customer["name"], customer["city"]
             ),
             intents.CHECKOUT,
         )

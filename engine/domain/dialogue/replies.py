@@ -308,6 +308,20 @@ def order_created(
     )
 
 
+def order_pay_link(
+    language: Language, order_id: str, total: float, currency: str | None, name: str, url: str
+) -> str:
+    if language == "ar":
+        return (
+            f"تم تسجيل طلبك يا {name}! رقم الطلب: {order_id}. "
+            f"الإجمالي {money(total, currency, language)}. ادفع من هنا لتأكيد الطلب: {url}"
+        )
+    return (
+        f"Thanks {name}, your order is placed! Order number: {order_id}. "
+        f"Total {money(total, currency, language)}. Pay here to confirm it: {url}"
+    )
+
+
 order_failed = bilingual(
     ar="ما قدرت أسجل الطلب لأن أحد المنتجات غير متوفر الآن. أحوّلك لأحد من فريقنا؟",
     en="I couldn't place the order because an item is no longer available. "

@@ -26,7 +26,7 @@ from engine.domain.conversation import (
     outbox_id_for,
 )
 from engine.domain.dialogue import intents, replies
-from engine.domain.dialogue.flow import CommercePort, DialogueFlow
+from engine.domain.dialogue.flow import CommercePort, DialogueFlow, PaymentLinksPort
 from engine.domain.messages import InboundMessage, OutboundReply, ProductCard
 from engine.domain.retrieval import RetrievalPort
 from engine.domain.text import Language, detect_language
@@ -82,13 +82,14 @@ class TurnService:
         commerce: CommercePort | None = None,
         gaps: GapsPort | None = None,
         phraser: PhrasingPort | None = None,
+        payments: PaymentLinksPort | None = None,
     ) -> None:
         self._retriever = retriever
         self._t = thresholds or Thresholds()
         self._commerce = commerce
         self._gaps = gaps
         self._phraser = phraser
-        self._flow = DialogueFlow(retriever, self._t, commerce)
+        self._flow = DialogueFlow(retriever, self._t, commerce, payments)
 
     async def run_turn(
         self,

@@ -20,6 +20,7 @@ from engine.http.routes import (
     integrations,
     merchants,
     orders,
+    payments,
     playground,
 )
 from engine.http.routes.conversations import conversation_exists
@@ -701,7 +702,60 @@ ALL_ROUTES: list[Route] = [
         status=204,
         exists=integrations.integration_exists,
     ),
-    # -- docs --------------------------------------------------------------------------------------
+    # -- payments ----------------------------------------------------------------------------------
+    Route(
+        "PUT",
+        f"{payments.P}/provider",
+        payments.put_provider,
+        "Connect the merchant's payment provider (credentials stored encrypted)",
+        "payments",
+        perm="manage",
+        body=s.PaymentProviderIn,
+        response=s.PaymentProviderOut,
+    ),
+    Route(
+        "GET",
+        f"{payments.P}/provider",
+        payments.get_provider,
+        "The payment provider (credentials masked) and its webhook URL",
+        "payments",
+        perm="manage",
+        response=s.PaymentProviderOut,
+    ),
+    Route(
+        "POST",
+        payments.P,
+        payments.create_payment,
+        "A payment link for an order (amount from the order)",
+        "payments",
+        perm="converse",
+        body=s.PaymentIn,
+        response=s.PaymentOut,
+        status=201,
+        headers=IDEMPOTENCY_DOC,
+        errors=(("502", "The payment provider failed or refused"),),
+    ),
+    Route(
+        "GET",
+        payments.P + "/{payment_id}",
+        payments.get_payment,
+        "Get a payment",
+        "payments",
+        response=s.PaymentOut,
+    ),
+    Route(
+        "POST",
+        payments.P + "/{payment_id}/refunds",
+        payments.refund_payment,
+        "Refund a paid payment (all of what remains unless amount_minor is given)",
+        "payments",
+        perm="manage",
+        body=s.RefundIn,
+        response=s.RefundOut,
+        status=201,
+        headers=IDEMPOTENCY_DOC,
+        errors=(("502", "The payment provider failed or refused"),),
+    ),
     # -- finance: daily settlement ----------------------------------------------------------------
     Route(
         "POST",
@@ -773,6 +827,7 @@ ALL_ROUTES: list[Route] = [
         response=s.SettlementOut,
         errors=(("400", "Not a YYYY-MM-DD date"), ("404", "No settlement for that date")),
     ),
+    # -- docs --------------------------------------------------------------------------------------
     Route(
         "GET",
         "/api/v1/openapi.json",
