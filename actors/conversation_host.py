@@ -84,6 +84,7 @@ class ConversationHostActor:
         self._projector.start()
         # One Serve call per question (the embedding): BM25 + fusion run here, over a
         # per-merchant lexical index.
+        self._payments = c.payments  # its provider HTTP session closes with the host
         self._core = ConversationHostCore(
             c.inbox_consumer(index),
             c.checkpoints,
@@ -92,7 +93,7 @@ class ConversationHostActor:
                 commerce=c.commerce,
                 gaps=c.gaps,
                 phraser=c.phraser,
-                payments=c.payments,
+                payments=self._payments,
             ),
             self._merchants,
             idle_passivate_s=settings.idle_passivate_s,
@@ -150,4 +151,5 @@ class ConversationHostActor:
         await self._core.stop()
         self._task.cancel()
         await self._projector.stop()
+        await self._payments.close()
         await asyncio.to_thread(tracing.force_flush, 2000)

@@ -214,6 +214,7 @@ class Settings:
     # due dates, how far back it catches up after downtime, how many dates one merchant gets
     # per run, and how long one replica's claim on a date lasts.
     settlement_interval_s: float = 60.0
+    payment_sweep_interval_s: float = 60.0
     settlement_lookback_days: int = 62
     settlement_max_dates_per_run: int = 31
     settlement_lease_ms: int = 120_000
@@ -353,6 +354,7 @@ class Settings:
                 env.get("KALEEM_SALLA_ACCOUNTS_BASE") or "https://accounts.salla.sa"
             ).rstrip("/"),
             settlement_interval_s=max(1.0, _float(env, "KALEEM_SETTLEMENT_INTERVAL_S", 60.0)),
+            payment_sweep_interval_s=max(1.0, _float(env, "KALEEM_PAYMENT_SWEEP_INTERVAL_S", 60.0)),
             settlement_lookback_days=_int(env, "KALEEM_SETTLEMENT_LOOKBACK_DAYS", 62, minimum=1),
             settlement_max_dates_per_run=_int(
                 env, "KALEEM_SETTLEMENT_MAX_DATES_PER_RUN", 31, minimum=1

@@ -51,6 +51,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         trace_file=str(data_dir / "spans.jsonl"),  # every process appends its finished spans
         allow_private_api_base=True,  # the fake platforms listen on loopback
         settlement_interval_s=2.0,  # the scheduled settlement test waits for a run or two
+        payment_sweep_interval_s=2.0,  # the dead-gateway payment test waits for a sweep
     )
     rt = Runtime(settings)
     rt.start_backends()

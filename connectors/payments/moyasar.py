@@ -113,5 +113,10 @@ def parse(body: bytes) -> PaymentEvent | None:
         currency=text(data, "currency").upper() or "SAR",
         fee_minor=integer(data, "fee"),
         refunded_minor=integer(data, "refunded"),
+        # The refund API's answer names a refund by the total it reached (``read_refunded``):
+        # the same name here makes a refund seen both ways one ledger entry.
+        refund_ref=f"{text(data, 'id')}:refund:{integer(data, 'refunded')}"
+        if status == REFUNDED
+        else "",
         metadata=metadata,
     )

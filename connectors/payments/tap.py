@@ -182,6 +182,7 @@ def parse(body: bytes) -> PaymentEvent | None:
         provider_payment_id=ref,
         amount_minor=minor,
         currency=currency,
-        refunded_minor=minor if status == REFUNDED else 0,
+        refund_minor=minor if status == REFUNDED else 0,
+        refund_ref=object_id if status == REFUNDED else "",
         metadata=metadata,
     )

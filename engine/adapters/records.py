@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from connectors import registry
 from engine.adapters.repositories import (
     CHANNELS,
     CONVERSATIONS,
@@ -146,6 +147,17 @@ class Records:
         if doc is None or doc.get("deleted_at"):
             return None
         return self._channel_from(doc)
+
+    async def channel_kind(self, merchant_id: str, channel_id: str) -> str | None:
+        """The kind of a conversation's channel: a built-in one every merchant has (webchat,
+        playground) or a connected one of this merchant's; None when it is gone."""
+        builtin = registry.builtin(channel_id)
+        if builtin is not None:
+            return builtin.kind
+        channel = await self.channel(channel_id)
+        if channel is None or channel.merchant_id != merchant_id:
+            return None
+        return channel.kind
 
     def _secrets_of(self, doc: Document) -> dict[str, str]:
         enc: dict[str, str] = dict(doc.get("secrets_enc") or {})

@@ -57,6 +57,19 @@ def may_become(current: str, new: str) -> bool:
     return new in _NEXT.get(current, frozenset())
 
 
+def refund_step(
+    paid_minor: int, already_refunded: int, *, refunded_total: int, refund_minor: int
+) -> tuple[int, int] | None:
+    """What one refund event adds: (this refund's amount, the refunded total after it), or
+    None when it adds nothing — a total the payment has already reached (the refund API wrote
+    it first, or an older event arrived late). Never more than what was paid."""
+    amount = refund_minor if refund_minor > 0 else refunded_total - already_refunded
+    amount = min(amount, paid_minor - already_refunded)
+    if amount <= 0:
+        return None
+    return amount, already_refunded + amount
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentEvent:
     """One provider webhook, verified and read: what happened to which provider object.
@@ -72,7 +85,11 @@ class PaymentEvent:
     amount_minor: int
     currency: str
     fee_minor: int = 0
+    # A refund event says either the payment's refunded total (Moyasar sends the payment) or
+    # the size of one refund (Tap sends the refund object): ``refund_minor`` is set only then.
     refunded_minor: int = 0
+    refund_minor: int = 0
+    refund_ref: str = ""  # names the refund as the refund API's answer does (its ledger entry)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -4,8 +4,8 @@ Verify on the raw body (Moyasar's ``secret_token``, Tap's ``hashstring``), recor
 (deduplicated by the provider's event id), answer 200, and apply it. A bad secret is a 401
 and changes nothing; a redelivered event is a 200 and changes nothing. When applying fails
 the event stays recorded and the provider still gets its 200: it is applied again in the
-background (the database retry policy) and by the sweep at the gateway's next start, with the
-same effects exactly once.
+background (the database retry policy), by the sweep at every gateway's start and then every
+``KALEEM_PAYMENT_SWEEP_INTERVAL_S`` (60 s), with the same effects exactly once.
 """
 
 from __future__ import annotations
@@ -70,18 +70,30 @@ def _later(work: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(_TASKS.discard)
 
 
+# A periodic sweep leaves events younger than this to the webhook that is applying them
+# (its database retries, five from 500 ms doubling, end within 16 s), so no event is
+# applied by two at once.
+SWEEP_MIN_AGE_S = 30.0
+
+
 async def _sweep(app: web.Application) -> None:
     payments = app[API].payments
     if payments is None:
         return
-    try:
-        await payments.sweep()
-    except Exception:
-        log.exception("payment sweep failed")
+    interval = app[DEPS].settings.payment_sweep_interval_s
+    older_than = 0.0  # at start-up every unapplied event is a dead process's
+    while True:
+        try:
+            await payments.sweep(older_than_s=older_than)
+        except Exception:  # a database outage: the next round tries again
+            log.exception("payment sweep failed")
+        older_than = SWEEP_MIN_AGE_S
+        await asyncio.sleep(interval)
 
 
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Apply what a previous process recorded but did not finish, once at start-up."""
+    """Apply what a previous process recorded but did not finish, at start-up and then
+    periodically (every gateway does; the effects are idempotent)."""
     task = asyncio.get_running_loop().create_task(_sweep(app))
     yield
     task.cancel()

@@ -45,6 +45,7 @@ from engine.domain.payments import (
     PaymentEvent,
     Refunded,
     may_become,
+    refund_step,
     to_minor,
 )
 from engine.services.ports import Document, DuplicateKey, LiveEvents
@@ -112,8 +113,8 @@ class MessageLog(Protocol):
 
 
 class ChannelKinds(Protocol):
-    async def channel(self, channel_id: str) -> Any:
-        """The channel (``.kind``), or None."""
+    async def channel_kind(self, merchant_id: str, channel_id: str) -> str | None:
+        """A built-in channel's kind (webchat) or a connected one's; None when it is gone."""
         ...
 
 
@@ -482,6 +483,8 @@ class Payments:
             "currency": event.currency,
             "fee_minor": event.fee_minor,
             "refunded_minor": event.refunded_minor,
+            "refund_minor": event.refund_minor,
+            "refund_ref": event.refund_ref,
             "metadata": orjson.dumps(event.metadata).decode(),
             "received_at": self._clock(),
         }
@@ -494,10 +497,15 @@ class Payments:
         metrics.PAYMENT_WEBHOOKS.labels(kind, "recorded").inc()
         return "recorded", doc
 
-    async def sweep(self, *, limit: int = SWEEP_BATCH) -> int:
-        """Apply recorded events whose effects may be incomplete (after a crash)."""
+    async def sweep(self, *, limit: int = SWEEP_BATCH, older_than_s: float = 0.0) -> int:
+        """Apply recorded events whose effects may be incomplete (after a crash, or a database
+        outage that outlasted the webhook's own retries). ``older_than_s`` leaves alone the
+        events a live webhook handler may still be applying."""
         applied = 0
+        cutoff = self._clock() - older_than_s
         for doc in await self._repos.payment_events.unapplied(limit=limit):
+            if older_than_s and float(doc.get("received_at") or 0.0) > cutoff:
+                continue
             try:
                 await self.apply(doc)
             except Exception:
@@ -538,7 +546,7 @@ class Payments:
                 {"payment_id": payment["_id"], "order_id": payment["order_id"]},
             )
         elif event["status"] == REFUNDED:
-            await self._move(payment, REFUNDED, {"refunded_minor": int(event["refunded_minor"])})
+            await self._refunded(event, payment)
         await self._repos.payment_events.mark_applied(merchant_id, str(event["_id"]), self._clock())
 
     async def _payment_of(self, event: Document) -> Document | None:
@@ -561,6 +569,53 @@ class Payments:
         changes = {**extra, "status": status, "updated_at": self._clock()}
         return await self._repos.payments.update(
             str(payment["merchant_id"]), str(payment["_id"]), changes, expected=payment["status"]
+        )
+
+    async def _refunded(self, event: Document, payment: Document) -> None:
+        """A refund the provider reports: from the refund API (already in the ledger under the
+        same name, so nothing changes) or made in the provider's dashboard (the ledger learns
+        it here, else the day's settlement would pay the merchant money the customer got
+        back). A partial refund leaves the payment ``paid``."""
+        merchant_id = str(payment["merchant_id"])
+        kind = str(event["provider"])
+        paid_minor = int(payment["amount_minor"])
+        already = int(payment.get("refunded_minor") or 0)
+        if payment["status"] != PAID:
+            return
+        step = refund_step(
+            paid_minor,
+            already,
+            refunded_total=int(event.get("refunded_minor") or 0),
+            refund_minor=int(event.get("refund_minor") or 0),
+        )
+        if step is None:
+            return
+        amount, total = step
+        recorded = await self._repos.ledger.record(
+            ledger.ledger_entry(
+                merchant_id=merchant_id,
+                provider=kind,
+                provider_event_id=str(event.get("refund_ref") or event["event_id"]),
+                kind=ledger.REFUND,
+                amount_minor=amount,
+                fee_minor=0,
+                occurred_at=float(event["received_at"]),
+                payment_id=str(payment["_id"]),
+                order_id=str(payment["order_id"]),
+                currency=str(payment["currency"]),
+            )
+        )
+        if not recorded:
+            return
+        changes: Document = {"refunded_minor": total, "updated_at": self._clock()}
+        if total >= paid_minor:
+            changes["status"] = REFUNDED
+        await self._repos.payments.update(merchant_id, str(payment["_id"]), changes, expected=PAID)
+        metrics.PAYMENTS.labels(kind, "refunded").inc()
+        await self._live.publish(
+            merchant_id,
+            "payment.refunded",
+            {"payment_id": payment["_id"], "order_id": payment["order_id"], "amount_minor": amount},
         )
 
     async def _paid(self, event: Document, payment: Document) -> None:
@@ -634,8 +689,8 @@ class Payments:
         conv = await self._repos.conversations.get(merchant_id, conversation_id(str(key)))
         if conv is None:
             return
-        channel = await self._channels.channel(str(conv.get("channel_id") or ""))
-        if channel is None:
+        kind = await self._channels.channel_kind(merchant_id, str(conv.get("channel_id") or ""))
+        if kind is None:
             return
         merchant = await self._repos.merchants.get(merchant_id) or {}
         language = "ar" if merchant.get("default_language") == "ar" else "en"
@@ -647,7 +702,7 @@ class Payments:
                 outbox_id=outbox_id,
                 merchant_id=merchant_id,
                 channel_id=str(conv["channel_id"]),
-                channel_kind=channel.kind,
+                channel_kind=kind,
                 customer_id=str(conv.get("customer_id") or ""),
                 text=text,
                 intent=intents.AGENT,

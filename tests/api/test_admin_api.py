@@ -504,6 +504,24 @@ async def test_other_merchants_records_are_404_for_every_role(
         },
     )
     dead = await dead_letter_of(engine, a.merchant_id)
+    payment_id = "pay_0123456789abcdef"
+    await engine.runtime.records.repos.payments.create(
+        {
+            "_id": payment_id,
+            "merchant_id": a.merchant_id,
+            "order_id": order["id"],
+            "provider": "moyasar",
+            "provider_ref": "inv_iso",
+            "status": "paid",
+            "url": "https://checkout.moyasar.com/invoices/inv_iso",
+            "claim": "",
+            "amount_minor": 500,
+            "currency": "SAR",
+            "refunded_minor": 0,
+            "created_at": 1.0,
+            "updated_at": 1.0,
+        }
+    )
     ids = {
         "product_id": "iso-1",
         "doc_id": "iso-doc",
@@ -516,6 +534,7 @@ async def test_other_merchants_records_are_404_for_every_role(
         "channel_id": channel["id"],
         "entry_id": dead,
         "integration_id": integration["id"],
+        "payment_id": payment_id,
     }
     bodies = {
         "/api/v1/products/{product_id}": {"title": "x"},
@@ -527,6 +546,7 @@ async def test_other_merchants_records_are_404_for_every_role(
         "/api/v1/conversations/{conversation_id}/messages": {"text": "x"},
         "/api/v1/conversations/{conversation_id}/notes": {"text": "x"},
         "/api/v1/conversations/{conversation_id}/cart": {"items": []},
+        "/api/v1/payments/{payment_id}/refunds": {"amount_minor": 100},
     }
     checked = 0
     for route in ALL_ROUTES:

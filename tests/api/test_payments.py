@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -258,6 +259,20 @@ class Provider:
             hashstring = self.tap.hash_of(orjson.loads(body), key="sk_test_someone_else")
         return body, {"Content-Type": "application/json", "hashstring": hashstring}
 
+    def refunded(
+        self, ref: str, *, dashboard_minor: int = 0, refund_id: str = ""
+    ) -> tuple[bytes, dict[str, str]]:
+        """The refund webhook: of a refund made in the provider's dashboard
+        (``dashboard_minor``), or of the one the refund API answered ``refund_id`` for."""
+        if self.name == "moyasar":
+            if dashboard_minor:
+                self.moyasar.dashboard_refund(ref, dashboard_minor)
+            body = self.moyasar.event(ref, "payment_refunded")
+            return body, {"Content-Type": "application/json"}
+        amount = Decimal(dashboard_minor) / 100 if dashboard_minor else None
+        body, hashstring = self.tap.refund_event(ref, refund_id=refund_id, amount=amount)
+        return body, {"Content-Type": "application/json", "hashstring": hashstring}
+
     async def deliver(self, shop: Shop, body: bytes, headers: dict[str, str]) -> int:
         url = _webhook_url(self.gw, shop)
         async with (
@@ -494,6 +509,47 @@ async def test_refund_idempotency_key_rules_and_the_ledger(
         http, "GET", f"{gw.base_url}/api/v1/payments/{link['id']}", shop.key
     )
     assert got["status"] == "refunded" and got["refunded_minor"] == 28900
+
+    ledger = await gw.records.repos.ledger.between(
+        shop.merchant_id, 0, time.time() + 1, limit=10, after=None
+    )
+    assert sorted((e["kind"], e["amount_minor"]) for e in ledger.items) == [
+        ("capture", 28900),
+        ("refund", 900),
+        ("refund", 28000),
+    ]
+
+
+async def test_a_refund_made_at_the_provider_reaches_the_ledger_once(
+    gw: Gateway,
+    http: aiohttp.ClientSession,
+    tg: FakeTelegram,
+    provider: Provider,
+) -> None:
+    shop = await _shop(gw, http, tg, provider.name, provider.base_url)
+    order_id, _ = await _order_in_chat(gw, shop)
+    link = await _pay_link(gw, http, shop, order_id)
+    ref = provider.ref_of(link)
+    body, headers = provider.paid(ref)
+    assert await provider.deliver(shop, body, headers) == 200
+
+    # Staff refund 9 SAR in the provider's dashboard: only its webhook tells us.
+    body, headers = provider.refunded(ref, dashboard_minor=900)
+    assert await provider.deliver(shop, body, headers) == 200
+    assert await provider.deliver(shop, body, headers) == 200  # redelivered
+    status, got = await api_call(http, "GET", _payment_url(gw, link), shop.key)
+    assert (got["status"], got["refunded_minor"]) == ("paid", 900)  # partly refunded
+
+    # The rest through our API; the provider's webhook for that refund changes nothing more.
+    url = f"{_payment_url(gw, link)}/refunds"
+    status, rest = await api_call(
+        http, "POST", url, shop.key, {}, {"Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert status == 201 and rest["amount_minor"] == 28000
+    body, headers = provider.refunded(ref, refund_id=rest["id"])
+    assert await provider.deliver(shop, body, headers) == 200
+    status, got = await api_call(http, "GET", _payment_url(gw, link), shop.key)
+    assert (got["status"], got["refunded_minor"]) == ("refunded", 28900)
 
     ledger = await gw.records.repos.ledger.between(
         shop.merchant_id, 0, time.time() + 1, limit=10, after=None

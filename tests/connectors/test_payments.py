@@ -21,6 +21,7 @@ from engine.domain.payments import (
     Refunded,
     format_major,
     may_become,
+    refund_step,
     to_minor,
 )
 
@@ -51,6 +52,18 @@ def test_status_only_moves_forward() -> None:
     assert may_become(FAILED, PAID)
     assert not may_become(PAID, FAILED) and not may_become(REFUNDED, PAID)
     assert not may_become(PAID, PAID)
+
+
+def test_a_refund_event_adds_only_what_the_payment_has_not_counted() -> None:
+    # A total (Moyasar): the part above what is already refunded.
+    assert refund_step(28900, 0, refunded_total=900, refund_minor=0) == (900, 900)
+    assert refund_step(28900, 900, refunded_total=28900, refund_minor=0) == (28000, 28900)
+    assert refund_step(28900, 900, refunded_total=900, refund_minor=0) is None  # seen already
+    assert refund_step(28900, 28900, refunded_total=900, refund_minor=0) is None  # a late one
+    # A size (Tap): added, never beyond what was paid.
+    assert refund_step(28900, 900, refunded_total=0, refund_minor=500) == (500, 1400)
+    assert refund_step(28900, 28800, refunded_total=0, refund_minor=500) == (100, 28900)
+    assert refund_step(28900, 28900, refunded_total=0, refund_minor=500) is None
 
 
 # -- Moyasar ------------------------------------------------------------------------------------
@@ -123,6 +136,18 @@ def test_moyasar_events_are_parsed(kind: str, status: str) -> None:
     assert (event.amount_minor, event.fee_minor, event.currency) == (28900, 620, "SAR")
     assert event.metadata["payment_id"] == "pay_1"
     assert moyasar.parse(moyasar_event("payment_voided")) is None
+
+
+def test_a_moyasar_refund_event_names_the_refund_as_the_refund_api_does() -> None:
+    body = json.loads(moyasar_event("payment_refunded"))
+    body["data"] |= {"id": "pm_1", "status": "refunded", "refunded": 900}
+    event = moyasar.parse(json.dumps(body).encode())
+    assert event is not None
+    answer = json.dumps({"id": "pm_1", "status": "refunded", "refunded": 900}).encode()
+    refunded = moyasar.read_refunded(200, answer, 900)
+    assert isinstance(refunded, Refunded)
+    assert event.refund_ref == refunded.refund_ref == "pm_1:refund:900"
+    assert (event.refunded_minor, event.refund_minor) == (900, 0)  # a total, not a size
 
 
 # -- Tap ----------------------------------------------------------------------------------------
@@ -202,6 +227,12 @@ def test_tap_events_are_parsed() -> None:
     refund = {**tap_charge("REFUNDED"), "id": "re_1", "object": "refund", "charge_id": "chg_TS01A"}
     parsed = tap.parse(json.dumps(refund).encode())
     assert parsed is not None and parsed.status == REFUNDED and parsed.provider_ref == "chg_TS01A"
+    # The refund is named as the refund API named it, with its own size (not a total).
+    assert (parsed.refund_ref, parsed.refund_minor, parsed.refunded_minor) == (
+        "re_1",
+        parsed.amount_minor,
+        0,
+    )
 
 
 def test_tap_answers_are_read_into_fixed_outcomes() -> None:

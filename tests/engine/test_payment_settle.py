@@ -33,8 +33,8 @@ class RestartingOutbox:
 
 
 class Channels:
-    async def channel(self, channel_id: str) -> Any:
-        return type("Channel", (), {"kind": "telegram"})()
+    async def channel_kind(self, merchant_id: str, channel_id: str) -> str | None:
+        return "telegram"
 
 
 class Log:
@@ -114,3 +114,52 @@ async def test_settle_retries_with_backoff_and_applies_once(
     assert len(page.items) == 1
     assert live.events.count("payment.paid") == 1
     assert await repos.payment_events.unapplied(limit=10) == []
+
+
+async def test_the_periodic_sweep_leaves_a_fresh_event_to_its_webhook_and_applies_an_old_one(
+    sqlite_repos: Repositories, moyasar: FakeMoyasar
+) -> None:
+    repos = sqlite_repos
+    await repos.products.create(
+        {"_id": "m1:A", "merchant_id": "m1", "sku": "A", "title": "Mug", "price": 20.0}
+    )
+    key = conversation_key("m1", "ch_0123456789abcdef", "4343")
+    log = Log(repos)
+    await log.record_message("m1", {"_id": "in:2", "conversation_key": key, "direction": "in"})
+    order = await Commerce(repos).create_order(
+        "m1",
+        {"name": "Sara", "phone": "0551234567", "city": "Jeddah"},
+        [{"sku": "A"}],
+        source="chat",
+        conversation_key=key,
+    )
+    now = [1_000.0]
+    outbox, live = RestartingOutbox(down=0), Live()
+    payments = Payments(
+        repos,
+        PaymentClient(allow_private=True),
+        SecretBox(Fernet.generate_key().decode()),
+        outbox,
+        log,
+        live,
+        Channels(),
+        base_url="https://kaleem.example",
+        clock=lambda: now[0],
+    )
+    creds = {"secret_key": moyasar.secret_key, "webhook_secret": moyasar.webhook_secret}
+    await payments.configure("m1", "moyasar", creds, moyasar.base_url)
+    payment = await payments.for_order("m1", str(order["_id"]))
+    # Recorded by a webhook handler that has not applied it yet (or died doing so).
+    outcome, _ = await payments.receive("moyasar", "m1", {}, moyasar.event(payment["provider_ref"]))
+    assert outcome == "recorded"
+
+    now[0] += 10
+    assert await payments.sweep(older_than_s=30) == 0  # still its handler's
+    assert (await repos.orders.get("m1", str(order["_id"])) or {})["status"] == "new"
+    now[0] += 30
+    assert await payments.sweep(older_than_s=30) == 1
+    assert await payments.sweep(older_than_s=30) == 0
+    await payments.close()
+    assert (await repos.orders.get("m1", str(order["_id"])) or {})["status"] == "confirmed"
+    assert [r.customer_id for r in outbox.entries] == ["4343"]
+    assert live.events.count("payment.paid") == 1

@@ -149,6 +149,11 @@ class FakeMoyasar:
             "source": {"type": "creditcard", "company": "mada"},
         }
 
+    def dashboard_refund(self, invoice_id: str, amount: int) -> None:
+        """A refund the merchant makes in Moyasar's dashboard (the API never hears of it)."""
+        inv = self.invoices[invoice_id]
+        inv.refunded = min(inv.amount, inv.refunded + amount)
+
     def event(self, invoice_id: str, kind: str = "payment_paid", token: str = "") -> bytes:
         """The webhook body Moyasar would send for this invoice (its event id is fresh)."""
         inv = self.invoices[invoice_id]

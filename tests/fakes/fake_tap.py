@@ -43,6 +43,7 @@ class FakeTap:
     secret_key: str = SECRET_KEY
     charges: dict[str, TapCharge] = field(default_factory=dict)
     idempotent: dict[str, str] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     base_url: str = ""
     _fail: list[int] = field(default_factory=list)
@@ -126,17 +127,17 @@ class FakeTap:
         charge = self.charges.get(str(body.get("charge_id")))
         if charge is None or charge.status != "CAPTURED":
             return self._error(400, "1126", "Charge id is invalid")
-        return web.json_response(
-            {
-                "id": f"re_TS0{next(self._ids)}",
-                "object": "refund",
-                "status": "PENDING",
-                "amount": body.get("amount"),
-                "currency": body.get("currency"),
-                "charge_id": charge.id,
-                "reference": body.get("reference") or {},
-            }
-        )
+        refund = {
+            "id": f"re_TS0{next(self._ids)}",
+            "object": "refund",
+            "status": "PENDING",
+            "amount": body.get("amount"),
+            "currency": body.get("currency"),
+            "charge_id": charge.id,
+            "reference": body.get("reference") or {},
+        }
+        self.refunds[str(refund["id"])] = refund
+        return web.json_response(refund)
 
     def hash_of(self, doc: dict[str, Any], key: str = "") -> str:
         places = _DECIMALS.get(str(doc["currency"]), 2)
@@ -155,6 +156,29 @@ class FakeTap:
         charge = self.charges[charge_id]
         charge.status = status
         doc = self._json(charge)
+        return orjson.dumps(doc), self.hash_of(doc)
+
+    def refund_event(
+        self, charge_id: str, *, refund_id: str = "", amount: Decimal | None = None
+    ) -> tuple[bytes, str]:
+        """The webhook Tap sends once a refund completes: one asked for through the API
+        (``refund_id``) or one made in Tap's dashboard (a new refund of ``amount``)."""
+        charge = self.charges[charge_id]
+        if refund_id:
+            doc = dict(self.refunds[refund_id])
+        else:
+            refund_id = f"re_TS0{next(self._ids)}"
+            doc = {
+                "id": refund_id,
+                "object": "refund",
+                "amount": float(amount or charge.amount),
+                "currency": charge.currency,
+                "charge_id": charge.id,
+            }
+        doc["status"] = "REFUNDED"
+        doc["reference"] = {**dict(doc.get("reference") or {}), **charge.reference}
+        doc["transaction"] = {"created": charge.created}
+        self.refunds[refund_id] = doc
         return orjson.dumps(doc), self.hash_of(doc)
 
     async def deliver(self, charge_id: str, body: bytes, hashstring: str) -> int:

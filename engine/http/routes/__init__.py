@@ -750,6 +750,7 @@ ALL_ROUTES: list[Route] = [
         "Refund a paid payment (all of what remains unless amount_minor is given)",
         "payments",
         perm="manage",
+        exists=payments.payment_exists,
         body=s.RefundIn,
         response=s.RefundOut,
         status=201,

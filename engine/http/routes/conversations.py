@@ -10,7 +10,6 @@ import secrets
 import time
 from typing import Any
 
-from connectors import registry
 from engine.http import live
 from engine.http import schemas as s
 from engine.http.context import Api, found
@@ -108,13 +107,10 @@ async def _set(ctx: Ctx, sets: Document) -> dict[str, Any]:
 
 
 async def channel_kind(api: Api, merchant_id: str, channel_id: str) -> str:
-    builtin = registry.builtin(channel_id)
-    if builtin is not None:
-        return builtin.kind
-    channel = await api.records.channel(channel_id)
-    if channel is None or channel.merchant_id != merchant_id:
+    kind = await api.records.channel_kind(merchant_id, channel_id)
+    if kind is None:
         raise ProblemError(409, "Channel gone", "the conversation's channel no longer exists")
-    return channel.kind
+    return kind
 
 
 async def _pause_bot(ctx: Ctx, conv: Document, paused: bool) -> None:

@@ -106,10 +106,17 @@ async def get_payment(ctx: Ctx) -> dict[str, Any]:
     return payment_out(doc)
 
 
+async def payment_exists(ctx: Ctx) -> bool:
+    """Another merchant's payment is a 404 for every role, before any 403 or 400."""
+    return await _payments(ctx).get(ctx.merchant_id, ctx.path["payment_id"]) is not None
+
+
 async def refund_payment(ctx: Ctx) -> Reply:
     body: s.RefundIn = ctx.body
     payments = _payments(ctx)
     payment_id = ctx.path["payment_id"]
+    if not await payment_exists(ctx):
+        raise ProblemError(404, "Not found", "no such payment")
 
     async def run(request_id: str) -> Reply:
         try:
