@@ -35,6 +35,7 @@ class EgressStoreHttp:
                 request.url,
                 headers=dict(request.headers),
                 data=dict(request.form) if request.form is not None else None,
+                json=dict(request.json) if request.json is not None else None,
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as resp:
