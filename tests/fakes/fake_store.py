@@ -71,6 +71,11 @@ class FakeStore:
     def page_calls(self, path_part: str) -> list[Seen]:
         return [c for c in self.calls if path_part in c.path]
 
+    async def deliver(self, topic: str, item: dict[str, Any]) -> list[tuple[int, str]]:
+        """Fire ``topic`` at every URL subscribed to it, as the platform would: each answer's
+        status and body."""
+        raise NotImplementedError
+
     def subscribed(self, topic: str) -> list[dict[str, Any]]:
         """The subscriptions held for ``topic`` (the platform's own field names)."""
         return [s for s in self.subscriptions if topic in (s.get("event"), s.get("topic"))]
