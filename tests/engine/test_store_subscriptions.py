@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.fernet import Fernet
 
@@ -19,7 +21,9 @@ from engine.domain.integrations import webhook_url
 from engine.services.repositories import Repositories
 from engine.services.store_sync import StoreSync, SyncBounds
 from observability.metrics import REGISTRY
+from tests.channels.harness import start_gateway
 from tests.engine.test_store_sync import Nudges, Platform, _platform
+from tests.fakes.fake_shopify import FakeShopify
 
 M = "m_hooks"
 OURS = "https://kaleem.example"
@@ -239,3 +243,76 @@ async def test_without_a_base_url_nothing_is_subscribed(
         assert p.fake.subscriptions == [] and not await sync.unsubscribe(integration)
     finally:
         await p.fake.stop()
+
+
+# -- the disconnect route ------------------------------------------------------------------------
+async def test_disconnect_unsubscribes_first_and_goes_on_when_the_platform_refuses(
+    tmp_path: Path,
+) -> None:
+    """``DELETE /api/v1/integrations/{id}`` on a gateway of its own (no Ray): our subscriptions
+    go before the credentials; a platform refusing that does not stop the disconnect; another
+    merchant's DELETE is 404 and touches nothing at the platform."""
+    shop = FakeShopify()
+    base = await shop.start()
+    gw = await start_gateway(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as client:
+
+            async def connect(key: str) -> dict[str, Any]:
+                creds = {
+                    "shop": "demo.myshopify.com",
+                    "access_token": shop.access_token,
+                    "client_secret": "shh",
+                }
+                async with client.post(
+                    f"{gw.base_url}/api/v1/integrations",
+                    json={"kind": "shopify", "credentials": creds, "api_base": base},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as r:
+                    assert r.status == 201, await r.text()
+                    created: dict[str, Any] = await r.json()
+                # What the first pass would have made (the indexer does not run here).
+                for topic in ("products/update", "orders/updated"):
+                    shop.subscriptions.append(
+                        {
+                            "id": len(shop.subscriptions) + 1,
+                            "topic": topic,
+                            "address": created["webhook_url"],
+                            "format": "json",
+                        }
+                    )
+                return created
+
+            async def delete(key: str, integration_id: str) -> int:
+                async with client.delete(
+                    f"{gw.base_url}/api/v1/integrations/{integration_id}",
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as r:
+                    return r.status
+
+            _, key = await gw.records.create_merchant("Hooks", "en")
+            _, stranger = await gw.records.create_merchant("Stranger", "en")
+            foreign = {"id": 999, "topic": "products/update", "address": "https://else.example/h"}
+            shop.subscriptions.append(foreign)
+            first = await connect(key)
+
+            calls = len(shop.calls)
+            assert await delete(stranger, first["id"]) == 404
+            assert len(shop.calls) == calls  # nothing asked of the platform
+
+            assert await delete(key, first["id"]) == 204
+            assert [s["address"] for s in shop.subscriptions] == [foreign["address"]]
+
+            second = await connect(key)
+            shop.subscription_failure = 500
+            assert await delete(key, second["id"]) == 204  # the platform refused: still gone
+            async with client.get(
+                f"{gw.base_url}/api/v1/integrations/{second['id']}",
+                headers={"Authorization": f"Bearer {key}"},
+            ) as r:
+                assert r.status == 404
+            stored = await gw.records.repos.integrations.get(second["id"])
+            assert stored is not None and stored["secrets_enc"] == {}
+    finally:
+        await gw.close()
+        await shop.stop()

@@ -454,7 +454,7 @@ async def test_a_webhook_during_a_page_in_flight_is_not_undone_by_that_page(
 
 
 async def test_the_store_http_adapter_reads_an_answer_sent_in_chunks_whole(
-    http: EgressStoreHttp,
+    http: EgressStoreHttp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A platform page arriving in several chunks (keep-alive, a slow link) is read whole, and
     an answer over the bound is refused rather than cut."""
@@ -483,12 +483,8 @@ async def test_the_store_http_adapter_reads_an_answer_sent_in_chunks_whole(
     try:
         answer = await http.send(StoreRequest("GET", f"{base}/page"))
         assert answer.status == 200 and json.loads(answer.body) == doc
-        small = store_http.MAX_PAGE_BYTES
-        store_http.MAX_PAGE_BYTES = len(payload) // 2
-        try:
-            with pytest.raises(StoreUnreachable):
-                await http.send(StoreRequest("GET", f"{base}/page"))
-        finally:
-            store_http.MAX_PAGE_BYTES = small
+        monkeypatch.setattr(store_http, "MAX_PAGE_BYTES", len(payload) // 2)
+        with pytest.raises(StoreUnreachable):
+            await http.send(StoreRequest("GET", f"{base}/page"))
     finally:
         await runner.cleanup()
