@@ -238,6 +238,7 @@ class Container:
             bounds=SyncBounds(
                 interval_s=s.store_sync_interval_s, refresh_margin_s=s.store_refresh_margin_s
             ),
+            webhook_base=s.base_url,
         )
 
     def store_desk(self) -> StoreDesk | None:

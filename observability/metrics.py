@@ -313,6 +313,13 @@ STORE_WEBHOOKS = Family(
     "(accepted, duplicate, ignored, bad_signature, malformed, unknown_integration)",
     ["kind", "outcome"],
 )
+STORE_WEBHOOK_SUBSCRIPTIONS = Family(
+    "counter",
+    "kaleem_store_webhook_subscriptions_total",
+    "Webhook subscription attempts at store platforms by kind and outcome "
+    "(subscribed, failed, unsubscribed, unsubscribe_failed)",
+    ["kind", "outcome"],
+)
 # -- finance: daily settlement, orders ------------------------------------------------------------
 SETTLEMENTS = Family(
     "counter",

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
 
 # A platform's Retry-After is obeyed up to this many seconds; a longer one ends the run as
 # rate-limited (the next periodic sync resumes) instead of holding a worker for minutes.
@@ -34,6 +35,8 @@ class StoreRequest:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     form: Mapping[str, str] | None = field(default=None, repr=False)
+    # A JSON body (a webhook subscription); subscriptions carry secrets, so never printed.
+    json: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,24 @@ class Tokens:
     access_token: str
     refresh_token: str
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One webhook subscription as the platform lists it: its id (what deletes it), the event
+    or topic and the URL it delivers to."""
+
+    id: str
+    topic: str
+    url: str
+
+
+class SubscriptionRefused(Exception):
+    """A subscription answer that is not a success nor "already there"; ``reason`` is fixed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # Event kinds a webhook can turn into.
@@ -175,6 +196,79 @@ class StoreKind:
 
     def parse_tokens(self, response: StoreResponse, now: float) -> Tokens:
         raise MalformedStorePayload("this platform has no token refresh")
+
+    # -- webhook subscriptions ------------------------------------------------------------------
+    # The platform's events we apply (``parse_event`` reads them), in the platform's words.
+    webhook_topics: ClassVar[tuple[str, ...]] = ()
+
+    def subscription_target(
+        self, webhook_url: str, topic: str, credentials: Mapping[str, str]
+    ) -> str:
+        """Where the platform is to deliver ``topic``: our webhook URL unless the platform
+        needs more in it."""
+        return webhook_url
+
+    def subscriptions_request(self, api_base: str, credentials: Mapping[str, str]) -> StoreRequest:
+        """The call listing the subscriptions the platform holds for these credentials."""
+        raise NotImplementedError
+
+    def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
+        raise NotImplementedError
+
+    def subscribe_request(
+        self, api_base: str, credentials: Mapping[str, str], topic: str, target: str
+    ) -> StoreRequest:
+        raise NotImplementedError
+
+    def subscribed(self, response: StoreResponse) -> bool:
+        """True when the answer means the subscription exists now (made, or already there);
+        raises :class:`SubscriptionRefused` otherwise."""
+        if response.status in (200, 201):
+            return True
+        raise SubscriptionRefused(status_reason(response.status))
+
+    def unsubscribe_requests(
+        self,
+        api_base: str,
+        credentials: Mapping[str, str],
+        webhook_url: str,
+        held: list[Subscription],
+    ) -> list[StoreRequest]:
+        """The calls removing every subscription of ``held`` that delivers to us."""
+        raise NotImplementedError
+
+
+def same_target(a: str, b: str, *, query: bool = True) -> bool:
+    """Whether two delivery URLs name the same endpoint: scheme, host, port, path and (unless
+    ``query`` is False) query compared, user info left out (a platform may list a URL without
+    the credentials it was given) and the host case-folded."""
+    x, y = urlsplit(a), urlsplit(b)
+    try:
+        ports = (x.port, y.port)
+    except ValueError:
+        return False
+    return (
+        x.scheme.lower(),
+        (x.hostname or "").lower(),
+        ports[0],
+        x.path.rstrip("/"),
+        x.query if query else "",
+    ) == (
+        y.scheme.lower(),
+        (y.hostname or "").lower(),
+        ports[1],
+        y.path.rstrip("/"),
+        y.query if query else "",
+    )
+
+
+def status_reason(status: int) -> str:
+    """The fixed reason of a refused platform call."""
+    if status in (401, 403):
+        return "unauthorized"
+    if status == 429:
+        return "rate_limited"
+    return f"http_{status // 100}xx"
 
 
 def read_rows(

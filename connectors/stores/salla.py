@@ -5,6 +5,11 @@
   The store's plan sets a leaky bucket; over it Salla answers 429 with ``Retry-After``.
 * Tokens: access tokens expire (``expires_in``) and a refresh token is single-use, exchanged at
   ``POST {accounts_base}/oauth2/token`` (``grant_type=refresh_token``) for a new pair.
+* Subscriptions: ``POST {api_base}/admin/v2/webhooks/subscribe`` ``{name, event, url, version,
+  secret, headers}`` (the same URL and event again updates the one Salla holds: no duplicate),
+  listed by ``GET /admin/v2/webhooks``, removed by ``DELETE /admin/v2/webhooks/unsubscribe?url=``
+  (every subscription delivering to that URL). The Token strategy's headers ride along, so a
+  delivery carries the secret even where Salla does not sign with it.
 * Webhooks: ``{"event", "merchant", "created_at", "data"}``; the Signature strategy sends
   ``X-Salla-Signature`` = hex HMAC-SHA256 of the raw body with the webhook secret, the Token
   strategy sends the secret itself as ``Authorization: Bearer``.
@@ -30,6 +35,7 @@ from connectors.stores.base import (
     StorePage,
     StoreRequest,
     StoreResponse,
+    Subscription,
     Tokens,
     header,
     json_body,
@@ -39,6 +45,17 @@ from connectors.stores.base import (
 )
 
 API_BASE: Final = "https://api.salla.dev"
+WEBHOOK_VERSION: Final = 2
+# The store events we apply; app events (app.uninstalled) reach the app's own Partner-portal
+# webhook, not a merchant subscription.
+TOPICS: Final = (
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "order.created",
+    "order.updated",
+    "order.status.updated",
+)
 ACCOUNTS_BASE: Final = "https://accounts.salla.sa"
 PER_PAGE: Final = 60
 
@@ -225,6 +242,68 @@ class Salla(StoreKind):
             )
         except (KeyError, TypeError, ValueError):
             raise MalformedStorePayload("token answer is incomplete") from None
+
+    # -- webhook subscriptions ------------------------------------------------------------------
+    webhook_topics = TOPICS
+
+    def _headers(self, credentials: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {credentials['access_token']}",
+            "Accept": "application/json",
+        }
+
+    def subscriptions_request(self, api_base: str, credentials: Mapping[str, str]) -> StoreRequest:
+        return StoreRequest(
+            "GET", f"{api_base.rstrip('/')}/admin/v2/webhooks", self._headers(credentials)
+        )
+
+    def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
+        doc = json_body(response.body)
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("data"), list):
+            raise MalformedStorePayload("no data list")
+        return [
+            Subscription(str(item["id"]), str(item["event"]), str(item["url"]))
+            for item in doc["data"]
+            if isinstance(item, Mapping) and {"id", "event", "url"} <= item.keys()
+        ]
+
+    def subscribe_request(
+        self, api_base: str, credentials: Mapping[str, str], topic: str, target: str
+    ) -> StoreRequest:
+        secret = credentials["webhook_secret"]
+        return StoreRequest(
+            "POST",
+            f"{api_base.rstrip('/')}/admin/v2/webhooks/subscribe",
+            {**self._headers(credentials), "Content-Type": "application/json"},
+            json={
+                "name": f"Kaleem {topic}",
+                "event": topic,
+                "url": target,
+                "version": WEBHOOK_VERSION,
+                "secret": secret,
+                "headers": [
+                    {"key": "Authorization", "value": f"Bearer {secret}"},
+                    {"key": "X-Salla-Security-Strategy", "value": "Token"},
+                ],
+            },
+        )
+
+    def unsubscribe_requests(
+        self,
+        api_base: str,
+        credentials: Mapping[str, str],
+        webhook_url: str,
+        held: list[Subscription],
+    ) -> list[StoreRequest]:
+        """One call: Salla removes every subscription delivering to the URL."""
+        query = urlencode({"url": webhook_url})
+        return [
+            StoreRequest(
+                "DELETE",
+                f"{api_base.rstrip('/')}/admin/v2/webhooks/unsubscribe?{query}",
+                self._headers(credentials),
+            )
+        ]
 
 
 KIND: Final = Salla()

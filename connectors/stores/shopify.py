@@ -4,6 +4,10 @@
   ``X-Shopify-Access-Token``; the next page is the ``Link: <...page_info=...>; rel="next"``
   header's cursor (page numbers are not accepted). A leaky bucket of 40 calls refilling 2 a
   second; over it, 429 + ``Retry-After``.
+* Subscriptions: ``POST /admin/api/{version}/webhooks.json`` ``{"webhook": {topic, address,
+  format}}`` per topic (a second one for the same topic and address is 422 "has already been
+  taken": done), listed by ``GET .../webhooks.json?limit=250``, removed with
+  ``DELETE .../webhooks/{id}.json``.
 * Webhooks: ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256 of the raw body with the app's
   client secret, ``X-Shopify-Topic`` names the event, ``X-Shopify-Webhook-Id`` is the same on
   every redelivery.
@@ -31,14 +35,27 @@ from connectors.stores.base import (
     StorePage,
     StoreRequest,
     StoreResponse,
+    Subscription,
+    SubscriptionRefused,
     header,
     json_body,
     product_sku,
     read_rows,
+    same_target,
+    status_reason,
 )
 
 API_VERSION: Final = "2024-10"
 LIMIT: Final = 250
+TOPICS: Final = (
+    "products/create",
+    "products/update",
+    "products/delete",
+    "orders/create",
+    "orders/updated",
+    "orders/cancelled",
+    "app/uninstalled",
+)
 _LINK_RE: Final = re.compile(r"<([^>]+)>\s*;\s*rel=\"?([a-z]+)\"?")
 _TAG_RE: Final = re.compile(r"<[^>]*>")
 _SHOP_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
@@ -167,6 +184,71 @@ class Shopify(StoreKind):
         if topic == "app/uninstalled":
             return StoreEvent(event_id, UNINSTALLED)
         return StoreEvent(event_id, IGNORED)
+
+    # -- webhook subscriptions ------------------------------------------------------------------
+    webhook_topics = TOPICS
+
+    def _headers(self, credentials: Mapping[str, str]) -> dict[str, str]:
+        return {"X-Shopify-Access-Token": credentials["access_token"], "Accept": "application/json"}
+
+    def subscriptions_request(self, api_base: str, credentials: Mapping[str, str]) -> StoreRequest:
+        return StoreRequest(
+            "GET",
+            f"{api_base.rstrip('/')}/admin/api/{API_VERSION}/webhooks.json?limit={LIMIT}",
+            self._headers(credentials),
+        )
+
+    def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
+        doc = json_body(response.body)
+        items = doc.get("webhooks") if isinstance(doc, Mapping) else None
+        if not isinstance(items, list):
+            raise MalformedStorePayload("no webhooks list")
+        return [
+            Subscription(str(item["id"]), str(item["topic"]), str(item["address"]))
+            for item in items
+            if isinstance(item, Mapping) and {"id", "topic", "address"} <= item.keys()
+        ]
+
+    def subscribe_request(
+        self, api_base: str, credentials: Mapping[str, str], topic: str, target: str
+    ) -> StoreRequest:
+        return StoreRequest(
+            "POST",
+            f"{api_base.rstrip('/')}/admin/api/{API_VERSION}/webhooks.json",
+            {**self._headers(credentials), "Content-Type": "application/json"},
+            json={"webhook": {"topic": topic, "address": target, "format": "json"}},
+        )
+
+    def subscribed(self, response: StoreResponse) -> bool:
+        """201 made it; 422 saying the address "has already been taken" for the topic means
+        it was there already (a retry after a lost answer)."""
+        if response.status in (200, 201):
+            return True
+        if response.status == 422:
+            try:
+                doc = json_body(response.body)
+            except MalformedStorePayload:
+                doc = None
+            errors = doc.get("errors") if isinstance(doc, Mapping) else None
+            address = errors.get("address") if isinstance(errors, Mapping) else None
+            words = address if isinstance(address, list) else [address]
+            if any(isinstance(w, str) and "already been taken" in w for w in words):
+                return True
+        raise SubscriptionRefused(status_reason(response.status))
+
+    def unsubscribe_requests(
+        self,
+        api_base: str,
+        credentials: Mapping[str, str],
+        webhook_url: str,
+        held: list[Subscription],
+    ) -> list[StoreRequest]:
+        base = f"{api_base.rstrip('/')}/admin/api/{API_VERSION}"
+        return [
+            StoreRequest("DELETE", f"{base}/webhooks/{sub.id}.json", self._headers(credentials))
+            for sub in held
+            if sub.id.isdigit() and same_target(sub.url, webhook_url)
+        ]
 
 
 KIND: Final = Shopify()

@@ -4,6 +4,11 @@
   ``Authorization: Bearer <authorization>`` (the partner's) and ``Access-Token: <access_token>``
   (the store's); the answer is ``{"count", "next", "previous", "results": [...]}`` with names
   and descriptions as ``{ar, en}``. About 60 requests a minute; over it, 429 + ``Retry-After``.
+* Subscriptions: ``POST {api_base}/v1/managers/webhooks`` ``{event, target_url, original_id,
+  subscriber}`` with the partner token and the store's ``X-Manager-Token``, one per event;
+  listed by ``GET /v1/managers/webhooks`` (``{"webhooks": [...]}``), removed one by one with
+  ``DELETE /v1/managers/webhooks/{id}``. The target URL is ours with ``?event=...`` and the
+  Basic credentials as its user info, which is how Zid's deliveries carry them.
 * Webhooks: Zid posts the record itself (a product, an order) to the target URL given when
   subscribing, with the Basic credentials set then. The event name is not in the body, so the
   subscription's target URL carries it as ``?event=product.update``.
@@ -17,7 +22,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from connectors.stores.base import (
     IGNORED,
@@ -31,15 +36,26 @@ from connectors.stores.base import (
     StorePage,
     StoreRequest,
     StoreResponse,
+    Subscription,
     header,
     json_body,
     product_sku,
     read_rows,
+    same_target,
     text_of,
 )
 
 API_BASE: Final = "https://api.zid.sa"
 PAGE_SIZE: Final = 50
+SUBSCRIBER: Final = "Kaleem"
+# The store events we apply; the app's uninstall reaches the Partner dashboard's webhook.
+TOPICS: Final = (
+    "product.create",
+    "product.update",
+    "product.delete",
+    "order.create",
+    "order.status.update",
+)
 
 _STATUS: Final = {
     "new": "new",
@@ -83,6 +99,29 @@ def order_row(item: Mapping[str, Any]) -> dict[str, Any]:
         "phone": str(customer.get("mobile") or "") if isinstance(customer, Mapping) else "",
         "total": item.get("order_total"),
         "currency": item.get("currency_code") or None,
+    }
+
+
+def _target(webhook_url: str, topic: str, credentials: Mapping[str, str]) -> str:
+    parts = urlsplit(webhook_url)
+    user = quote(credentials.get("webhook_user", ""), safe="")
+    password = quote(credentials.get("webhook_password", ""), safe="")
+    host = parts.netloc.rpartition("@")[2]
+    query = urlencode({"event": topic})
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, query, ""))
+
+
+def _original_id(topic: str) -> int:
+    """Zid wants an integer of ours per subscription: the event's place in our list."""
+    return TOPICS.index(topic) + 1 if topic in TOPICS else 0
+
+
+def _manager_headers(credentials: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credentials['authorization']}",
+        "X-Manager-Token": credentials["access_token"],
+        "Accept": "application/json",
+        "Accept-Language": "en",
     }
 
 
@@ -164,6 +203,63 @@ class Zid(StoreKind):
         if event == "app.market.application.uninstall":
             return StoreEvent(event_id, UNINSTALLED)
         return StoreEvent(event_id, IGNORED)
+
+    # -- webhook subscriptions ------------------------------------------------------------------
+    webhook_topics = TOPICS
+
+    def subscription_target(
+        self, webhook_url: str, topic: str, credentials: Mapping[str, str]
+    ) -> str:
+        return _target(webhook_url, topic, credentials)
+
+    def subscriptions_request(self, api_base: str, credentials: Mapping[str, str]) -> StoreRequest:
+        return StoreRequest(
+            "GET", f"{api_base.rstrip('/')}/v1/managers/webhooks", _manager_headers(credentials)
+        )
+
+    def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
+        doc = json_body(response.body)
+        items = doc.get("webhooks") if isinstance(doc, Mapping) else None
+        if not isinstance(items, list):
+            raise MalformedStorePayload("no webhooks list")
+        return [
+            Subscription(str(item["id"]), str(item["event"]), str(item["target_url"]))
+            for item in items
+            if isinstance(item, Mapping) and {"id", "event", "target_url"} <= item.keys()
+        ]
+
+    def subscribe_request(
+        self, api_base: str, credentials: Mapping[str, str], topic: str, target: str
+    ) -> StoreRequest:
+        return StoreRequest(
+            "POST",
+            f"{api_base.rstrip('/')}/v1/managers/webhooks",
+            {**_manager_headers(credentials), "Content-Type": "application/json"},
+            json={
+                "event": topic,
+                "target_url": target,
+                "original_id": _original_id(topic),
+                "subscriber": SUBSCRIBER,
+            },
+        )
+
+    def unsubscribe_requests(
+        self,
+        api_base: str,
+        credentials: Mapping[str, str],
+        webhook_url: str,
+        held: list[Subscription],
+    ) -> list[StoreRequest]:
+        base = api_base.rstrip("/")
+        return [
+            StoreRequest(
+                "DELETE",
+                f"{base}/v1/managers/webhooks/{quote(sub.id, safe='')}",
+                _manager_headers(credentials),
+            )
+            for sub in held
+            if same_target(sub.url, webhook_url, query=False)
+        ]
 
 
 KIND: Final = Zid()

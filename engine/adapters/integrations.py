@@ -16,6 +16,7 @@ from engine.domain.integrations import (
     DISCONNECTED,
     Integration,
     empty_progress,
+    webhook_state,
 )
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
@@ -133,6 +134,7 @@ class IntegrationVaultRecords:
             token_rev=str(doc.get("token_rev") or ""),
             expires_at=float(expires) if isinstance(expires, int | float) else None,
             synced_at=float(synced) if isinstance(synced, int | float) else None,
+            webhooks=webhook_state(doc.get("webhooks")),
         )
 
     def public(self, doc: Document) -> Document:
@@ -149,6 +151,7 @@ class IntegrationVaultRecords:
                 "last_error": sync.get("last_error"),
             },
             "synced_at": doc.get("synced_at"),
+            "webhooks": webhook_state(doc.get("webhooks")),
             "credentials": {k: mask(self._box.decrypt(str(v))) for k, v in enc.items() if v},
             "created_at": doc.get("created_at"),
         }

@@ -15,6 +15,21 @@ from engine.services.store_sync import StoreUnreachable
 MAX_PAGE_BYTES: Final = 8 * 1024 * 1024
 
 
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole answer up to ``limit`` bytes. One ``read(n)`` returns what has arrived so far
+    (a chunk), not ``n`` bytes, so a page answered in several chunks would be cut short."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise StoreUnreachable("answer too large")
+
+
 class EgressStoreHttp:
     def __init__(self, *, allow_private: bool, timeout_s: float = 30.0) -> None:
         self._allow_private = allow_private
@@ -35,12 +50,11 @@ class EgressStoreHttp:
                 request.url,
                 headers=dict(request.headers),
                 data=dict(request.form) if request.form is not None else None,
+                json=dict(request.json) if request.json is not None else None,
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as resp:
-                body = await resp.content.read(MAX_PAGE_BYTES + 1)
-                if len(body) > MAX_PAGE_BYTES:
-                    raise StoreUnreachable("answer too large")
+                body = await _read_bounded(resp.content, MAX_PAGE_BYTES)
                 return StoreResponse(resp.status, dict(resp.headers), body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise StoreUnreachable("unreachable") from exc

@@ -33,10 +33,39 @@ class Integration:
     token_rev: str
     expires_at: float | None
     synced_at: float | None
+    # The platform-side webhook subscriptions' state (``webhook_state``).
+    webhooks: Mapping[str, Any] = field(default_factory=dict)
 
 
 def empty_progress() -> dict[str, Any]:
     return {"products": 0, "orders": 0, "last_error": None}
+
+
+# Webhook subscription states: not tried yet, all our topics held by the platform, or the last
+# attempt stopped (retried on the next pass).
+WEBHOOKS_PENDING: Final = "pending"
+WEBHOOKS_SUBSCRIBED: Final = "subscribed"
+WEBHOOKS_FAILED: Final = "failed"
+
+
+def webhook_url(base_url: str, kind: str, integration_id: str) -> str:
+    """Where a platform delivers an integration's webhooks (``/webhooks/{kind}/{id}``): the
+    connect answer shows it and the subscriptions name it, so both are this one string."""
+    return f"{base_url.rstrip('/')}/webhooks/{kind}/{integration_id}"
+
+
+def webhook_state(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The public shape of the subscriptions' state, whatever an older record holds."""
+    raw = raw or {}
+    status = raw.get("status")
+    topics = raw.get("topics")
+    return {
+        "status": status
+        if status in (WEBHOOKS_PENDING, WEBHOOKS_SUBSCRIBED, WEBHOOKS_FAILED)
+        else WEBHOOKS_PENDING,
+        "topics": topics if isinstance(topics, int) else 0,
+        "last_error": raw.get("last_error") if isinstance(raw.get("last_error"), str) else None,
+    }
 
 
 def platform_order_id(integration_id: str, platform_id: str) -> str:

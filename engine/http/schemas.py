@@ -784,6 +784,16 @@ class SyncProgress(Response):
     last_error: str | None = None
 
 
+class WebhookSubscriptions(Response):
+    """The platform-side webhook subscriptions: ``pending`` until the first attempt,
+    ``subscribed`` when the platform holds every topic we apply, ``failed`` with a fixed
+    ``last_error`` (retried on the next sync pass)."""
+
+    status: Literal["pending", "subscribed", "failed"]
+    topics: int
+    last_error: str | None = None
+
+
 class IntegrationOut(Response):
     id: str
     kind: str
@@ -791,6 +801,7 @@ class IntegrationOut(Response):
     status: str
     sync: SyncProgress
     synced_at: float | None = None
+    webhooks: WebhookSubscriptions | None = None
     credentials: dict[str, str]
     created_at: float | None = None
 

@@ -11,6 +11,9 @@
 * **Tokens** are refreshed before they expire, under one lock per integration in this process
   and a compare-and-set on the record's token revision across processes: Salla's refresh
   tokens are single-use, so two refreshes racing would leave one of them holding a dead token.
+* **Webhook subscriptions** (``engine.services.store_subscriptions``) are made at the start of
+  a pass until the platform holds them all, so a connect needs nothing pasted into the
+  platform's dashboard, and removed (best effort) at disconnect.
 * **Webhooks** are verified on the raw body first, then applied, then remembered: applying is
   idempotent (an upsert), so a crash between the two makes the redelivery apply again rather
   than be lost, and a redelivery after that is a no-op.
@@ -47,6 +50,7 @@ from engine.domain.integrations import (
     FAILED,
     SYNCED,
     SYNCING,
+    WEBHOOKS_SUBSCRIBED,
     Integration,
     platform_order_id,
 )
@@ -54,6 +58,7 @@ from engine.services.catalog_admin import IndexNudge
 from engine.services.indexing import pending_fields, tombstone
 from engine.services.ports import Document
 from engine.services.repositories import Repositories
+from engine.services.store_subscriptions import WebhookSubscriptions
 from observability import metrics
 
 log = logging.getLogger(__name__)
@@ -134,7 +139,11 @@ class StoreSync:
         bounds: SyncBounds = SyncBounds(),
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        webhook_base: str = "",
     ) -> None:
+        """``webhook_base`` is our public base URL: with it, each pass first makes sure the
+        platform delivers the integration's webhooks there (without it, nothing is
+        subscribed)."""
         self._repos = repos
         self._vault = vault
         self._http = http
@@ -146,6 +155,15 @@ class StoreSync:
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[str] = set()
+        self.webhooks = WebhookSubscriptions(
+            repos,
+            http,
+            self.fresh,
+            unreachable=StoreUnreachable,
+            token_failed=SyncFailed,
+            base_url=webhook_base,
+            clock=clock,
+        )
 
     # -- catalogue ------------------------------------------------------------------------------
     async def sync(self, integration_id: str) -> SyncResult:
@@ -166,6 +184,11 @@ class StoreSync:
         spec = _spec(integration)
         started = self._clock()
         await self._progress(integration, {"status": SYNCING, "attempted_at": started})
+        if self.webhooks.enabled and integration.webhooks.get("status") != WEBHOOKS_SUBSCRIBED:
+            # Before the walk: an edit made while the pages are read arrives as a webhook
+            # (a page older than it does not undo it, see ``_land``).
+            await self.webhooks.ensure(integration)
+            integration = await self._vault.get(integration_id) or integration
         seen: set[str] = set()
         try:
             await self._walk(integration, spec, seen)
@@ -220,6 +243,13 @@ class StoreSync:
             pause = spec.pause_after(response.headers, self._clock())
             if pause > 0:
                 await self._sleep(min(pause, self._bounds.max_retry_after_s))
+
+    async def unsubscribe(self, integration: Integration) -> bool:
+        """Best effort, before the credentials are erased: whether the platform stopped
+        delivering to us."""
+        if not self.webhooks.enabled:
+            return False
+        return await self.webhooks.remove(integration)
 
     async def _paged_call(
         self, integration: Integration, spec: StoreKind, request: StoreRequest, cursor: str | None

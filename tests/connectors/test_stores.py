@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -17,7 +18,9 @@ from connectors.stores.base import (
     UNINSTALLED,
     MalformedStorePayload,
     StoreResponse,
+    SubscriptionRefused,
     retry_after,
+    same_target,
 )
 from connectors.stores.salla import KIND as SALLA
 from connectors.stores.shopify import KIND as SHOPIFY
@@ -286,3 +289,146 @@ def test_retry_after_reads_delta_seconds_and_falls_back() -> None:
     assert retry_after({"Retry-After": "soon"}, 1.5) == 1.5
     assert retry_after({}, 3.0) == 3.0
     assert retry_after({"Retry-After": "-4"}) == 1.0
+
+
+# -- webhook subscriptions ----------------------------------------------------------------------
+HOOK = "https://kaleem.example/webhooks/{kind}/in_0123456789abcdef"
+
+
+def test_salla_subscription_builders_and_readers() -> None:
+    creds = {"access_token": "at", "webhook_secret": "sec"}
+    url = HOOK.format(kind="salla")
+    assert "product.updated" in SALLA.webhook_topics and "order.status.updated" in (
+        SALLA.webhook_topics
+    )
+    assert SALLA.subscription_target(url, "product.updated", creds) == url
+    listing = SALLA.subscriptions_request("https://api.salla.dev", creds)
+    assert (listing.method, listing.url) == ("GET", "https://api.salla.dev/admin/v2/webhooks")
+    assert listing.headers["Authorization"] == "Bearer at"
+    req = SALLA.subscribe_request("https://api.salla.dev/", creds, "product.updated", url)
+    assert (req.method, req.url) == ("POST", "https://api.salla.dev/admin/v2/webhooks/subscribe")
+    assert req.json is not None
+    assert (req.json["event"], req.json["url"], req.json["version"]) == (
+        "product.updated",
+        url,
+        2,
+    )
+    assert req.json["secret"] == "sec"
+    assert {"key": "X-Salla-Security-Strategy", "value": "Token"} in req.json["headers"]
+    assert {"key": "Authorization", "value": "Bearer sec"} in req.json["headers"]
+    assert "sec" not in repr(req)
+    held = SALLA.parse_subscriptions(
+        _ok({"success": True, "data": [{"id": 7, "event": "order.created", "url": url}, {"id": 8}]})
+    )
+    assert [(s.id, s.topic, s.url) for s in held] == [("7", "order.created", url)]
+    with pytest.raises(MalformedStorePayload):
+        SALLA.parse_subscriptions(_ok({"data": None}))
+    assert SALLA.subscribed(StoreResponse(201, {}, b"{}"))
+    with pytest.raises(SubscriptionRefused) as refused:
+        SALLA.subscribed(StoreResponse(401, {}, b'{"error": {"message": "secret words"}}'))
+    assert refused.value.reason == "unauthorized"
+    [gone] = SALLA.unsubscribe_requests("https://api.salla.dev", creds, url, held)
+    assert gone.method == "DELETE"
+    assert parse_qs(urlsplit(gone.url).query) == {"url": [url]}
+
+
+def test_zid_subscription_carries_the_event_and_basic_credentials_in_the_target() -> None:
+    creds = {
+        "authorization": "partner",
+        "access_token": "store",
+        "webhook_user": "kaleem",
+        "webhook_password": "p@ss:word",
+    }
+    url = HOOK.format(kind="zid")
+    target = ZID.subscription_target(url, "product.update", creds)
+    parts = urlsplit(target)
+    assert parts.query == "event=product.update"
+    assert (unquote(parts.username or ""), unquote(parts.password or "")) == (
+        "kaleem",
+        "p@ss:word",
+    )
+    assert parts.hostname == "kaleem.example" and parts.path == urlsplit(url).path
+    # What the webhook handler reads: the event from the query of the URL Zid posts to.
+    assert parse_qs(parts.query)["event"] == ["product.update"]
+    req = ZID.subscribe_request("https://api.zid.sa", creds, "product.update", target)
+    assert (req.method, req.url) == ("POST", "https://api.zid.sa/v1/managers/webhooks")
+    assert req.headers["Authorization"] == "Bearer partner"
+    assert req.headers["X-Manager-Token"] == "store"
+    assert req.json is not None
+    assert req.json["event"] == "product.update" and req.json["target_url"] == target
+    assert isinstance(req.json["original_id"], int) and req.json["subscriber"]
+    held = ZID.parse_subscriptions(
+        _ok(
+            {
+                "status": "object",
+                "webhooks": [
+                    {"id": "u-1", "event": "product.update", "target_url": target},
+                    {"id": "u-2", "event": "order.create", "target_url": "https://other.example/x"},
+                ],
+            }
+        )
+    )
+    assert [s.id for s in held] == ["u-1", "u-2"]
+    # Only our own subscriptions are removed (a listed URL may lack the user info).
+    [gone] = ZID.unsubscribe_requests("https://api.zid.sa", creds, url, held)
+    assert (gone.method, gone.url) == ("DELETE", "https://api.zid.sa/v1/managers/webhooks/u-1")
+    with pytest.raises(MalformedStorePayload):
+        ZID.parse_subscriptions(_ok({"status": "object"}))
+
+
+def test_shopify_subscription_and_already_taken_counts_as_done() -> None:
+    creds = {"shop": "demo.myshopify.com", "access_token": "shpat", "client_secret": "s"}
+    url = HOOK.format(kind="shopify")
+    assert {"products/update", "products/delete", "orders/updated", "app/uninstalled"} <= set(
+        SHOPIFY.webhook_topics
+    )
+    base = "https://demo.myshopify.com"
+    req = SHOPIFY.subscribe_request(base, creds, "products/update", url)
+    assert (req.method, req.url) == ("POST", f"{base}/admin/api/2024-10/webhooks.json")
+    assert req.json == {"webhook": {"topic": "products/update", "address": url, "format": "json"}}
+    assert req.headers["X-Shopify-Access-Token"] == "shpat"
+    taken = b'{"errors": {"address": ["for this topic has already been taken"]}}'
+    assert SHOPIFY.subscribed(StoreResponse(422, {}, taken))
+    with pytest.raises(SubscriptionRefused) as refused:
+        SHOPIFY.subscribed(StoreResponse(422, {}, b'{"errors": {"topic": ["Invalid topic"]}}'))
+    assert refused.value.reason == "http_4xx"
+    with pytest.raises(SubscriptionRefused) as down:
+        SHOPIFY.subscribed(StoreResponse(503, {}, b"<html>"))
+    assert down.value.reason == "http_5xx"
+    listing = SHOPIFY.subscriptions_request(base, creds)
+    assert listing.url == f"{base}/admin/api/2024-10/webhooks.json?limit=250"
+    held = SHOPIFY.parse_subscriptions(
+        _ok(
+            {
+                "webhooks": [
+                    {"id": 11, "topic": "products/update", "address": url},
+                    {"id": 12, "topic": "orders/create", "address": "https://else.example/h"},
+                ]
+            }
+        )
+    )
+    [gone] = SHOPIFY.unsubscribe_requests(base, creds, url, held)
+    assert (gone.method, gone.url) == ("DELETE", f"{base}/admin/api/2024-10/webhooks/11.json")
+
+
+def test_every_subscribed_topic_is_one_the_webhook_reader_applies() -> None:
+    """A topic we subscribe to must not land as "ignored" when it arrives."""
+    for topic in SALLA.webhook_topics:
+        body = json.dumps({"event": topic, "data": {"id": 1, "name": "x", "price": 1}}).encode()
+        assert SALLA.parse_event({}, {}, body).kind != "ignored", topic
+    for topic in ZID.webhook_topics:
+        event = ZID.parse_event({}, {"event": topic}, b'{"id": "1", "name": "x", "price": 1}')
+        assert event.kind != "ignored", topic
+    for topic in SHOPIFY.webhook_topics:
+        headers = {"X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": "w"}
+        body = b'{"id": 1, "title": "x", "variants": [{"price": "1.00"}]}'
+        assert SHOPIFY.parse_event(headers, {}, body).kind != "ignored", topic
+
+
+def test_same_target_ignores_user_info_and_host_case() -> None:
+    ours = "https://kaleem.example/webhooks/zid/x"
+    assert same_target("https://u:p@Kaleem.Example/webhooks/zid/x?event=a", f"{ours}?event=a")
+    assert not same_target(f"{ours}?event=a", f"{ours}?event=b")
+    assert same_target(f"{ours}?event=a", ours, query=False)
+    assert not same_target("https://kaleem.example/w/x", "https://evil.example/w/x")
+    assert not same_target("https://kaleem.example:bad/w", "https://kaleem.example/w")

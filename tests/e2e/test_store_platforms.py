@@ -1,6 +1,8 @@
 """Store platforms end to end: a merchant connects Salla, Zid or Shopify (fakes on loopback
-speaking each wire format), 1,000 products sync across pages through a 429, the bot answers
-from them, and signed webhooks change what it says; forged ones change nothing."""
+speaking each wire format), 1,000 products sync across pages through a 429, the platform is
+subscribed to our webhook URL, the bot answers from the products, and signed webhooks change
+what it says (one of them fired by the fake platform itself at the URL it was given); forged
+ones change nothing, and disconnecting removes the subscriptions."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from connectors.stores import registry
+from connectors.stores.base import same_target
 from tests.conftest import Engine
 from tests.fakes.fake_salla import FakeSalla, salla_product
 from tests.fakes.fake_shopify import FakeShopify, shopify_product
@@ -24,6 +28,8 @@ from tests.fakes.fake_zid import FakeZid, zid_product
 N = 1000
 SPECIAL = 417
 TITLE = "Saffron Oud Perfume"
+# The platform's product-updated event, in its words.
+UPDATED = {"salla": "product.updated", "zid": "product.update", "shopify": "products/update"}
 
 
 def _named(kind: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +93,19 @@ def _webhook(
     return body, headers, ""
 
 
+def _held_for(fake: FakeStore, hook_url: str) -> list[dict[str, Any]]:
+    """The fake platform's subscriptions delivering to ``hook_url`` (any event query)."""
+    return [
+        sub
+        for sub in fake.subscriptions
+        if same_target(
+            str(sub.get("url") or sub.get("target_url") or sub.get("address")),
+            hook_url,
+            query=False,
+        )
+    ]
+
+
 async def _quote(engine: Engine, key: str, customer: str, price: str) -> dict[str, Any]:
     """Ask for the product until the bot shows it at ``price`` (indexing is asynchronous),
     then ask its price in the same conversation; the reply to that."""
@@ -137,10 +156,21 @@ async def test_a_store_syncs_the_bot_answers_and_signed_webhooks_change_prices(
             if view["status"] in ("synced", "failed") or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
-        assert view["status"] == "synced", view
+        assert view["status"] == "synced", json.dumps(view)
         assert view["sync"] == {"products": N, "orders": 0, "last_error": None}
         assert [c.status for c in fake.calls].count(429) == 1
         assert creds["access_token"] not in json.dumps(view)
+        # The platform holds our webhook URL for every event we apply, nothing pasted by hand.
+        topics = registry.KINDS[kind].webhook_topics
+        subscribed = {"status": "subscribed", "topics": len(topics), "last_error": None}
+        assert view["webhooks"] == subscribed
+        hook_url = created["webhook_url"]
+        ours = _held_for(fake, hook_url)
+        assert len(ours) == len(topics)
+        [update] = fake.subscribed(UPDATED[kind])
+        target = str(update.get("url") or update.get("target_url") or update.get("address"))
+        wanted = f"{hook_url}?event=product.update" if kind == "zid" else hook_url
+        assert same_target(target, wanted), target
 
         reply = await _quote(engine, key, f"{kind}-q", "123")
         assert TITLE in reply["text"] and "123" in reply["text"], reply
@@ -179,11 +209,19 @@ async def test_a_store_syncs_the_bot_answers_and_signed_webhooks_change_prices(
             [listed] = (await r.json())["items"]
         assert listed["id"] == integration_id and listed["sync"]["products"] == N
 
+        # The platform itself fires a signed product update at the URL it holds: it applies.
+        fired = _named(kind, make(SPECIAL, 175.0))
+        [(status, text)] = await fake.deliver(UPDATED[kind], fired)
+        assert status == 200 and json.loads(text)["outcome"] == "accepted", text
+        async with engine.session.get(f"{url}/api/v1/products/{sku}", headers=auth) as r:
+            assert r.status == 200 and (await r.json())["price"] == 175.0
+
         # Disconnecting erases the credentials: the platform's next webhook finds nothing.
         async with engine.session.delete(
             f"{url}/api/v1/integrations/{integration_id}", headers=auth
         ) as r:
             assert r.status == 204
+        assert _held_for(fake, hook_url) == []
         body, headers, query = _webhook(kind, item, creds, "wh-3")
         async with engine.session.post(
             f"{url}/webhooks/{kind}/{integration_id}{query}", data=body, headers=headers

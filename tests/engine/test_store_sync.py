@@ -451,3 +451,40 @@ async def test_a_webhook_during_a_page_in_flight_is_not_undone_by_that_page(
         assert doc is not None and doc["price"] == 55.0  # the page's older 10.0 did not win
     finally:
         await salla.stop()
+
+
+async def test_the_store_http_adapter_reads_an_answer_sent_in_chunks_whole(
+    http: EgressStoreHttp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A platform page arriving in several chunks (keep-alive, a slow link) is read whole, and
+    an answer over the bound is refused rather than cut."""
+    from aiohttp import web
+
+    from connectors.stores.base import StoreRequest
+    from engine.adapters import store_http
+    from engine.services.store_sync import StoreUnreachable
+    from tests.gateways import listen
+
+    doc = {"products": [{"id": n, "title": "x" * 200} for n in range(2000)]}
+    payload = json.dumps(doc).encode()
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for start in range(0, len(payload), 7000):
+            await resp.write(payload[start : start + 7000])
+            await asyncio.sleep(0.001)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/page", chunked)
+    runner, base = await listen(app, "127.0.0.1")
+    try:
+        answer = await http.send(StoreRequest("GET", f"{base}/page"))
+        assert answer.status == 200 and json.loads(answer.body) == doc
+        monkeypatch.setattr(store_http, "MAX_PAGE_BYTES", len(payload) // 2)
+        with pytest.raises(StoreUnreachable):
+            await http.send(StoreRequest("GET", f"{base}/page"))
+    finally:
+        await runner.cleanup()

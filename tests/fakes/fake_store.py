@@ -1,12 +1,15 @@
-"""What the fake store platforms share: a loopback server, a catalogue, requests recorded and
-failures on request (a 429 with ``Retry-After`` on the n-th catalogue page)."""
+"""What the fake store platforms share: a loopback server, a catalogue, requests recorded,
+failures on request (a 429 with ``Retry-After`` on the n-th catalogue page, a status for the
+webhook-subscription calls), the webhook subscriptions they hold and a way to deliver a
+webhook to them, signed as the platform signs it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.gateways import listen
@@ -31,6 +34,11 @@ class FakeStore:
     # Awaited with the request's number before a catalogue page is answered (something else
     # happening while a page is in flight, e.g. a webhook).
     before_page: Callable[[int], Awaitable[None]] | None = None
+    # The webhook subscriptions the platform holds, as its list endpoint shows them.
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    # When set, the subscription endpoints (list, create, delete) answer this status, in the
+    # platform's error shape (an outage, a revoked scope).
+    subscription_failure: int = 0
     _page_requests: int = 0
     _runner: web.AppRunner | None = None
 
@@ -62,6 +70,29 @@ class FakeStore:
 
     def page_calls(self, path_part: str) -> list[Seen]:
         return [c for c in self.calls if path_part in c.path]
+
+    async def deliver(self, topic: str, item: dict[str, Any]) -> list[tuple[int, str]]:
+        """Fire ``topic`` at every URL subscribed to it, as the platform would: each answer's
+        status and body."""
+        raise NotImplementedError
+
+    def subscribed(self, topic: str) -> list[dict[str, Any]]:
+        """The subscriptions held for ``topic`` (the platform's own field names)."""
+        return [s for s in self.subscriptions if topic in (s.get("event"), s.get("topic"))]
+
+
+async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+    """One delivery, as a platform makes it: a POST of the raw body, no redirects followed."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", **headers},
+            allow_redirects=False,
+        ) as resp,
+    ):
+        return resp.status, await resp.text()
 
 
 def answer(

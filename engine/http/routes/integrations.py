@@ -8,13 +8,14 @@ platform's requests and pages look like is ``connectors/stores``'; the sync is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 from connectors.stores import registry
 from engine.adapters import egress
-from engine.domain.integrations import CONNECTED, INTEGRATION_ID
+from engine.domain.integrations import CONNECTED, DISCONNECTED, INTEGRATION_ID, webhook_url
 from engine.http import schemas as s
 from engine.http.context import client_ip, found
 from engine.http.deps import StoreDesk
@@ -24,6 +25,8 @@ from engine.http.routing import Ctx, Reply
 log = logging.getLogger(__name__)
 
 IN = "/api/v1/integrations"
+# The disconnect waits this long at most for the platform to drop our subscriptions.
+UNSUBSCRIBE_TIMEOUT_S: Final = 10.0
 _ID = INTEGRATION_ID
 
 
@@ -65,10 +68,14 @@ async def create_integration(ctx: Ctx) -> Reply:
     )
     desk.start_sync(integration.id)
     log.info("store connected", extra={"integration_id": integration.id, "kind": spec.kind})
-    webhook_url = f"{settings.base_url}/webhooks/{spec.kind}/{integration.id}"
     return Reply(
         201,
-        {"id": integration.id, "kind": spec.kind, "webhook_url": webhook_url, "status": CONNECTED},
+        {
+            "id": integration.id,
+            "kind": spec.kind,
+            "webhook_url": webhook_url(settings.base_url, spec.kind, integration.id),
+            "status": CONNECTED,
+        },
     )
 
 
@@ -91,7 +98,10 @@ async def integration_exists(ctx: Ctx) -> bool:
 
 async def delete_integration(ctx: Ctx) -> Reply:
     integration_id = ctx.path["integration_id"]
-    if not _ID.match(integration_id) or not await _desk(ctx).vault.disconnect(
+    desk = _desk(ctx)
+    if _ID.match(integration_id):
+        await _unsubscribe(desk, ctx.merchant_id, integration_id)
+    if not _ID.match(integration_id) or not await desk.vault.disconnect(
         ctx.merchant_id, integration_id, time.time()
     ):
         raise ProblemError(404, "Not found", "no such integration")
@@ -100,6 +110,23 @@ async def delete_integration(ctx: Ctx) -> Reply:
     )
     log.info("store disconnected", extra={"integration_id": integration_id})
     return Reply(204, None)
+
+
+async def _unsubscribe(desk: StoreDesk, merchant_id: str, integration_id: str) -> None:
+    """Ask the platform to stop delivering, while the credentials still exist; bounded, and
+    whatever happens the disconnect goes on (a platform that keeps delivering meets 404)."""
+    integration = await desk.vault.get(integration_id)
+    if (
+        integration is None
+        or integration.merchant_id != merchant_id
+        or integration.status == DISCONNECTED
+    ):
+        return
+    try:
+        async with asyncio.timeout(UNSUBSCRIBE_TIMEOUT_S):
+            await desk.sync.unsubscribe(integration)
+    except TimeoutError:
+        log.warning("store webhook unsubscribe timed out", extra={"integration_id": integration_id})
 
 
 async def _owned(ctx: Ctx) -> dict[str, Any] | None:
