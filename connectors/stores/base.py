@@ -238,6 +238,21 @@ class StoreKind:
         raise NotImplementedError
 
 
+def subscription_list(body: bytes, key: str, topic: str, url: str) -> list[Subscription]:
+    """A platform's list of webhook subscriptions: the list under ``key``, each item's id and
+    the names the platform gives its topic and target fields (entries missing one are not
+    ours to manage)."""
+    doc = json_body(body)
+    items = doc.get(key) if isinstance(doc, Mapping) else None
+    if not isinstance(items, list):
+        raise MalformedStorePayload(f"no {key} list")
+    return [
+        Subscription(str(item["id"]), str(item[topic]), str(item[url]))
+        for item in items
+        if isinstance(item, Mapping) and {"id", topic, url} <= item.keys()
+    ]
+
+
 def same_target(a: str, b: str, *, query: bool = True) -> bool:
     """Whether two delivery URLs name the same endpoint: scheme, host, port, path and (unless
     ``query`` is False) query compared, user info left out (a platform may list a URL without

@@ -41,6 +41,7 @@ from connectors.stores.base import (
     json_body,
     product_sku,
     read_rows,
+    subscription_list,
     text_of,
 )
 
@@ -258,14 +259,7 @@ class Salla(StoreKind):
         )
 
     def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
-        doc = json_body(response.body)
-        if not isinstance(doc, Mapping) or not isinstance(doc.get("data"), list):
-            raise MalformedStorePayload("no data list")
-        return [
-            Subscription(str(item["id"]), str(item["event"]), str(item["url"]))
-            for item in doc["data"]
-            if isinstance(item, Mapping) and {"id", "event", "url"} <= item.keys()
-        ]
+        return subscription_list(response.body, "data", "event", "url")
 
     def subscribe_request(
         self, api_base: str, credentials: Mapping[str, str], topic: str, target: str

@@ -43,6 +43,7 @@ from connectors.stores.base import (
     read_rows,
     same_target,
     status_reason,
+    subscription_list,
 )
 
 API_VERSION: Final = "2024-10"
@@ -199,15 +200,7 @@ class Shopify(StoreKind):
         )
 
     def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
-        doc = json_body(response.body)
-        items = doc.get("webhooks") if isinstance(doc, Mapping) else None
-        if not isinstance(items, list):
-            raise MalformedStorePayload("no webhooks list")
-        return [
-            Subscription(str(item["id"]), str(item["topic"]), str(item["address"]))
-            for item in items
-            if isinstance(item, Mapping) and {"id", "topic", "address"} <= item.keys()
-        ]
+        return subscription_list(response.body, "webhooks", "topic", "address")
 
     def subscribe_request(
         self, api_base: str, credentials: Mapping[str, str], topic: str, target: str

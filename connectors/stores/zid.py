@@ -42,6 +42,7 @@ from connectors.stores.base import (
     product_sku,
     read_rows,
     same_target,
+    subscription_list,
     text_of,
 )
 
@@ -218,15 +219,7 @@ class Zid(StoreKind):
         )
 
     def parse_subscriptions(self, response: StoreResponse) -> list[Subscription]:
-        doc = json_body(response.body)
-        items = doc.get("webhooks") if isinstance(doc, Mapping) else None
-        if not isinstance(items, list):
-            raise MalformedStorePayload("no webhooks list")
-        return [
-            Subscription(str(item["id"]), str(item["event"]), str(item["target_url"]))
-            for item in items
-            if isinstance(item, Mapping) and {"id", "event", "target_url"} <= item.keys()
-        ]
+        return subscription_list(response.body, "webhooks", "event", "target_url")
 
     def subscribe_request(
         self, api_base: str, credentials: Mapping[str, str], topic: str, target: str

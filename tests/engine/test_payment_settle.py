@@ -55,6 +55,26 @@ class Live:
         return True
 
 
+async def _chat_order(repos: Repositories, customer: str) -> tuple[dict[str, Any], Log]:
+    """An order placed in a chat conversation of ``customer`` (and that chat's message log)."""
+    await repos.products.create(
+        {"_id": "m1:A", "merchant_id": "m1", "sku": "A", "title": "Mug", "price": 20.0}
+    )
+    key = conversation_key("m1", "ch_0123456789abcdef", customer)
+    log = Log(repos)
+    await log.record_message(
+        "m1", {"_id": f"in:{customer}", "conversation_key": key, "direction": "in"}
+    )
+    order = await Commerce(repos).create_order(
+        "m1",
+        {"name": "Sara", "phone": "0551234567", "city": "Jeddah"},
+        [{"sku": "A"}],
+        source="chat",
+        conversation_key=key,
+    )
+    return order, log
+
+
 @pytest.fixture
 async def moyasar() -> AsyncIterator[FakeMoyasar]:
     fake = FakeMoyasar()
@@ -67,19 +87,7 @@ async def test_settle_retries_with_backoff_and_applies_once(
     sqlite_repos: Repositories, moyasar: FakeMoyasar
 ) -> None:
     repos = sqlite_repos
-    await repos.products.create(
-        {"_id": "m1:A", "merchant_id": "m1", "sku": "A", "title": "Mug", "price": 20.0}
-    )
-    key = conversation_key("m1", "ch_0123456789abcdef", "4242")
-    log = Log(repos)
-    await log.record_message("m1", {"_id": "in:1", "conversation_key": key, "direction": "in"})
-    order = await Commerce(repos).create_order(
-        "m1",
-        {"name": "Sara", "phone": "0551234567", "city": "Jeddah"},
-        [{"sku": "A"}],
-        source="chat",
-        conversation_key=key,
-    )
+    order, log = await _chat_order(repos, "4242")
     slept: list[float] = []
 
     async def sleep(s: float) -> None:
@@ -120,19 +128,7 @@ async def test_the_periodic_sweep_leaves_a_fresh_event_to_its_webhook_and_applie
     sqlite_repos: Repositories, moyasar: FakeMoyasar
 ) -> None:
     repos = sqlite_repos
-    await repos.products.create(
-        {"_id": "m1:A", "merchant_id": "m1", "sku": "A", "title": "Mug", "price": 20.0}
-    )
-    key = conversation_key("m1", "ch_0123456789abcdef", "4343")
-    log = Log(repos)
-    await log.record_message("m1", {"_id": "in:2", "conversation_key": key, "direction": "in"})
-    order = await Commerce(repos).create_order(
-        "m1",
-        {"name": "Sara", "phone": "0551234567", "city": "Jeddah"},
-        [{"sku": "A"}],
-        source="chat",
-        conversation_key=key,
-    )
+    order, log = await _chat_order(repos, "4343")
     now = [1_000.0]
     outbox, live = RestartingOutbox(down=0), Live()
     payments = Payments(
