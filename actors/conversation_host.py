@@ -25,6 +25,7 @@ from engine.domain.dialogue import replies
 from engine.domain.dialogue.turns import TurnService
 from engine.services.hosting import CommittedTurn, ConversationHostCore
 from engine.services.projections import TurnProjector
+from models.registry import BUILD_VERSION
 from observability import logging_setup, metrics, tracing
 
 _NO_MATCH = frozenset({replies.no_match("ar"), replies.no_match("en")})
@@ -79,6 +80,8 @@ class ConversationHostActor:
         c = container(settings, stores_actor, embedder)
         self._records = c.records
         self._merchants = CachedMerchants(self._records)
+        # Repeated questions skip the model: L1 in this process, L2 shared on Redis.
+        self._query_embedder = c.query_embedder(f"e5-b{BUILD_VERSION}")
         # Message records, the carts list and agents' live events, off the reply path.
         self._projector = TurnProjector(self._records, RedisLiveEvents(c.redis))
         self._projector.start()
@@ -88,7 +91,7 @@ class ConversationHostActor:
             c.inbox_consumer(index),
             c.checkpoints,
             TurnService(
-                c.retriever(),
+                c.retriever(self._query_embedder),
                 commerce=c.commerce,
                 gaps=c.gaps,
                 phraser=c.phraser,
@@ -137,6 +140,7 @@ class ConversationHostActor:
             observed_turns=self._turns,
             merchant_cache_hits=self._merchants.hits,
             merchant_cache_misses=self._merchants.misses,
+            query_cache=dict(getattr(self._query_embedder, "counts", {})),
             projected_turns=self._projector.projected,
             live_published=self._projector.live_published,
             live_dropped=self._projector.live_dropped,
