@@ -109,7 +109,9 @@ class CachedQueryEmbedder:
         while len(self._l1) > self._max:
             self._l1.popitem(last=False)
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """Entries held in L1 (no ``__len__``: an empty cache must still be truthy)."""
         return len(self._l1)
 
     async def embed_passages(self, texts: list[str]) -> FloatMatrix:

@@ -80,9 +80,11 @@ async def test_repeats_skip_the_model_and_get_its_vectors(
 async def test_l1_is_bounded_lru(models_dir: Path) -> None:
     model = SeenByModel(models_dir)
     cache = CachedQueryEmbedder(model, "e5-test", max_entries=2)
+    # ``Container.retriever(embedder or default)`` must not fall back to the bare model.
+    assert cache
     for text in ["one", "two", "one", "three"]:
         await cache.embed_queries([text])
-    assert len(cache) == 2
+    assert cache.size == 2
     await cache.embed_queries(["one"])  # recently used: kept
     await cache.embed_queries(["two"])  # least recently used: evicted, the model runs again
     assert model.texts == ["one", "two", "three", "two"]
