@@ -18,7 +18,9 @@ from actors import metrics_backend
 from actors.loops import keep_running
 from actors.remotes import container
 from engine.adapters.records import Records
+from engine.adapters.redis import keys
 from engine.adapters.redis.live_events import RedisLiveEvents
+from engine.adapters.redis.subscription import Subscription
 from engine.config import Settings
 from engine.domain.conversation import MerchantProfile
 from engine.domain.dialogue import replies
@@ -34,7 +36,10 @@ log = logging.getLogger(__name__)
 
 
 class CachedMerchants:
-    """L1 cache of merchant profiles: read on nearly every turn, changed rarely."""
+    """L1 cache of merchant profiles: read on nearly every turn, changed rarely.
+
+    A profile edit reaches every host as a change notice (``forget``); the TTL bounds
+    staleness only when a notice was lost (Redis restarting)."""
 
     def __init__(self, records: Records, ttl_s: float = 60.0) -> None:
         self._records = records
@@ -58,6 +63,13 @@ class CachedMerchants:
         self._items[merchant_id] = (now, value)
         return value
 
+    def forget(self, merchant_id: str) -> None:
+        self._items.pop(merchant_id, None)
+
+    async def on_notice(self, _channel: str, data: bytes) -> None:
+        """A ``Subscription`` callback: the message is the id of the merchant that changed."""
+        self.forget(data.decode(errors="replace"))
+
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class ConversationHostActor:
@@ -80,6 +92,10 @@ class ConversationHostActor:
         c = container(settings, stores_actor, embedder)
         self._records = c.records
         self._merchants = CachedMerchants(self._records)
+        self._notices = Subscription(
+            settings.redis_url, keys.merchant_changes(), self._merchants.on_notice
+        )
+        self._notices_task = asyncio.get_running_loop().create_task(self._notices.start())
         # Repeated questions skip the model: L1 in this process, L2 shared on Redis.
         self._query_embedder = c.query_embedder(f"e5-b{BUILD_VERSION}")
         # Message records, the carts list and agents' live events, off the reply path.
@@ -152,6 +168,7 @@ class ConversationHostActor:
 
     async def shutdown(self) -> None:
         await self._core.stop()
+        await self._notices.stop()
         self._task.cancel()
         await self._projector.stop()
         await asyncio.to_thread(tracing.force_flush, 2000)

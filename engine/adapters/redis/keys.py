@@ -114,3 +114,8 @@ def query_embedding(cache_key: str) -> str:
     """A cached query vector: the key names the model and hashes the text, so it holds no
     merchant data and is shared by every merchant asking the same words."""
     return f"{PREFIX}:qemb:{cache_key}"
+
+
+def merchant_changes() -> str:
+    """Pub/sub channel: a merchant id whose profile changed, so every host drops its copy."""
+    return f"{PREFIX}:merchant-changes"
