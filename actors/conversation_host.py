@@ -18,13 +18,16 @@ from actors import metrics_backend
 from actors.loops import keep_running
 from actors.remotes import container
 from engine.adapters.records import Records
+from engine.adapters.redis import keys
 from engine.adapters.redis.live_events import RedisLiveEvents
+from engine.adapters.redis.subscription import Subscription
 from engine.config import Settings
 from engine.domain.conversation import MerchantProfile
 from engine.domain.dialogue import replies
 from engine.domain.dialogue.turns import TurnService
 from engine.services.hosting import CommittedTurn, ConversationHostCore
 from engine.services.projections import TurnProjector
+from models.registry import BUILD_VERSION
 from observability import logging_setup, metrics, tracing
 
 _NO_MATCH = frozenset({replies.no_match("ar"), replies.no_match("en")})
@@ -33,7 +36,10 @@ log = logging.getLogger(__name__)
 
 
 class CachedMerchants:
-    """L1 cache of merchant profiles: read on nearly every turn, changed rarely."""
+    """L1 cache of merchant profiles: read on nearly every turn, changed rarely.
+
+    A profile edit reaches every host as a change notice (``forget``); the TTL bounds
+    staleness only when a notice was lost (Redis restarting)."""
 
     def __init__(self, records: Records, ttl_s: float = 60.0) -> None:
         self._records = records
@@ -57,6 +63,13 @@ class CachedMerchants:
         self._items[merchant_id] = (now, value)
         return value
 
+    def forget(self, merchant_id: str) -> None:
+        self._items.pop(merchant_id, None)
+
+    async def on_notice(self, _channel: str, data: bytes) -> None:
+        """A ``Subscription`` callback: the message is the id of the merchant that changed."""
+        self.forget(data.decode(errors="replace"))
+
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class ConversationHostActor:
@@ -79,6 +92,12 @@ class ConversationHostActor:
         c = container(settings, stores_actor, embedder)
         self._records = c.records
         self._merchants = CachedMerchants(self._records)
+        self._notices = Subscription(
+            settings.redis_url, keys.merchant_changes(), self._merchants.on_notice
+        )
+        self._notices_task = asyncio.get_running_loop().create_task(self._notices.start())
+        # Repeated questions skip the model: L1 in this process, L2 shared on Redis.
+        self._query_embedder = c.query_embedder(f"e5-b{BUILD_VERSION}")
         # Message records, the carts list and agents' live events, off the reply path.
         self._projector = TurnProjector(self._records, RedisLiveEvents(c.redis))
         self._projector.start()
@@ -89,7 +108,7 @@ class ConversationHostActor:
             c.inbox_consumer(index),
             c.checkpoints,
             TurnService(
-                c.retriever(),
+                c.retriever(self._query_embedder),
                 commerce=c.commerce,
                 gaps=c.gaps,
                 phraser=c.phraser,
@@ -138,6 +157,7 @@ class ConversationHostActor:
             observed_turns=self._turns,
             merchant_cache_hits=self._merchants.hits,
             merchant_cache_misses=self._merchants.misses,
+            query_cache=dict(getattr(self._query_embedder, "counts", {})),
             projected_turns=self._projector.projected,
             live_published=self._projector.live_published,
             live_dropped=self._projector.live_dropped,
@@ -149,6 +169,7 @@ class ConversationHostActor:
 
     async def shutdown(self) -> None:
         await self._core.stop()
+        await self._notices.stop()
         self._task.cancel()
         await self._projector.stop()
         await self._payments.close()

@@ -31,6 +31,7 @@ from engine.adapters.redis.leases import RedisSettlementLeases
 from engine.adapters.redis.live_events import RedisLiveEvents
 from engine.adapters.redis.queues import Inbox, Outbox, StreamConsumer, TurnCommitter
 from engine.adapters.redis.server import redis_client
+from engine.adapters.redis.vector_cache import RedisVectorCache
 from engine.adapters.repositories import mongo_repositories, sqlite_repositories
 from engine.adapters.secrets import SecretBox, load_or_create_key
 from engine.adapters.store_http import EgressStoreHttp
@@ -40,6 +41,7 @@ from engine.http.deps import GatewayDeps, Liveness, Readiness, StoreDesk
 from engine.services.catalog_admin import CatalogAdmin, IndexNudge
 from engine.services.commerce import Commerce
 from engine.services.delivery import DeliveryBounds
+from engine.services.embedding_cache import CachedQueryEmbedder
 from engine.services.gaps import KnowledgeGaps
 from engine.services.payments import Payments
 from engine.services.phrasing import InProcessTokenBudget, Phraser
@@ -279,6 +281,20 @@ class Container:
             InProcessTokenBudget(),
             daily_tokens=s.llm_daily_tokens_per_merchant,
             timeout_s=timeout_s,
+        )
+
+    def query_embedder(self, model: str) -> Embedder:
+        """The process's embedder behind the query-embedding cache (L1 here, L2 on Redis);
+        ``model`` names the encoder build so a rebuilt model never reads old vectors."""
+        s = self.settings
+        if s.query_cache_entries <= 0 and s.query_cache_ttl_s <= 0:
+            return self.embedder
+        return CachedQueryEmbedder(
+            self.embedder,
+            model,
+            shared=RedisVectorCache(self.redis) if s.query_cache_ttl_s > 0 else None,
+            max_entries=s.query_cache_entries,
+            ttl_s=s.query_cache_ttl_s,
         )
 
     def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:

@@ -218,6 +218,10 @@ class Settings:
     settlement_lookback_days: int = 62
     settlement_max_dates_per_run: int = 31
     settlement_lease_ms: int = 120_000
+    # Query embeddings per host process (L1, LRU; 384 float32 = 1.5 KiB each) and how long the
+    # shared Redis copy (L2) lives; 0 entries / 0 seconds turn that tier off.
+    query_cache_entries: int = 4096
+    query_cache_ttl_s: int = 86_400
 
     @property
     def base_url(self) -> str:
@@ -360,4 +364,6 @@ class Settings:
                 env, "KALEEM_SETTLEMENT_MAX_DATES_PER_RUN", 31, minimum=1
             ),
             settlement_lease_ms=_int(env, "KALEEM_SETTLEMENT_LEASE_MS", 120_000, minimum=1000),
+            query_cache_entries=_int(env, "KALEEM_QUERY_CACHE_ENTRIES", 4096, minimum=0),
+            query_cache_ttl_s=_int(env, "KALEEM_QUERY_CACHE_TTL_S", 86_400, minimum=0),
         )

@@ -156,3 +156,12 @@ class SettlementLeases(Protocol):
         """Let go if ``token`` still holds it (a claim that expired and was retaken by another
         replica is not released by the first)."""
         ...
+
+
+class SharedVectorCache(Protocol):
+    """A cache of float32 vectors shared by every process (L2, Redis): best effort, so a
+    failed read is a miss and a failed write is dropped, never an error for the caller."""
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]: ...
+
+    async def put_many(self, items: dict[str, bytes], ttl_s: int) -> None: ...

@@ -108,3 +108,14 @@ def refresh_token(token_digest: str) -> str:
 def settlement_lease(merchant_id: str, date: str) -> str:
     """Held while one replica settles a merchant's date (``SET NX PX``)."""
     return f"{PREFIX}:{merchant_id}:lease:settlement:{date}"
+
+
+def query_embedding(cache_key: str) -> str:
+    """A cached query vector: the key names the model and hashes the text, so it holds no
+    merchant data and is shared by every merchant asking the same words."""
+    return f"{PREFIX}:qemb:{cache_key}"
+
+
+def merchant_changes() -> str:
+    """Pub/sub channel: a merchant id whose profile changed, so every host drops its copy."""
+    return f"{PREFIX}:merchant-changes"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.adapters.records import new_id
+from engine.adapters.redis import invalidation
 from engine.domain.identity import invite_hash
 from engine.http import live
 from engine.http import schemas as s
@@ -327,6 +328,7 @@ async def patch_merchant(ctx: Ctx) -> dict[str, Any]:
     if sets:
         sets["updated_at"] = time.time()
         await api.repos.merchants.update_profile(ctx.merchant_id, sets)
+        await invalidation.merchant_changed(api.deps.redis, ctx.merchant_id)
         await api.audit(
             ctx.merchant_id,
             ctx.actor,

@@ -1,0 +1,118 @@
+"""Query embeddings cached in two tiers in front of the Serve embedder (the ``Embedder`` port).
+
+Shoppers repeat themselves: the same few hundred questions ("كم رسوم الشحن؟", "return policy")
+make up most of a store's traffic, and an e5 run is the costliest step of a turn that a
+dictionary lookup can replace. L1 is a bounded LRU in the calling process (no I/O at all); L2
+is shared by every host through Redis with a TTL, so a question one host embedded is a round
+trip, not a model run, for the others and for a host after a restart.
+
+The key is the model's identity plus the text the encoder sees with its whitespace collapsed
+and the text itself is what gets encoded, so a cached vector is exactly the vector the model
+would return: no answer can change because of the cache. Passages (indexing) are not cached:
+they rarely repeat and would only churn the LRU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from engine.services.ports import Embedder, FloatMatrix, SharedVectorCache
+from observability import metrics
+
+CACHE_NAME = "query_embedding"
+
+
+def normalise_query(text: str) -> str:
+    """Whitespace only: e5's tokenizer is case- and diacritic-sensitive, so folding more would
+    map different model inputs to one vector."""
+    return " ".join(text.split())
+
+
+class CachedQueryEmbedder:
+    """An ``Embedder`` whose ``embed_queries`` consults L1, then L2, then the model once for
+    every text still missing (one call for the whole batch)."""
+
+    def __init__(
+        self,
+        inner: Embedder,
+        model: str,
+        *,
+        shared: SharedVectorCache | None = None,
+        max_entries: int = 4096,
+        ttl_s: int = 86_400,
+    ) -> None:
+        self._inner = inner
+        self._model = model
+        self._shared = shared
+        self._max = max(1, max_entries)
+        self._ttl = ttl_s
+        self._l1: OrderedDict[str, FloatMatrix] = OrderedDict()
+        self.counts = {"l1_hit": 0, "l1_miss": 0, "l2_hit": 0, "l2_miss": 0}
+
+    def key(self, text: str) -> str:
+        """Bounded size whatever the text (a turn reads at most 1,024 characters anyway)."""
+        digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return f"{self._model}:{digest}"
+
+    def _count(self, tier: str, outcome: str, n: int) -> None:
+        if n:
+            self.counts[f"{tier}_{outcome}"] += n
+            metrics.CACHE.labels(CACHE_NAME, tier, outcome).inc(n)
+
+    async def embed_queries(self, texts: list[str]) -> FloatMatrix:
+        if not texts:
+            return await self._inner.embed_queries([])
+        norm = [normalise_query(t) for t in texts]
+        keys = [self.key(t) for t in norm]
+        rows: list[FloatMatrix | None] = []
+        for k in keys:
+            row = self._l1.get(k)
+            if row is not None:
+                self._l1.move_to_end(k)
+            rows.append(row)
+        missing = [i for i, r in enumerate(rows) if r is None]
+        self._count("l1", "hit", len(rows) - len(missing))
+        self._count("l1", "miss", len(missing))
+        if missing and self._shared is not None:
+            found = await self._shared.get_many([keys[i] for i in missing])
+            still: list[int] = []
+            for i, blob in zip(missing, found, strict=True):
+                if blob is None:
+                    still.append(i)
+                    continue
+                row = np.frombuffer(blob, dtype=np.float32).copy()
+                rows[i] = row
+                self._remember(keys[i], row)
+            self._count("l2", "hit", len(missing) - len(still))
+            self._count("l2", "miss", len(still))
+            missing = still
+        if missing:
+            unique = list(dict.fromkeys(norm[i] for i in missing))
+            computed = await self._inner.embed_queries(unique)
+            by_text = {t: np.asarray(computed[j], dtype=np.float32) for j, t in enumerate(unique)}
+            fresh: dict[str, bytes] = {}
+            for i in missing:
+                row = by_text[norm[i]]
+                rows[i] = row
+                self._remember(keys[i], row)
+                fresh[keys[i]] = row.tobytes()
+            if self._shared is not None:
+                await self._shared.put_many(fresh, self._ttl)
+        return np.stack([r for r in rows if r is not None]).astype(np.float32, copy=False)
+
+    def _remember(self, key: str, row: FloatMatrix) -> None:
+        self._l1[key] = row
+        self._l1.move_to_end(key)
+        while len(self._l1) > self._max:
+            self._l1.popitem(last=False)
+
+    @property
+    def size(self) -> int:
+        """Entries held in L1 (no ``__len__``: an empty cache must still be truthy)."""
+        return len(self._l1)
+
+    async def embed_passages(self, texts: list[str]) -> FloatMatrix:
+        return await self._inner.embed_passages(texts)
