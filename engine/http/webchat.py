@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from connectors import webchat
 from engine.adapters.records import conversation_id
+from engine.adapters.redis.ratelimits import SmoothLimiter
 from engine.config import Settings
 from engine.domain.messages import conversation_key
 from engine.http import static
@@ -47,11 +48,12 @@ SESSION_HEADERS = "Content-Type"
 
 
 class WebchatGuard:
-    """The public surface's limits: open sockets per IP and per merchant (this replica), and
-    frames and new sessions per window (Redis, every replica)."""
+    """The public surface's limits: open sockets per IP and per merchant (this replica), frames
+    at a steady rate with a small burst and new sessions per window (Redis, every replica)."""
 
-    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+    def __init__(self, limiter: RateLimiter, frames: SmoothLimiter, settings: Settings) -> None:
         self._limiter = limiter
+        self._frames = frames
         self._s = settings
         self._ip_sockets: Counter[str] = Counter()
         self._merchant_sockets: Counter[str] = Counter()
@@ -71,13 +73,24 @@ class WebchatGuard:
                 del counter[key]
 
     async def frame_allowed(self, ip: str, merchant_id: str) -> bool:
-        verdict = await self._limiter.hit(
+        s = self._s
+        window = float(s.webchat_window_s)
+        return await self._frames.admit(
             [
-                ("wcf-ip:" + digest(ip), self._s.webchat_frames_per_ip),
-                ("wcf-m:" + merchant_id, self._s.webchat_frames_per_merchant),
+                (
+                    "ip",
+                    digest(ip),
+                    s.webchat_frames_per_ip / window,
+                    min(s.webchat_frame_burst_per_ip, s.webchat_frames_per_ip),
+                ),
+                (
+                    "merchant",
+                    merchant_id,
+                    s.webchat_frames_per_merchant / window,
+                    min(s.webchat_frame_burst_per_merchant, s.webchat_frames_per_merchant),
+                ),
             ]
         )
-        return verdict.allowed
 
     async def check_session(self, ip: str) -> None:
         verdict = await self._limiter.hit(
@@ -328,7 +341,12 @@ async def widget_asset(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     settings = app[DEPS].settings
     app[TOKENS] = WebchatTokens(webchat_secret(settings), settings.webchat_session_ttl_s)
-    app[GUARD] = WebchatGuard(RateLimiter(app[DEPS].redis, settings.webchat_window_s), settings)
+    redis = app[DEPS].redis
+    app[GUARD] = WebchatGuard(
+        RateLimiter(redis, settings.webchat_window_s),
+        SmoothLimiter(redis, "webchat-frames"),
+        settings,
+    )
     app.router.add_get("/webchat/{name:widget\\.(?:js|css)}", widget_asset)
     app.router.add_get("/webchat/{merchant_id}", webchat_page)
     app.router.add_post("/webchat/{merchant_id}/session", create_session)

@@ -224,8 +224,34 @@ async def test_frame_limits_per_ip_and_per_merchant(engine: Engine, tight: str) 
                 return outcomes
 
     assert await send("127.0.0.7", 5) == ["ack"] * 4 + ["rate_limited"]  # per IP
-    # Refused frames count too: the store has had 5, so this address gets one more.
-    assert await send("127.0.0.8", 2) == ["ack", "rate_limited"]
+    # A frame the address was refused spent nothing of the store's 6: two more, then no.
+    assert await send("127.0.0.8", 3) == ["ack", "ack", "rate_limited"]
+
+
+async def test_frames_come_at_a_steady_rate_not_a_whole_window_at_once(engine: Engine) -> None:
+    """60 frames an hour is one a minute after a burst of 3: a fixed window let an address
+    send all 60 in its first second (and 8 addresses 960 turns on one store at once)."""
+    async with second_gateway(
+        engine.runtime,
+        "gateway-webchat-smooth",
+        webchat_frames_per_ip=60,
+        webchat_frame_burst_per_ip=3,
+        webchat_window_s=3600,
+    ) as base:
+        merchant_id, _ = await engine.create_merchant("Smooth", "en")
+        async with _client("127.0.0.11") as c:
+            token = (await new_session(c, base, merchant_id))["token"]
+            async with c.ws_connect(socket_url(base, merchant_id, token)) as ws:
+                await next_frame(ws, "history", 10)
+                outcomes = []
+                for i in range(5):
+                    await ws.send_json({"type": "message", "id": f"s{i}", "text": "hi"})
+                    while True:
+                        frame = await next_frame_any(ws)
+                        if frame["type"] in ("ack", "error"):
+                            outcomes.append(frame.get("code") or frame["type"])
+                            break
+    assert outcomes == ["ack"] * 3 + ["rate_limited"] * 2
 
 
 async def next_frame_any(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:

@@ -40,6 +40,26 @@ return 0
 """
 
 
+class SmoothLimiter:
+    """Admit or refuse at once (nothing waits) over GCRA buckets: a steady rate with a small
+    burst, booked in every bucket or in none, so a frame an address is refused does not spend
+    its store's budget."""
+
+    def __init__(self, redis: aioredis.Redis, kind: str) -> None:
+        self._kind = kind
+        self._script = redis.register_script(_GCRA_LUA)
+
+    async def admit(self, buckets: list[tuple[str, str, float, int]]) -> bool:
+        """``buckets``: (scope, subject, rate per second, burst); True when every one admits
+        one more."""
+        bucket_keys: list[str] = []
+        args: list[float] = []
+        for scope, subject, rate_per_s, burst in buckets:
+            bucket_keys.append(keys.rate_bucket(self._kind, scope, subject))
+            args += [1000.0 / rate_per_s, float(max(burst, 1))]
+        return float(await self._script(keys=bucket_keys, args=args)) <= 0
+
+
 class RedisRateLimiter:
     """``acquire`` waits (no busy polling: it sleeps exactly the time GCRA says) until every
     rule for this channel kind admits one more call."""
