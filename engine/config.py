@@ -204,8 +204,8 @@ class Settings:
     # is a quarter of that box; a bigger deployment raises it.
     webchat_frames_per_ip: int = 120
     webchat_frames_per_merchant: int = 600
-    webchat_frame_burst_per_ip: int = 10
-    webchat_frame_burst_per_merchant: int = 100
+    webchat_frame_burst_per_ip: int = 5
+    webchat_frame_burst_per_merchant: int = 20
     webchat_sessions_per_ip: int = 60
     webchat_window_s: int = 60
     # Store platforms (Salla, Zid, Shopify): how often each integration's catalogue is synced
@@ -354,11 +354,9 @@ class Settings:
             webchat_frames_per_merchant=_int(
                 env, "KALEEM_WEBCHAT_FRAMES_PER_MERCHANT", 600, minimum=1
             ),
-            webchat_frame_burst_per_ip=_int(
-                env, "KALEEM_WEBCHAT_FRAME_BURST_PER_IP", 10, minimum=1
-            ),
+            webchat_frame_burst_per_ip=_int(env, "KALEEM_WEBCHAT_FRAME_BURST_PER_IP", 5, minimum=1),
             webchat_frame_burst_per_merchant=_int(
-                env, "KALEEM_WEBCHAT_FRAME_BURST_PER_MERCHANT", 100, minimum=1
+                env, "KALEEM_WEBCHAT_FRAME_BURST_PER_MERCHANT", 20, minimum=1
             ),
             webchat_sessions_per_ip=_int(env, "KALEEM_WEBCHAT_SESSIONS_PER_IP", 60, minimum=1),
             webchat_window_s=_int(env, "KALEEM_WEBCHAT_WINDOW_S", 60, minimum=1),
