@@ -204,7 +204,7 @@ class Settings:
     # is a quarter of that box; a bigger deployment raises it.
     webchat_frames_per_ip: int = 120
     webchat_frames_per_merchant: int = 600
-    webchat_frame_burst_per_ip: int = 5
+    webchat_frame_burst_per_ip: int = 10  # customers behind one carrier NAT share an address
     webchat_frame_burst_per_merchant: int = 20
     webchat_sessions_per_ip: int = 60
     webchat_window_s: int = 60
@@ -354,7 +354,9 @@ class Settings:
             webchat_frames_per_merchant=_int(
                 env, "KALEEM_WEBCHAT_FRAMES_PER_MERCHANT", 600, minimum=1
             ),
-            webchat_frame_burst_per_ip=_int(env, "KALEEM_WEBCHAT_FRAME_BURST_PER_IP", 5, minimum=1),
+            webchat_frame_burst_per_ip=_int(
+                env, "KALEEM_WEBCHAT_FRAME_BURST_PER_IP", 10, minimum=1
+            ),
             webchat_frame_burst_per_merchant=_int(
                 env, "KALEEM_WEBCHAT_FRAME_BURST_PER_MERCHANT", 20, minimum=1
             ),

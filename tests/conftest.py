@@ -52,6 +52,9 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         allow_private_api_base=True,  # the fake platforms listen on loopback
         settlement_interval_s=2.0,  # the scheduled settlement test waits for a run or two
         payment_sweep_interval_s=2.0,  # the dead-gateway payment test waits for a sweep
+        # Every test customer writes from 127.0.0.1: one address for the whole suite.
+        webchat_frames_per_ip=100_000,
+        webchat_frame_burst_per_ip=10_000,
     )
     rt = Runtime(settings)
     rt.start_backends()

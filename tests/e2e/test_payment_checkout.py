@@ -76,7 +76,11 @@ async def shop(engine: Engine, moyasar: FakeMoyasar) -> tuple[str, str]:
 async def _say(ws: aiohttp.ClientWebSocketResponse, frame_id: str, text: str) -> str:
     """One customer message; the bot's reply to it."""
     await ws.send_json({"type": "message", "id": frame_id, "text": text})
-    return str((await next_frame(ws, "reply", 60))["text"])
+    while True:
+        frame = await ws.receive_json(timeout=60)
+        assert frame.get("type") != "error", frame
+        if frame.get("type") == "reply":
+            return str(frame["text"])
 
 
 async def _checkout(ws: aiohttp.ClientWebSocketResponse, tag: str) -> tuple[str, str]:
