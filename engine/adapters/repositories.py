@@ -231,6 +231,14 @@ class _Table:
     async def _delete(self, merchant_id: str, record_id: str) -> bool:
         return await self._t.delete(self._name, record_id, {M: merchant_id})
 
+    async def _insert_once(self, doc: Document) -> bool:
+        """Insert-if-absent: False (nothing written) when the ``_id`` is there already."""
+        try:
+            await self._t.insert(self._name, doc)
+        except DuplicateKey:
+            return False
+        return True
+
 
 class MerchantRecords(_Table):
     def __init__(self, tables: Tables) -> None:
@@ -816,11 +824,7 @@ class LedgerRecords(_Table):
         super().__init__(tables, LEDGER)
 
     async def record(self, entry: Document) -> bool:
-        try:
-            await self._t.insert(self._name, entry)
-        except DuplicateKey:
-            return False
-        return True
+        return await self._insert_once(entry)
 
     async def between(
         self,
@@ -885,11 +889,7 @@ class StoreEventRecords(_Table):
         return await self._exists(merchant_id, event_key)
 
     async def record(self, entry: Document) -> bool:
-        try:
-            await self._t.insert(self._name, entry)
-        except DuplicateKey:
-            return False
-        return True
+        return await self._insert_once(entry)
 
     async def prune(self, before: float, *, limit: int) -> int:
         old = await self._t.page(
@@ -909,11 +909,7 @@ class SettlementRecords(_Table):
         super().__init__(tables, SETTLEMENTS)
 
     async def insert(self, settlement: Document) -> bool:
-        try:
-            await self._t.insert(self._name, settlement)
-        except DuplicateKey:
-            return False
-        return True
+        return await self._insert_once(settlement)
 
     async def get(self, merchant_id: str, date: str) -> Document | None:
         return await self._owned(merchant_id, f"{merchant_id}:{date}")
@@ -992,11 +988,7 @@ class PaymentEventRecords(_Table):
         super().__init__(tables, PAYMENT_EVENTS)
 
     async def record(self, event: Document) -> bool:
-        try:
-            await self._t.insert(self._name, {**event, "state": "recorded"})
-        except DuplicateKey:
-            return False
-        return True
+        return await self._insert_once({**event, "state": "recorded"})
 
     async def get(self, merchant_id: str, event_id: str) -> Document | None:
         return await self._owned(merchant_id, event_id)

@@ -421,31 +421,7 @@ class Payments:
             metrics.PAYMENTS.labels(provider.kind, "refund_failed").inc()
             raise ProviderFailed(outcome.reason)
         now = self._clock()
-        await self._repos.ledger.record(
-            ledger.ledger_entry(
-                merchant_id=merchant_id,
-                provider=provider.kind,
-                provider_event_id=outcome.refund_ref,
-                kind=ledger.REFUND,
-                amount_minor=amount,
-                fee_minor=0,
-                occurred_at=now,
-                payment_id=payment_id,
-                order_id=str(payment["order_id"]),
-                currency=currency,
-            )
-        )
-        refunded = int(payment.get("refunded_minor") or 0) + amount
-        changes: Document = {"refunded_minor": refunded, "updated_at": now}
-        if refunded >= int(payment["amount_minor"]):
-            changes["status"] = REFUNDED
-        await self._repos.payments.update(merchant_id, payment_id, changes, expected=PAID)
-        metrics.PAYMENTS.labels(provider.kind, "refunded").inc()
-        await self._live.publish(
-            merchant_id,
-            "payment.refunded",
-            {"payment_id": payment_id, "order_id": payment["order_id"], "amount_minor": amount},
-        )
+        await self._book_refund(payment, provider.kind, outcome.refund_ref, amount, now)
         return {
             "id": outcome.refund_ref,
             "payment_id": payment_id,
@@ -576,46 +552,67 @@ class Payments:
         same name, so nothing changes) or made in the provider's dashboard (the ledger learns
         it here, else the day's settlement would pay the merchant money the customer got
         back). A partial refund leaves the payment ``paid``."""
-        merchant_id = str(payment["merchant_id"])
-        kind = str(event["provider"])
-        paid_minor = int(payment["amount_minor"])
-        already = int(payment.get("refunded_minor") or 0)
         if payment["status"] != PAID:
             return
         step = refund_step(
-            paid_minor,
-            already,
+            int(payment["amount_minor"]),
+            int(payment.get("refunded_minor") or 0),
             refunded_total=int(event.get("refunded_minor") or 0),
             refund_minor=int(event.get("refund_minor") or 0),
         )
-        if step is None:
-            return
-        amount, total = step
+        if step is not None:
+            await self._book_refund(
+                payment,
+                str(event["provider"]),
+                str(event.get("refund_ref") or event["event_id"]),
+                step[0],
+                float(event["received_at"]),
+                only_new=True,
+            )
+
+    async def _book_refund(
+        self,
+        payment: Document,
+        kind: str,
+        refund_ref: str,
+        amount: int,
+        at: float,
+        *,
+        only_new: bool = False,
+    ) -> None:
+        """One refund of ``payment``: its ledger entry (named by ``refund_ref``), the payment's
+        refunded total and status, the metric and the agents' live event. ``only_new``: a
+        refund the ledger already holds changes nothing more (a webhook of a refund counted
+        already); the refund API passes False so a retry after a crash still moves the
+        payment."""
+        merchant_id = str(payment["merchant_id"])
+        payment_id = str(payment["_id"])
         recorded = await self._repos.ledger.record(
             ledger.ledger_entry(
                 merchant_id=merchant_id,
                 provider=kind,
-                provider_event_id=str(event.get("refund_ref") or event["event_id"]),
+                provider_event_id=refund_ref,
                 kind=ledger.REFUND,
                 amount_minor=amount,
                 fee_minor=0,
-                occurred_at=float(event["received_at"]),
-                payment_id=str(payment["_id"]),
+                occurred_at=at,
+                payment_id=payment_id,
                 order_id=str(payment["order_id"]),
                 currency=str(payment["currency"]),
             )
         )
-        if not recorded:
+        if only_new and not recorded:
             return
-        changes: Document = {"refunded_minor": total, "updated_at": self._clock()}
-        if total >= paid_minor:
+        refunded = int(payment.get("refunded_minor") or 0) + amount
+        changes: Document = {"refunded_minor": refunded, "updated_at": self._clock()}
+        if refunded >= int(payment["amount_minor"]):
             changes["status"] = REFUNDED
-        await self._repos.payments.update(merchant_id, str(payment["_id"]), changes, expected=PAID)
+        await self._repos.payments.update(merchant_id, payment_id, changes, expected=PAID)
         metrics.PAYMENTS.labels(kind, "refunded").inc()
         await self._live.publish(
             merchant_id,
             "payment.refunded",
-            {"payment_id": payment["_id"], "order_id": payment["order_id"], "amount_minor": amount},
+            {"payment_id": payment_id, "order_id": payment["order_id"], "amount_minor": amount},
         )
 
     async def _paid(self, event: Document, payment: Document) -> None:
