@@ -9,7 +9,7 @@ import aiohttp
 
 from connectors.stores.base import StoreRequest, StoreResponse
 from engine.adapters import egress
-from engine.services.store_sync import StoreUnreachable
+from engine.services.ports import StoreUnreachable
 
 # A catalogue page of 250 products with descriptions stays well under this.
 MAX_PAGE_BYTES: Final = 8 * 1024 * 1024

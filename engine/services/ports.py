@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypedDict, Unpack
 import numpy as np
 import numpy.typing as npt
 
+from connectors.stores.base import StoreRequest, StoreResponse
 from engine.domain.messages import OutboundReply
 
 Document = dict[str, Any]
@@ -165,3 +166,22 @@ class SharedVectorCache(Protocol):
     async def get_many(self, keys: list[str]) -> list[bytes | None]: ...
 
     async def put_many(self, items: dict[str, bytes], ttl_s: int) -> None: ...
+
+
+# -- store platforms (Salla, Zid, Shopify) ------------------------------------------------
+class StoreUnreachable(Exception):
+    """The platform could not be reached (a fixed reason: never the remote's words)."""
+
+
+class SyncFailed(Exception):
+    """A run stopped; ``reason`` is one of a fixed set and lands in ``sync.last_error``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StoreHttp(Protocol):
+    async def send(self, request: StoreRequest) -> StoreResponse:
+        """One call, no redirects, through the egress guard; raises ``StoreUnreachable``."""
+        ...

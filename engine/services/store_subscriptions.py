@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Final
 
 from connectors.stores import registry
 from connectors.stores.base import (
@@ -39,6 +39,7 @@ from engine.domain.integrations import (
     Integration,
     webhook_url,
 )
+from engine.services.ports import StoreHttp, StoreUnreachable, SyncFailed
 from engine.services.repositories import Repositories
 from observability import metrics
 
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 # One attempt sends at most this many calls (a list, then one per topic); a platform with
 # more topics than this is a programming error, not a reason to loop.
 MAX_CALLS: Final = 16
-
-
-class _Http(Protocol):
-    async def send(self, request: StoreRequest) -> StoreResponse: ...
 
 
 class Refused(Exception):
@@ -67,19 +64,15 @@ class WebhookSubscriptions:
     def __init__(
         self,
         repos: Repositories,
-        http: _Http,
+        http: StoreHttp,
         fresh: Fresh,
         *,
-        unreachable: type[Exception],
-        token_failed: type[Exception],
         base_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repos = repos
         self._http = http
         self._fresh = fresh
-        self._unreachable = unreachable
-        self._token_failed = token_failed
         self._base_url = base_url
         self._clock = clock
 
@@ -189,13 +182,13 @@ class WebhookSubscriptions:
     async def _token(self, integration: Integration, *, force: bool) -> Integration:
         try:
             return await self._fresh(integration, force=force)
-        except self._token_failed as failed:  # the refresh's own fixed reason
-            raise Refused(str(getattr(failed, "reason", "token_refresh_refused"))) from None
+        except SyncFailed as failed:  # the refresh's own fixed reason
+            raise Refused(failed.reason) from None
 
     async def _send(self, request: StoreRequest) -> StoreResponse:
         try:
             return await self._http.send(request)
-        except self._unreachable:
+        except StoreUnreachable:
             raise Refused("unreachable") from None
 
     async def _record(

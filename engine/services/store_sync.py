@@ -56,7 +56,7 @@ from engine.domain.integrations import (
 )
 from engine.services.catalog_admin import IndexNudge
 from engine.services.indexing import pending_fields, tombstone
-from engine.services.ports import Document
+from engine.services.ports import Document, StoreHttp, StoreUnreachable, SyncFailed
 from engine.services.repositories import Repositories
 from engine.services.store_subscriptions import WebhookSubscriptions
 from observability import metrics
@@ -73,24 +73,6 @@ REFRESH_LEASE_S: Final = 30.0
 REFRESH_POLL_S: Final = 0.1
 # How long a store event is remembered (platforms stop redelivering within two days).
 EVENT_MEMORY_S: Final = 7 * 24 * 3600.0
-
-
-class StoreUnreachable(Exception):
-    """The platform could not be reached (a fixed reason: never the remote's words)."""
-
-
-class SyncFailed(Exception):
-    """A run stopped; ``reason`` is one of a fixed set and lands in ``sync.last_error``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class StoreHttp(Protocol):
-    async def send(self, request: StoreRequest) -> StoreResponse:
-        """One call, no redirects, through the egress guard; raises ``StoreUnreachable``."""
-        ...
 
 
 class IntegrationVault(Protocol):
@@ -159,8 +141,6 @@ class StoreSync:
             repos,
             http,
             self.fresh,
-            unreachable=StoreUnreachable,
-            token_failed=SyncFailed,
             base_url=webhook_base,
             clock=clock,
         )

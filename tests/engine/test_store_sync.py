@@ -462,7 +462,7 @@ async def test_the_store_http_adapter_reads_an_answer_sent_in_chunks_whole(
 
     from connectors.stores.base import StoreRequest
     from engine.adapters import store_http
-    from engine.services.store_sync import StoreUnreachable
+    from engine.services.ports import StoreUnreachable
     from tests.gateways import listen
 
     doc = {"products": [{"id": n, "title": "x" * 200} for n in range(2000)]}

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from connectors.stores.base import StoreRequest
 from engine.adapters.store_http import EgressStoreHttp
-from engine.services.store_sync import StoreUnreachable
+from engine.services.ports import StoreUnreachable
 from tests.channels.harness import Gateway, start_gateway
 from tests.gateways import served
 
