@@ -14,6 +14,8 @@ they rarely repeat and would only churn the LRU.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 from collections import OrderedDict
 
@@ -50,7 +52,8 @@ class CachedQueryEmbedder:
         self._max = max(1, max_entries)
         self._ttl = ttl_s
         self._l1: OrderedDict[str, FloatMatrix] = OrderedDict()
-        self.counts = {"l1_hit": 0, "l1_miss": 0, "l2_hit": 0, "l2_miss": 0}
+        self._inflight: dict[str, asyncio.Future[dict[str, FloatMatrix]]] = {}
+        self.counts = {"l1_hit": 0, "l1_miss": 0, "l1_coalesced": 0, "l2_hit": 0, "l2_miss": 0}
 
     def key(self, text: str) -> str:
         """Bounded size whatever the text (a turn reads at most 1,024 characters anyway)."""
@@ -67,41 +70,74 @@ class CachedQueryEmbedder:
             return await self._inner.embed_queries([])
         norm = [normalise_query(t) for t in texts]
         keys = [self.key(t) for t in norm]
-        rows: list[FloatMatrix | None] = []
+        text_of = dict(zip(keys, norm, strict=True))
+        rows: dict[str, FloatMatrix] = {}
         for k in keys:
             row = self._l1.get(k)
             if row is not None:
                 self._l1.move_to_end(k)
-            rows.append(row)
-        missing = [i for i, r in enumerate(rows) if r is None]
-        self._count("l1", "hit", len(rows) - len(missing))
-        self._count("l1", "miss", len(missing))
-        if missing and self._shared is not None:
-            found = await self._shared.get_many([keys[i] for i in missing])
-            still: list[int] = []
-            for i, blob in zip(missing, found, strict=True):
+                rows[k] = row
+        missed = sum(1 for k in keys if k not in rows)
+        self._count("l1", "hit", len(keys) - missed)
+        self._count("l1", "miss", missed)
+        missing = [k for k in text_of if k not in rows]
+        # A question another turn of this process is already fetching is waited for, not
+        # fetched again: a burst of one hot question (a broadcast, a flash sale, a flood of one
+        # text) otherwise put one model run per copy in the embedder's queue.
+        waits = {k: self._inflight[k] for k in missing if k in self._inflight}
+        self._count("l1", "coalesced", len(waits))
+        own = [k for k in missing if k not in waits]
+        mine: asyncio.Future[dict[str, FloatMatrix]] | None = None
+        if own:
+            # A task of its own, so a cancelled turn does not cancel the fetch its waiters need.
+            mine = asyncio.ensure_future(self._fetch(own, text_of))
+            for k in own:
+                self._inflight[k] = mine
+            mine.add_done_callback(functools.partial(self._landed, own))
+            waits.update(dict.fromkeys(own, mine))
+        for flight in dict.fromkeys(waits.values()):
+            try:
+                got = await asyncio.shield(flight)
+            except Exception:
+                if flight is mine:
+                    raise
+                # Another turn's fetch failed: this one tries on its own, once.
+                got = await self._fetch([k for k, f in waits.items() if f is flight], text_of)
+            rows.update({k: got[k] for k, f in waits.items() if f is flight})
+        return np.stack([rows[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _landed(self, keys: list[str], flight: asyncio.Future[dict[str, FloatMatrix]]) -> None:
+        for k in keys:
+            if self._inflight.get(k) is flight:
+                del self._inflight[k]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: every waiter may be gone
+
+    async def _fetch(self, keys: list[str], text_of: dict[str, str]) -> dict[str, FloatMatrix]:
+        """L2, then one model call for every text still missing; both tiers learn the result."""
+        rows: dict[str, FloatMatrix] = {}
+        missing = keys
+        if self._shared is not None:
+            found = await self._shared.get_many(keys)
+            missing = []
+            for k, blob in zip(keys, found, strict=True):
                 if blob is None:
-                    still.append(i)
+                    missing.append(k)
                     continue
-                row = np.frombuffer(blob, dtype=np.float32).copy()
-                rows[i] = row
-                self._remember(keys[i], row)
-            self._count("l2", "hit", len(missing) - len(still))
-            self._count("l2", "miss", len(still))
-            missing = still
+                rows[k] = np.frombuffer(blob, dtype=np.float32).copy()
+                self._remember(k, rows[k])
+            self._count("l2", "hit", len(keys) - len(missing))
+            self._count("l2", "miss", len(missing))
         if missing:
-            unique = list(dict.fromkeys(norm[i] for i in missing))
-            computed = await self._inner.embed_queries(unique)
-            by_text = {t: np.asarray(computed[j], dtype=np.float32) for j, t in enumerate(unique)}
+            computed = await self._inner.embed_queries([text_of[k] for k in missing])
             fresh: dict[str, bytes] = {}
-            for i in missing:
-                row = by_text[norm[i]]
-                rows[i] = row
-                self._remember(keys[i], row)
-                fresh[keys[i]] = row.tobytes()
+            for j, k in enumerate(missing):
+                rows[k] = np.asarray(computed[j], dtype=np.float32)
+                self._remember(k, rows[k])
+                fresh[k] = rows[k].tobytes()
             if self._shared is not None:
                 await self._shared.put_many(fresh, self._ttl)
-        return np.stack([r for r in rows if r is not None]).astype(np.float32, copy=False)
+        return rows
 
     def _remember(self, key: str, row: FloatMatrix) -> None:
         self._l1[key] = row

@@ -4,6 +4,7 @@ answering when Redis does not."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,7 +70,13 @@ async def test_repeats_skip_the_model_and_get_its_vectors(
     shared = await host_b.embed_queries(["do you have white sneakers?"])
     assert np.array_equal(shared[0], first[1])
     assert model.texts == questions
-    assert host_b.counts == {"l1_hit": 0, "l1_miss": 1, "l2_hit": 1, "l2_miss": 0}
+    assert host_b.counts == {
+        "l1_hit": 0,
+        "l1_miss": 1,
+        "l1_coalesced": 0,
+        "l2_hit": 1,
+        "l2_miss": 0,
+    }
     # A rebuilt model is another key space: its first question runs the model.
     rebuilt = CachedQueryEmbedder(model, "e5-other", shared=RedisVectorCache(client))
     await rebuilt.embed_queries(["do you have white sneakers?"])
@@ -100,3 +107,65 @@ async def test_answers_from_the_model_when_redis_is_gone(
     vectors = await cache.embed_queries(["phone charger"])
     assert vectors.shape[0] == 1 and model.texts == ["phone charger"]
     assert cache.counts["l2_miss"] == 1
+
+
+class Gated(SeenByModel):
+    """The model, held until the test lets it run (so several turns miss at once)."""
+
+    def __init__(self, models_dir: Path) -> None:
+        super().__init__(models_dir)
+        self.gate = asyncio.Event()
+        self.fail_next = False
+
+    async def embed_queries(self, texts: list[str]) -> FloatMatrix:
+        self.texts += texts
+        await self.gate.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("replica died")
+        return await self._model.embed_queries(texts)
+
+
+async def test_a_burst_of_one_question_runs_the_model_once(models_dir: Path) -> None:
+    model = Gated(models_dir)
+    cache = CachedQueryEmbedder(model, "e5-test")
+    burst = [asyncio.create_task(cache.embed_queries(["كم رسوم الشحن؟"])) for _ in range(20)]
+    await asyncio.sleep(0.05)  # every turn is waiting now
+    model.gate.set()
+    vectors = await asyncio.gather(*burst)
+    assert model.texts == ["كم رسوم الشحن؟"]
+    assert all(np.array_equal(v, vectors[0]) for v in vectors)
+    assert cache.counts["l1_coalesced"] == 19
+
+
+async def test_the_waiters_fetch_on_their_own_when_the_first_fetch_fails(
+    models_dir: Path,
+) -> None:
+    model = Gated(models_dir)
+    model.fail_next = True
+    cache = CachedQueryEmbedder(model, "e5-test")
+    first = asyncio.create_task(cache.embed_queries(["phone charger"]))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(cache.embed_queries(["phone charger"]))
+    await asyncio.sleep(0.01)
+    model.gate.set()
+    with pytest.raises(ConnectionError):
+        await first
+    (vector,) = await second  # answered: the model ran again for it
+    assert model.texts == ["phone charger", "phone charger"]
+    assert np.allclose(vector, (await ThreadedEmbedder(models_dir).embed_queries(["phone charger"]))[0])
+
+
+async def test_a_cancelled_first_turn_does_not_cancel_the_fetch_others_wait_for(models_dir: Path) -> None:
+    model = Gated(models_dir)
+    cache = CachedQueryEmbedder(model, "e5-test")
+    first = asyncio.create_task(cache.embed_queries(["white sneakers"]))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(cache.embed_queries(["white sneakers"]))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    model.gate.set()
+    (vector,) = await second
+    assert first.cancelled()
+    assert np.allclose(vector, (await ThreadedEmbedder(models_dir).embed_queries(["white sneakers"]))[0])
+    assert model.texts == ["white sneakers"]  # the fetch went on for the one still waiting

@@ -56,6 +56,53 @@ async def test_hashing_runs_one_at_a_time_and_the_excess_is_refused_at_once(
     assert await passwords.verify_password(None, "the real password") is False
 
 
+async def test_a_storm_does_not_keep_an_owner_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storm's addresses have all given wrong passwords; the owner's has not, so the
+    owner is hashed next (not refused because the storm filled the queue)."""
+    hashed_order: list[str] = []
+
+    def slow_verify(hashed: str | None, password: str) -> bool:
+        time.sleep(0.01)
+        hashed_order.append(password)
+        return password == "the owner's password"
+
+    monkeypatch.setattr(passwords, "_verify", slow_verify)
+    monkeypatch.setattr(passwords, "MIN_HASH_INTERVAL_S", 0.0)
+    storm_ips = [f"198.51.100.{n}" for n in range(1, 21)]
+    for ip in storm_ips:  # each has guessed wrong before
+        assert not await passwords.verify_password(None, "guess", who=ip)
+    hashed_order.clear()
+    storm = [
+        asyncio.create_task(passwords.verify_password(None, f"guess-{n}", who=storm_ips[n % 20]))
+        for n in range(60)
+    ]
+    await asyncio.sleep(0)  # the storm holds the slot and fills the queue
+    owner = await passwords.verify_password(None, "the owner's password", who="203.0.113.7")
+    results = await asyncio.gather(*storm, return_exceptions=True)
+    assert owner is True
+    assert hashed_order.index("the owner's password") == 1  # after the hash already running
+    refused = [r for r in results if isinstance(r, ProblemError)]
+    assert len(refused) == 60 - passwords.MAX_HASHING - passwords.MAX_WAITING + 1
+    assert all(r.status == 503 for r in refused)
+
+
+async def test_a_cancelled_waiter_gives_its_turn_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "_verify", lambda hashed, password: time.sleep(0.01) or False)
+    monkeypatch.setattr(passwords, "MIN_HASH_INTERVAL_S", 0.0)
+    first = asyncio.create_task(passwords.verify_password(None, "a"))
+    gone = asyncio.create_task(passwords.verify_password(None, "b"))
+    last = asyncio.create_task(passwords.verify_password(None, "c"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert await first is False and await last is False
+    assert gone.cancelled()
+    # Nothing is held: a full queue's worth is hashed again.
+    again = await asyncio.gather(
+        *(passwords.verify_password(None, "d") for _ in range(passwords.MAX_WAITING + 1))
+    )
+    assert again == [False] * (passwords.MAX_WAITING + 1)
+
+
 async def test_a_real_hash_still_verifies() -> None:
     hashed = await passwords.hash_password("correct horse battery")
     assert await passwords.verify_password(hashed, "correct horse battery")

@@ -50,7 +50,7 @@ async def signup(ctx: Ctx) -> Reply:
     email = body.email.lower()
     if await api.repos.users.by_email(email) is not None:
         raise ProblemError(409, "Conflict", "an account with this email exists; log in instead")
-    password_hash = await hash_password(body.password)
+    password_hash = await hash_password(body.password, who=client_ip(ctx.request))
     merchant_id, _ = await api.records.create_merchant(body.merchant_name, body.default_language)
     user_id = new_id("u")
     try:
@@ -82,7 +82,9 @@ async def login(ctx: Ctx) -> dict[str, Any]:
             429, "Too many login attempts", f"try again in {wait} s", retry_after=wait
         )
     user = await api.repos.users.by_email(email)
-    ok = await verify_password(None if user is None else user.get("password_hash"), body.password)
+    ok = await verify_password(
+        None if user is None else user.get("password_hash"), body.password, who=ip
+    )
     if user is None or not ok:
         await api.throttle.failed(email, ip)
         raise ProblemError(401, "Unauthorized", "wrong email or password")
@@ -136,7 +138,7 @@ async def accept_invite(ctx: Ctx) -> dict[str, Any]:
     user = await api.repos.users.by_invite_hash(token_hash)
     if user is None or float(user.get("invite_expires", 0)) < time.time():
         raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
-    password_hash = await hash_password(body.password)
+    password_hash = await hash_password(body.password, who=client_ip(ctx.request))
     if not await api.repos.users.accept_invite(str(user["_id"]), token_hash, password_hash):
         raise ProblemError(401, "Unauthorized", "invalid or expired invitation")
     pair = await api.tokens.start(str(user["_id"]), str(user["merchant_id"]), str(user["role"]))
