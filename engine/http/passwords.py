@@ -78,7 +78,11 @@ class _Gate:
         if self.busy < MAX_HASHING and not self.queue:
             self.busy += 1
             return
-        entry = (self.standing(who, now), next(self.order), asyncio.get_running_loop().create_future())
+        entry = (
+            self.standing(who, now),
+            next(self.order),
+            asyncio.get_running_loop().create_future(),
+        )
         if len(self.queue) >= MAX_WAITING:
             worst = max(self.queue)
             if entry[:2] > worst[:2]:
@@ -107,7 +111,9 @@ class _Gate:
 
 
 def _busy() -> ProblemError:
-    return ProblemError(503, "Busy", "too many sign-ins at once; try again in a second", retry_after=1)
+    return ProblemError(
+        503, "Busy", "too many sign-ins at once; try again in a second", retry_after=1
+    )
 
 
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Gate] = weakref.WeakKeyDictionary()

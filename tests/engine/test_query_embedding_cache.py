@@ -153,10 +153,14 @@ async def test_the_waiters_fetch_on_their_own_when_the_first_fetch_fails(
         await first
     (vector,) = await second  # answered: the model ran again for it
     assert model.texts == ["phone charger", "phone charger"]
-    assert np.allclose(vector, (await ThreadedEmbedder(models_dir).embed_queries(["phone charger"]))[0])
+    assert np.allclose(
+        vector, (await ThreadedEmbedder(models_dir).embed_queries(["phone charger"]))[0]
+    )
 
 
-async def test_a_cancelled_first_turn_does_not_cancel_the_fetch_others_wait_for(models_dir: Path) -> None:
+async def test_a_cancelled_first_turn_does_not_cancel_the_fetch_others_wait_for(
+    models_dir: Path,
+) -> None:
     model = Gated(models_dir)
     cache = CachedQueryEmbedder(model, "e5-test")
     first = asyncio.create_task(cache.embed_queries(["white sneakers"]))
@@ -167,5 +171,7 @@ async def test_a_cancelled_first_turn_does_not_cancel_the_fetch_others_wait_for(
     model.gate.set()
     (vector,) = await second
     assert first.cancelled()
-    assert np.allclose(vector, (await ThreadedEmbedder(models_dir).embed_queries(["white sneakers"]))[0])
+    assert np.allclose(
+        vector, (await ThreadedEmbedder(models_dir).embed_queries(["white sneakers"]))[0]
+    )
     assert model.texts == ["white sneakers"]  # the fetch went on for the one still waiting

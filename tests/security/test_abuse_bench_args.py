@@ -16,11 +16,18 @@ from bench.abuse import parse_args
 def test_defaults_are_the_documented_attack() -> None:
     args = parse_args([])
     assert (args.webchat_sockets, args.live_sockets, args.login_ips) == (200, 100, 50)
-    assert args.attacker is None
+    assert args.attacker is None and args.rounds == 1
 
 
 @pytest.mark.parametrize(
-    "argv", [["--webchat-ips", "0"], ["--login-ips", "201"], ["--rate", "100", "--seconds", "60"]]
+    "argv",
+    [
+        ["--webchat-ips", "0"],
+        ["--login-ips", "201"],
+        ["--rate", "100", "--seconds", "60"],
+        ["--rounds", "0"],
+        ["--rounds", "11"],
+    ],
 )
 def test_unbounded_or_off_loopback_runs_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
