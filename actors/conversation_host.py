@@ -15,7 +15,7 @@ from typing import Any
 import ray
 
 from actors import metrics_backend
-from actors.loops import keep_running
+from actors.loops import keep_running, settle_heap
 from actors.remotes import container
 from engine.adapters.records import Records
 from engine.adapters.redis import keys
@@ -123,6 +123,7 @@ class ConversationHostActor:
             keep_running(self._core.run, "conversation host")
         )
         self._started = time.time()
+        settle_heap()
 
     async def _observe(self, turn: CommittedTurn) -> None:
         result, turn_s = turn.result, turn.turn_s

@@ -15,7 +15,7 @@ from typing import Any
 import ray
 
 from actors import metrics_backend
-from actors.loops import keep_running
+from actors.loops import keep_running, settle_heap
 from actors.remotes import container
 from connectors import registry
 from engine.adapters import egress
@@ -63,6 +63,7 @@ class DeliveryActor:
         self._task = asyncio.get_running_loop().create_task(
             keep_running(self._worker.run, f"{kind} delivery")
         )
+        settle_heap()
 
     def _delivered(self, reply: OutboundReply, provider_ids: str, attempts: int) -> None:
         """Record the provider ids so later status webhooks land on this reply (off path)."""

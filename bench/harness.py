@@ -4,7 +4,6 @@ data dir, with stdout kept free for the benchmark's JSON."""
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 
 import ray
 
-from actors.runtime import Runtime
+from actors.runtime import Runtime, local_ray_defaults
 from engine.config import Settings
 
 
@@ -32,7 +31,7 @@ def engine_runtime(prefix: str, **overrides: Any) -> Iterator[Runtime]:
         allow_private_api_base=True,  # the fake platforms listen on loopback
         **overrides,
     )
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    local_ray_defaults()
     # Ray forwards worker logs to the driver's stdout unless told not to: keep stdout for JSON.
     # "local": a new cluster of its own, never another engine's found on this machine.
     ray.init(address="local", include_dashboard=False, log_to_driver=False, namespace="kaleem")
