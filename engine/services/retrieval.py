@@ -22,9 +22,12 @@ Two different numbers per candidate, on purpose:
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,7 @@ from engine.domain.ranking import (
 )
 from engine.domain.retrieval import Filters, KnowledgeHit, ProductHit, RetrievalResult
 from engine.domain.text import expand_for_embedding, normalize_arabic
+from engine.services.embedding_cache import normalise_query
 from engine.services.ports import (
     Embedder,
     VectorHit,
@@ -85,6 +89,21 @@ class MerchantLexicon:
     checked_at: float
     build_s: float = 0.0
     built_at: float = 0.0
+    # At the last check, nothing of the merchant waited for the vector index (no pending
+    # record, no tombstone): the dense half agrees with ``signature`` (see ResultCache).
+    settled: bool = False
+    # Checks that found something waiting: a write that kept the signature (an ``updated_at``
+    # no newer than the newest, e.g. from a host whose clock is behind) still moves it.
+    unsettled_checks: int = 0
+
+    @property
+    def revision(self) -> tuple[Any, ...]:
+        """What the results cache keys on (see :class:`ResultCache`)."""
+        return (self.signature, self.unsettled_checks)
+
+    def observe(self, settled: bool) -> None:
+        self.settled = settled
+        self.unsettled_checks += not settled
 
     def top_products(self, query: str, k: int) -> dict[str, float]:
         return _top(self.products, query, k)
@@ -211,6 +230,21 @@ class LexicalIndexes:
             parts += [count, newest]
         return tuple(parts)
 
+    async def _settled(self, merchant_id: str) -> bool:
+        """No record of the merchant waits for the indexer (pending) or for its vectors'
+        removal (tombstone). Read AFTER the signature: a write that lands between the two reads
+        either shows here as pending or changes the signature the next check reads."""
+        waiting = await asyncio.gather(
+            self._repos.products.pending(merchant_id, after_id=None, limit=1),
+            self._repos.knowledge.pending(merchant_id, after_id=None, limit=1),
+            self._repos.tombstones.batch(merchant_id, limit=1),
+        )
+        return not any(waiting)
+
+    async def _check(self, merchant_id: str) -> tuple[tuple[Any, ...], bool]:
+        signature = await self._signature(merchant_id)
+        return signature, await self._settled(merchant_id)
+
     async def get(self, merchant_id: str) -> MerchantLexicon:
         current = self._items.get(merchant_id)
         now = time.monotonic()
@@ -227,12 +261,13 @@ class LexicalIndexes:
                 self._items.move_to_end(merchant_id)
                 self._rebuild_later(merchant_id, current)
                 return current
-            signature = await self._signature(merchant_id)
+            signature, settled = await self._check(merchant_id)
             if current is not None and current.signature == signature:
+                current.observe(settled)
                 current.checked_at = time.monotonic()
                 self._items.move_to_end(merchant_id)
                 return current
-            return await self._build(merchant_id, signature)
+            return await self._build(merchant_id, signature, settled)
 
     def _rebuild_later(self, merchant_id: str, current: MerchantLexicon) -> None:
         running = self._rebuilding.get(merchant_id)
@@ -243,20 +278,25 @@ class LexicalIndexes:
 
         async def rebuild() -> None:
             try:
-                signature = await self._signature(merchant_id)
+                signature, settled = await self._check(merchant_id)
                 if signature != current.signature:
-                    await self._build(merchant_id, signature)
+                    await self._build(merchant_id, signature, settled)
+                else:
+                    current.observe(settled)
             except Exception:  # the previous index keeps serving; the next check retries
                 log.exception("lexical index rebuild failed", extra={"merchant": merchant_id})
 
         self._rebuilding[merchant_id] = asyncio.create_task(rebuild())
 
-    async def _build(self, merchant_id: str, signature: tuple[Any, ...]) -> MerchantLexicon:
+    async def _build(
+        self, merchant_id: str, signature: tuple[Any, ...], settled: bool
+    ) -> MerchantLexicon:
         started = time.monotonic()
         products, knowledge = await asyncio.gather(
             _all(self._repos.products, merchant_id), _all(self._repos.knowledge, merchant_id)
         )
         lexicon = await asyncio.to_thread(build_lexicon, products, knowledge, signature)
+        lexicon.observe(settled)
         lexicon.built_at = time.monotonic()
         lexicon.build_s = lexicon.built_at - started
         self._items[merchant_id] = lexicon
@@ -369,16 +409,107 @@ def best_window_per_chunk(
     return dense, payloads
 
 
+# --- results cache -----------------------------------------------------------------------------
+
+RESULTS_CACHE = "retrieval_results"
+
+ResultKey = tuple[str, str, Filters, int, int, tuple[Any, ...]]
+
+
+def _copy_result(result: RetrievalResult) -> RetrievalResult:
+    """A result no caller shares with the cache: fresh lists, fresh attribute dicts (the hits
+    and cards are frozen; their strings are immutable)."""
+    return RetrievalResult(
+        [dataclasses.replace(p, attributes=copy.deepcopy(p.attributes)) for p in result.products],
+        list(result.knowledge),
+        0.0,
+    )
+
+
+class ResultCache:
+    """Bounded per-process LRU of :class:`RetrievalResult` s, keyed by the catalog's revision.
+
+    Shoppers repeat questions (a few hundred make most of a store's traffic), and a repeat would
+    otherwise pay the embedding, two vector-search hops and the ranking again for the same
+    answer. The key is (merchant, the query as the embedder sees it, filters, limits, revision):
+
+    * the query is :func:`normalise_query` of the question (whitespace collapsed): the embedder
+      sees exactly that (its own cache keys on it) and the lexical half tokenises it, which is
+      whitespace-blind, so two questions with one key get the same answer uncached;
+    * the revision is :attr:`MerchantLexicon.revision`: the lexicon's signature (product and
+      knowledge counts plus the newest ``updated_at`` of each), which every write an answer
+      could see (create, edit, delete, import, store sync) moves, and the number of checks that
+      found a record pending or a tombstone, which moves even for a write whose ``updated_at``
+      is no newer than the newest. The lexicon already reads both at most every
+      ``check_every_s`` per merchant, so the cache costs no store round trip per question; a
+      change of one merchant changes only that merchant's key.
+
+    The dense half lags the records until the indexer has run (the record-as-outbox marks the
+    record pending; a deletion leaves a tombstone until its vectors are gone). A result computed
+    while anything of the merchant waits (``MerchantLexicon.settled`` false at the last check,
+    or turned false during the computation) is therefore not cached at all: cached, it would
+    keep a new product missing after it was indexed, since indexing changes no signature.
+
+    Staleness is bounded twice: by the revision, as fresh as the lexical index (inline checks
+    every couple of seconds for small catalogues, background checks for big ones), and by
+    ``ttl_s`` whatever happens. Results are copied in and out so no caller can mutate an entry.
+    """
+
+    def __init__(
+        self, max_entries: int, ttl_s: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max = max_entries
+        self._ttl = ttl_s
+        self._clock = clock
+        self._items: OrderedDict[ResultKey, tuple[float, RetrievalResult]] = OrderedDict()
+        self.counts = {"l1_hit": 0, "l1_miss": 0}
+
+    @property
+    def enabled(self) -> bool:
+        return self._max > 0 and self._ttl > 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: ResultKey) -> RetrievalResult | None:
+        entry = self._items.get(key)
+        if entry is not None and entry[0] <= self._clock():
+            del self._items[key]
+            entry = None
+        outcome = "miss" if entry is None else "hit"
+        self.counts[f"l1_{outcome}"] += 1
+        metrics.CACHE.labels(RESULTS_CACHE, "l1", outcome).inc()
+        if entry is None:
+            return None
+        self._items.move_to_end(key)
+        return _copy_result(entry[1])
+
+    def put(self, key: ResultKey, result: RetrievalResult) -> None:
+        self._items[key] = (self._clock() + self._ttl, _copy_result(result))
+        self._items.move_to_end(key)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+
 class Retriever:
     def __init__(
         self,
         embedder: Embedder,
         vectors: VectorStore,
         lexicons: LexicalIndexes | None = None,
+        *,
+        results: ResultCache | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._lexicons = lexicons
+        # Without a lexicon there is no revision to key on: nothing is cached.
+        self._results = results if results is not None and results.enabled else None
+
+    @property
+    def cache_counts(self) -> dict[str, int]:
+        """Results-cache lookups of this process (empty when the cache is off)."""
+        return dict(self._results.counts) if self._results is not None else {}
 
     async def retrieve(
         self,
@@ -393,12 +524,46 @@ class Retriever:
         f = filters or Filters(max_price=max_price)
         if max_price is not None and f.max_price is None:
             f = Filters(**{**_as_kwargs(f), "max_price": max_price})
+        if self._results is None or self._lexicons is None:
+            return await self._retrieve(merchant_id, query, product_limit, knowledge_limit, f)
+        lexicon = await self._lexicons.get(merchant_id)
+        key: ResultKey = (
+            merchant_id,
+            normalise_query(query),
+            f,
+            product_limit,
+            knowledge_limit,
+            lexicon.revision,
+        )
+        cached = self._results.get(key)
+        if cached is not None:
+            return cached
+        settled = lexicon.settled
+        result = await self._retrieve(
+            merchant_id, query, product_limit, knowledge_limit, f, lexicon=lexicon
+        )
+        # Nothing waited for the indexer when the question started, and no check meanwhile
+        # found anything waiting.
+        if settled and lexicon.settled and lexicon.revision == key[-1]:
+            self._results.put(key, result)
+        return result
+
+    async def _retrieve(
+        self,
+        merchant_id: str,
+        query: str,
+        product_limit: int,
+        knowledge_limit: int,
+        f: Filters,
+        *,
+        lexicon: MerchantLexicon | None = None,
+    ) -> RetrievalResult:
         loop = asyncio.get_running_loop()
         # The lexical index does not need the query vector: its freshness check (a store round
         # trip every few seconds) overlaps the embedding instead of following it.
         lexicon_task = (
             asyncio.ensure_future(self._lexicons.get(merchant_id))
-            if self._lexicons is not None
+            if self._lexicons is not None and lexicon is None
             else None
         )
         t0 = loop.time()
@@ -434,7 +599,8 @@ class Retriever:
             raise
         metrics.VECTOR_SEARCH_LATENCY.labels("products+knowledge").observe(loop.time() - t_search)
         with tracing.span("rank"):  # BM25 over the merchant's lexicon + fusion, in-process
-            lexicon = await lexicon_task if lexicon_task is not None else None
+            if lexicon_task is not None:
+                lexicon = await lexicon_task
             products = self._products(query, product_hits, lexicon, f, depth)
             knowledge = self._knowledge(query, knowledge_hits, lexicon) if knowledge_limit else []
         return RetrievalResult(products[:product_limit], knowledge[:knowledge_limit], inference)
