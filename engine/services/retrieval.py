@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +49,12 @@ from engine.domain.ranking import (
     KNOWLEDGE_WEIGHTS,
     PRODUCT_WEIGHTS,
     Bm25Index,
+    StatsLookup,
+    TermStats,
     candidate_signals,
     fuse,
     hybrid_rank,
+    known_stats,
     lexical_scores,
     product_rank,
 )
@@ -95,6 +99,7 @@ class MerchantLexicon:
     # Checks that found something waiting: a write that kept the signature (an ``updated_at``
     # no newer than the newest, e.g. from a host whose clock is behind) still moves it.
     unsettled_checks: int = 0
+    _norms: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def revision(self) -> tuple[Any, ...]:
@@ -110,6 +115,41 @@ class MerchantLexicon:
 
     def top_knowledge(self, query: str, k: int) -> dict[str, float]:
         return _top(self.knowledge, query, k)
+
+    def product_stats(self, texts: Mapping[str, str]) -> StatsLookup:
+        """Term counts of the candidates ranked by the very text this lexicon indexed; the
+        others (a vector payload's text for a product the records lack) return None and are
+        tokenised by the caller."""
+        return _stats_lookup(self.products, texts, self.product_texts.get)
+
+    def knowledge_stats(self, texts: Mapping[str, str]) -> StatsLookup:
+        """As :meth:`product_stats`; a chunk is indexed as "title\\nbody", the text ranked."""
+        return _stats_lookup(
+            self.knowledge, texts, lambda i: self.chunks[i]["text"] if i in self.chunks else None
+        )
+
+    def normalised(self, sku: str, text: str) -> str:
+        """:func:`normalize_arabic` of a product's ranking text, once per lexicon for the
+        products the filters look at (the lexicon's text only; any other text afresh)."""
+        if self.product_texts.get(sku) != text:
+            return normalize_arabic(text)
+        norm = self._norms.get(sku)
+        if norm is None:
+            norm = self._norms[sku] = normalize_arabic(text)
+        return norm
+
+
+def _stats_lookup(
+    index: Bm25Index, texts: Mapping[str, str], indexed_text: Callable[[str], str | None]
+) -> StatsLookup:
+    def lookup(terms: Sequence[str], ids: Sequence[str]) -> Sequence[TermStats | None]:
+        stats = index.term_stats(terms, ids)
+        return [
+            s if s is not None and indexed_text(i) == texts.get(i, "") else None
+            for i, s in zip(ids, stats, strict=True)
+        ]
+
+    return lookup
 
 
 def _top(index: Bm25Index, query: str, k: int) -> dict[str, float]:
@@ -342,8 +382,18 @@ def _attr_values(doc: dict[str, Any], *names: str) -> list[str]:
     return out
 
 
-def passes(filters: Filters, payload: dict[str, Any], text: str) -> bool:
-    """Whether a product satisfies every hard constraint (unknown price fails a price bound)."""
+def passes(
+    filters: Filters,
+    payload: dict[str, Any],
+    text: str,
+    normalised: Callable[[str], str] = normalize_arabic,
+) -> bool:
+    """Whether a product satisfies every hard constraint (unknown price fails a price bound).
+
+    The text is normalised only for a constraint that reads it (colour, size, category), and
+    through ``normalised`` (a lexicon's memo): most questions have none, and normalising every
+    candidate's text was the largest single cost of ranking a turn.
+    """
     price = payload.get("price")
     if filters.max_price is not None and (price is None or float(price) > filters.max_price):
         return False
@@ -351,7 +401,9 @@ def passes(filters: Filters, payload: dict[str, Any], text: str) -> bool:
         return False
     if str(payload.get("sku")) in filters.exclude_skus:
         return False
-    norm = normalize_arabic(text)
+    if not (filters.colour or filters.size or filters.category):
+        return True
+    norm = normalised(text)
     if filters.colour:
         words = {filters.colour, *COLOURS.get(filters.colour, ())}
         colours = set(_attr_values(payload, "color", "colour", "colors", "colours"))
@@ -601,7 +653,7 @@ class Retriever:
         with tracing.span("rank"):  # BM25 over the merchant's lexicon + fusion, in-process
             if lexicon_task is not None:
                 lexicon = await lexicon_task
-            products = self._products(query, product_hits, lexicon, f, depth)
+            products = self._products(query, product_hits, lexicon, f, depth, product_limit)
             knowledge = self._knowledge(query, knowledge_hits, lexicon) if knowledge_limit else []
         return RetrievalResult(products[:product_limit], knowledge[:knowledge_limit], inference)
 
@@ -612,7 +664,11 @@ class Retriever:
         lexicon: MerchantLexicon | None,
         f: Filters,
         depth: int,
+        limit: int | None = None,
     ) -> list[ProductHit]:
+        """Ranked products, the first ``limit`` of them as hits: confidence is relative to every
+        candidate that passes, but only the shown ones need a card (building one per candidate
+        was a tenth of a turn's ranking time)."""
         dense, payloads = best_vector_per_product(hits)
         texts = {i: str(p.get("text") or "") for i, p in payloads.items()}
         bm25 = lexicon.top_products(query, depth) if lexicon is not None else {}
@@ -625,15 +681,20 @@ class Retriever:
                 # vector payloads may lag an update by one indexing job.
                 payloads[sku] = {**payloads.get(sku, {}), **doc}
                 texts[sku] = lexicon.product_texts.get(sku) or texts.get(sku, "")
-        signals = candidate_signals(query, dense, bm25, texts)
+        stats = lexicon.product_stats(texts) if lexicon is not None else None
+        signals = candidate_signals(query, dense, bm25, texts, stats)
         signals["stock"] = {
             i: 1.0 if payloads.get(i, {}).get("in_stock", True) else 0.0 for i in signals["cov"]
         }
         ranked = product_rank(signals, PRODUCT_WEIGHTS)
-        ids = [i for i, _ in ranked if i in payloads and passes(f, payloads[i], texts.get(i, ""))]
+        ids = [
+            i
+            for i, _ in ranked
+            if i in payloads and passes(f, payloads[i], texts.get(i, ""), _normaliser(lexicon, i))
+        ]
         if not ids:
             return []
-        confidence = self._confidence(query, ids, dense, texts)
+        confidence = self._confidence(query, ids, dense, texts, stats)
         return [
             ProductHit(
                 card=_product_card(i, payloads[i]),
@@ -644,7 +705,7 @@ class Retriever:
                 attributes=dict(payloads[i].get("attributes") or {}),
                 text=texts.get(i, ""),
             )
-            for i in ids
+            for i in ids[:limit]
         ]
 
     def _knowledge(
@@ -655,11 +716,13 @@ class Retriever:
         for cid in bm25:
             payloads.setdefault(cid, lexicon.chunks[cid] if lexicon is not None else {})
         texts = {i: f"{p.get('title') or ''}\n{p.get('body') or ''}" for i, p in payloads.items()}
-        ranked = hybrid_rank(candidate_signals(query, dense, bm25, texts), KNOWLEDGE_WEIGHTS)
+        stats = lexicon.knowledge_stats(texts) if lexicon is not None else None
+        signals = candidate_signals(query, dense, bm25, texts, stats)
+        ranked = hybrid_rank(signals, KNOWLEDGE_WEIGHTS)
         ids = [i for i, _ in ranked if i in payloads]
         if not ids:
             return []
-        confidence = self._confidence(query, ids, dense, texts)
+        confidence = self._confidence(query, ids, dense, texts, stats)
         return [
             KnowledgeHit(
                 doc_id=str(payloads[i].get("doc_id") or i),
@@ -674,7 +737,11 @@ class Retriever:
 
     @staticmethod
     def _confidence(
-        query: str, ids: list[str], dense: dict[str, float], texts: dict[str, str]
+        query: str,
+        ids: list[str],
+        dense: dict[str, float],
+        texts: dict[str, str],
+        stats: StatsLookup | None = None,
     ) -> dict[str, float]:
         """Absolute [0, 1] confidence (0.7 cosine + 0.3 lexical share), see module docstring.
 
@@ -682,9 +749,17 @@ class Retriever:
         best as semantically close as the worst dense candidate.
         """
         floor = min(dense.values()) if dense else 0.0
-        lexical = lexical_scores(query, [texts.get(i, "") for i in ids])
+        lexical = lexical_scores(
+            query, [texts.get(i, "") for i in ids], known_stats(query, ids, stats)
+        )
         fused = fuse([dense.get(i, floor) for i in ids], lexical)
         return dict(zip(ids, fused, strict=True))
+
+
+def _normaliser(lexicon: MerchantLexicon | None, sku: str) -> Callable[[str], str]:
+    if lexicon is None:
+        return normalize_arabic
+    return functools.partial(lexicon.normalised, sku)
 
 
 def _as_kwargs(f: Filters) -> dict[str, Any]:
