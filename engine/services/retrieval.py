@@ -578,6 +578,9 @@ class Retriever:
             f = Filters(**{**_as_kwargs(f), "max_price": max_price})
         if self._results is None or self._lexicons is None:
             return await self._retrieve(merchant_id, query, product_limit, knowledge_limit, f)
+        # The revision comes from the lexicon, so its freshness check (a store round trip at
+        # most every few seconds) now precedes the embedding instead of overlapping it: the
+        # price of answering repeats with no embedding at all.
         lexicon = await self._lexicons.get(merchant_id)
         key: ResultKey = (
             merchant_id,
