@@ -104,11 +104,12 @@ class ConversationHostActor:
         # One Serve call per question (the embedding): BM25 + fusion run here, over a
         # per-merchant lexical index.
         self._payments = c.payments  # its provider HTTP session closes with the host
+        self._retriever = c.retriever(self._query_embedder)
         self._core = ConversationHostCore(
             c.inbox_consumer(index),
             c.checkpoints,
             TurnService(
-                c.retriever(self._query_embedder),
+                self._retriever,
                 commerce=c.commerce,
                 gaps=c.gaps,
                 phraser=c.phraser,
@@ -159,6 +160,7 @@ class ConversationHostActor:
             merchant_cache_hits=self._merchants.hits,
             merchant_cache_misses=self._merchants.misses,
             query_cache=dict(getattr(self._query_embedder, "counts", {})),
+            retrieval_cache=self._retriever.cache_counts,
             projected_turns=self._projector.projected,
             live_published=self._projector.live_published,
             live_dropped=self._projector.live_dropped,

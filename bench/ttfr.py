@@ -249,16 +249,22 @@ def engine_cpu() -> dict[str, float]:
 
 
 CACHE_COUNTS = ("l1_hit", "l1_miss", "l2_hit", "l2_miss")
+# The hosts' retrieval-results cache (``stats()["retrieval_cache"]``), prefixed here.
+RESULT_CACHE_COUNTS = ("results_l1_hit", "results_l1_miss")
 
 
 def hit_ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """Per tier: hits / lookups that reached that tier (L2 sees only L1's misses)."""
-    d = {k: after[k] - before[k] for k in (*CACHE_COUNTS, "merchant_hit", "merchant_miss")}
+    d = {
+        k: after[k] - before[k]
+        for k in (*CACHE_COUNTS, "merchant_hit", "merchant_miss", *RESULT_CACHE_COUNTS)
+    }
     out: dict[str, Any] = {}
     for name, hit, miss in (
         ("query_embedding_l1", d["l1_hit"], d["l1_miss"]),
         ("query_embedding_l2", d["l2_hit"], d["l2_miss"]),
         ("merchant_profile_l1", d["merchant_hit"], d["merchant_miss"]),
+        ("retrieval_results_l1", d["results_l1_hit"], d["results_l1_miss"]),
     ):
         out[name] = round(hit / (hit + miss), 3) if hit + miss else None
     out["lookups"] = {k: int(v) for k, v in d.items()}
@@ -275,6 +281,9 @@ async def runtime_stats(runtime: Runtime) -> dict[str, float]:
     out["merchant_miss"] = sum(float(s["merchant_cache_misses"]) for s in stats)
     for k in CACHE_COUNTS:
         out[k] = sum(float(s.get("query_cache", {}).get(k, 0)) for s in stats)
+    for k in RESULT_CACHE_COUNTS:
+        name = k.removeprefix("results_")
+        out[k] = sum(float(s.get("retrieval_cache", {}).get(name, 0)) for s in stats)
     return out
 
 

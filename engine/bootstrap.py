@@ -47,7 +47,7 @@ from engine.services.payments import Payments
 from engine.services.phrasing import InProcessTokenBudget, Phraser
 from engine.services.ports import Embedder, VectorStore
 from engine.services.repositories import Repositories
-from engine.services.retrieval import LexicalIndexes, Retriever
+from engine.services.retrieval import LexicalIndexes, ResultCache, Retriever
 from engine.services.settlement import SettlementPolicy, Settlements
 from engine.services.staff import StaffDesk
 from engine.services.store_sync import StoreSync, SyncBounds
@@ -300,8 +300,10 @@ class Container:
     def retriever(self, embedder: Embedder | None = None, *, lexicons: int = 256) -> Retriever:
         """The bot's retrieval: one embedding call per question, BM25 + fusion in-process
         over a per-merchant lexical index (LRU of ``lexicons`` merchants)."""
+        s = self.settings
         return Retriever(
             embedder or self.embedder,
             self.remotes.vectors,
             LexicalIndexes(self.repos, max_merchants=lexicons),
+            results=ResultCache(s.retrieval_cache_entries, s.retrieval_cache_ttl_s),
         )

@@ -228,6 +228,10 @@ class Settings:
     # shared Redis copy (L2) lives; 0 entries / 0 seconds turn that tier off.
     query_cache_entries: int = 4096
     query_cache_ttl_s: int = 86_400
+    # Retrieval results per host process (LRU keyed by the merchant's catalog revision) and the
+    # longest any one is reused; 0 entries or 0 seconds turn the cache off.
+    retrieval_cache_entries: int = 2048
+    retrieval_cache_ttl_s: float = 300.0
 
     @property
     def base_url(self) -> str:
@@ -378,4 +382,6 @@ class Settings:
             settlement_lease_ms=_int(env, "KALEEM_SETTLEMENT_LEASE_MS", 120_000, minimum=1000),
             query_cache_entries=_int(env, "KALEEM_QUERY_CACHE_ENTRIES", 4096, minimum=0),
             query_cache_ttl_s=_int(env, "KALEEM_QUERY_CACHE_TTL_S", 86_400, minimum=0),
+            retrieval_cache_entries=_int(env, "KALEEM_RETRIEVAL_CACHE_ENTRIES", 2048, minimum=0),
+            retrieval_cache_ttl_s=max(0.0, _float(env, "KALEEM_RETRIEVAL_CACHE_TTL_S", 300.0)),
         )

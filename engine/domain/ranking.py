@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,7 +47,27 @@ def _idf(n_containing: int, n_docs: int) -> float:
     return math.log(1.0 + (total - n_containing + 0.5) / (n_containing + 0.5))
 
 
-def lexical_scores(query: str, docs: Sequence[str]) -> list[float]:
+# A document as lexical scoring sees it: its token count and how often each query term occurs
+# in it (in query-term order). Derived from the text by :func:`term_stats`, or read off a
+# corpus index built over the same text (:meth:`Bm25Index.term_stats`): same integers, so the
+# same scores, without tokenising the candidate again on every turn.
+TermStats = tuple[int, tuple[int, ...]]
+# (query terms, candidate ids) -> per candidate its TermStats, or None where it is unknown.
+StatsLookup = Callable[[Sequence[str], Sequence[str]], Sequence[TermStats | None]]
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct lexical tokens of a query, in order: what :func:`lexical_scores` weighs."""
+    return list(dict.fromkeys(lexical_tokens(query)))
+
+
+def term_stats(terms: Sequence[str], tokens: Sequence[str]) -> TermStats:
+    return len(tokens), tuple(tokens.count(t) for t in terms)
+
+
+def lexical_scores(
+    query: str, docs: Sequence[str], stats: Sequence[TermStats | None] | None = None
+) -> list[float]:
     """BM25 of ``query`` against each of ``docs``, normalised to [0, 1].
 
     The normaliser is the score an "ideal" document would get (every distinct query term
@@ -55,25 +75,35 @@ def lexical_scores(query: str, docs: Sequence[str]) -> list[float]:
     is "the IDF-weighted share of the query this doc matches" (1.0 = all of it) and is
     comparable across queries, unlike dividing by the best score in the set (which would
     hand 1.0 to the least-bad of many bad candidates). Long documents get partial credit.
+
+    ``stats`` (optional, one per doc, for the terms of :func:`query_terms`) spares tokenising
+    the docs it covers; a ``None`` entry is tokenised from its text.
     """
     if not docs:
         return []
-    q_terms = list(dict.fromkeys(lexical_tokens(query)))
+    q_terms = query_terms(query)
     if not q_terms:
         return [0.0] * len(docs)
-    doc_tokens = [lexical_tokens(d) for d in docs]
-    counts = [Counter(toks) for toks in doc_tokens]
-    lengths = np.array([len(toks) for toks in doc_tokens], dtype=np.float64)
+    known = stats if stats is not None else [None] * len(docs)
+    rows = [
+        s if s is not None else term_stats(q_terms, lexical_tokens(d))
+        for s, d in zip(known, docs, strict=True)
+    ]
+    return _scores_of(q_terms, rows)
+
+
+def _scores_of(q_terms: Sequence[str], rows: Sequence[TermStats]) -> list[float]:
+    lengths = np.array([length for length, _ in rows], dtype=np.float64)
     avgdl = float(lengths.mean()) or 1.0
-    n_docs = len(docs)
-    idf = {t: _idf(sum(1 for c in counts if t in c), n_docs) for t in q_terms}
+    n_docs = len(rows)
+    idf = {t: _idf(sum(1 for _, tfs in rows if tfs[k]), n_docs) for k, t in enumerate(q_terms)}
     ideal = sum(idf.values())
 
     scores = np.zeros(n_docs, dtype=np.float64)
-    for i, tf_map in enumerate(counts):
+    for i, (_, tfs) in enumerate(rows):
         norm = BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[i] / avgdl)
-        for term in q_terms:
-            tf = tf_map.get(term, 0)
+        for k, term in enumerate(q_terms):
+            tf = tfs[k]
             if tf:
                 # BM25 term saturation, capped at the ideal (tf = 1 at average length): a doc
                 # repeating one query word must not outscore a doc containing all of them.
@@ -149,12 +179,16 @@ class Bm25Index:
         self._b = b
         postings: dict[str, list[tuple[int, int]]] = {}
         lengths = np.zeros(len(texts), dtype=np.float64)
+        self._tokens = np.zeros(len(texts), dtype=np.int64)
         for i, text in enumerate(texts):
-            counts = Counter(self._terms(text))
+            tokens = lexical_tokens(text)
+            self._tokens[i] = len(tokens)
+            counts = Counter(self._with_bigrams(tokens))
             lengths[i] = sum(counts.values())
             for term, tf in counts.items():
                 postings.setdefault(term, []).append((i, tf))
         self._n = len(texts)
+        self._position = {doc_id: i for i, doc_id in enumerate(self.ids)}
         avgdl = float(lengths.mean()) if self._n else 1.0
         self._norm = k1 * (1.0 - b + b * lengths / (avgdl or 1.0))
         self._postings = {
@@ -172,10 +206,40 @@ class Bm25Index:
     def _terms(self, text: str) -> list[str]:
         """Unigrams plus adjacent-pair bigrams: names ("حمزة بن عبد المطلب", "air max") score
         as phrases. Measured on ARCD train: the bigram index fuses better than unigrams."""
-        tokens = lexical_tokens(text)
+        return self._with_bigrams(lexical_tokens(text))
+
+    def _with_bigrams(self, tokens: list[str]) -> list[str]:
         if not self._bigrams:
             return tokens
+        # "_" never occurs in a token (the tokenizer splits on it), so a bigram never shares a
+        # posting with a unigram: the unigram postings are exact token counts (term_stats).
         return tokens + [f"{a}_{b}" for a, b in itertools.pairwise(tokens)]
+
+    def term_stats(self, terms: Sequence[str], ids: Sequence[str]) -> list[TermStats | None]:
+        """:func:`term_stats` of indexed documents, read off the postings (None: not indexed).
+
+        Why: coverage scores every candidate of every turn, and tokenising its text again
+        (normalisation, synonyms, stemming) was most of a turn's ranking time; the index holds
+        the same counts already. Valid for the text the document was indexed with only.
+        Measured (``bench/ranking_cost.py``, 200 questions, CPU per turn of products and
+        knowledge ranking): demo store 1.8-2.0 ms tokenising, 0.64-0.77 ms with these counts
+        (and filters normalising only what they read); product set 2.5-3.2 ms, 0.9-1.4 ms.
+        """
+        positions = [self._position.get(i, -1) for i in ids]
+        where = np.array([max(p, 0) for p in positions], dtype=np.int64)
+        columns: list[npt.NDArray[np.int64]] = []
+        for term in terms:
+            posting = self._postings.get(term)
+            if posting is None or not len(where):
+                columns.append(np.zeros(len(where), dtype=np.int64))
+                continue
+            docs, tf = posting
+            at = np.minimum(np.searchsorted(docs, where), len(docs) - 1)
+            columns.append(np.where(docs[at] == where, tf[at], 0).astype(np.int64))
+        return [
+            (int(self._tokens[p]), tuple(int(c[k]) for c in columns)) if p >= 0 else None
+            for k, p in enumerate(positions)
+        ]
 
     def scores(self, query: str) -> npt.NDArray[np.float64]:
         """Raw BM25 score of every document, in index order (0 for no overlap)."""
@@ -267,16 +331,25 @@ def candidate_signals(
     dense: dict[str, float],
     bm25: dict[str, float],
     texts: Mapping[str, str],
+    stats: StatsLookup | None = None,
 ) -> dict[str, dict[str, float]]:
     """The three signals :func:`hybrid_rank` fuses, for the union of both first stages.
 
     ``cov`` is :func:`lexical_scores` over the union: the IDF-weighted share of the query's
     terms each candidate contains. Corpus BM25 finds candidates; coverage separates the
-    close ones (two paragraphs of one article, two sizes of one shoe).
+    close ones (two paragraphs of one article, two sizes of one shoe). ``stats`` supplies
+    precomputed term counts for the candidates it knows (see :data:`TermStats`).
     """
     ids = list(dict.fromkeys([*dense, *bm25]))
-    cov = lexical_scores(query, [texts.get(i, "") for i in ids])
+    cov = lexical_scores(query, [texts.get(i, "") for i in ids], known_stats(query, ids, stats))
     return {"dense": dense, "bm25": bm25, "cov": dict(zip(ids, cov, strict=True))}
+
+
+def known_stats(
+    query: str, ids: Sequence[str], stats: StatsLookup | None
+) -> Sequence[TermStats | None] | None:
+    """``stats`` asked for ``ids`` with the query's terms (None without a lookup)."""
+    return None if stats is None or not ids else stats(query_terms(query), ids)
 
 
 # Scores closer than this (in z-score units) are a tie, broken by stock: two listings of one

@@ -83,11 +83,12 @@ class LocalEngine:
     def __init__(self, models_dir: Path, data_dir: Path, model: str = "e5") -> None:
         from engine.adapters.repositories import sqlite_repositories
         from engine.adapters.vectors import EdgeVectorStore
+        from engine.config import Settings
         from engine.domain.conversation import MerchantProfile, Thresholds
         from engine.domain.dialogue.turns import TurnService
         from engine.services.commerce import Commerce
         from engine.services.gaps import KnowledgeGaps
-        from engine.services.retrieval import LexicalIndexes, Retriever
+        from engine.services.retrieval import LexicalIndexes, ResultCache, Retriever
         from models.encoder import OnnxEncoder
         from models.registry import ensure_models
 
@@ -98,8 +99,13 @@ class LocalEngine:
         self.vectors = EdgeVectorStore(data_dir / "vectors")
         self.commerce = Commerce(self.repos)
         self.gaps = KnowledgeGaps(self.repos)
+        defaults = Settings()
+        # The hosts' results cache, so the evaluation answers exactly as they would.
         self.retriever = Retriever(
-            self.embedder, self.vectors, LexicalIndexes(self.repos, check_every_s=0.0)
+            self.embedder,
+            self.vectors,
+            LexicalIndexes(self.repos, check_every_s=0.0),
+            results=ResultCache(defaults.retrieval_cache_entries, defaults.retrieval_cache_ttl_s),
         )
         self.turns = TurnService(
             self.retriever, Thresholds(), commerce=self.commerce, gaps=self.gaps

@@ -22,9 +22,13 @@ Two different numbers per candidate, on purpose:
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,14 +49,18 @@ from engine.domain.ranking import (
     KNOWLEDGE_WEIGHTS,
     PRODUCT_WEIGHTS,
     Bm25Index,
+    StatsLookup,
+    TermStats,
     candidate_signals,
     fuse,
     hybrid_rank,
+    known_stats,
     lexical_scores,
     product_rank,
 )
 from engine.domain.retrieval import Filters, KnowledgeHit, ProductHit, RetrievalResult
 from engine.domain.text import expand_for_embedding, normalize_arabic
+from engine.services.embedding_cache import normalise_query
 from engine.services.ports import (
     Embedder,
     VectorHit,
@@ -85,12 +93,63 @@ class MerchantLexicon:
     checked_at: float
     build_s: float = 0.0
     built_at: float = 0.0
+    # At the last check, nothing of the merchant waited for the vector index (no pending
+    # record, no tombstone): the dense half agrees with ``signature`` (see ResultCache).
+    settled: bool = False
+    # Checks that found something waiting: a write that kept the signature (an ``updated_at``
+    # no newer than the newest, e.g. from a host whose clock is behind) still moves it.
+    unsettled_checks: int = 0
+    _norms: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def revision(self) -> tuple[Any, ...]:
+        """What the results cache keys on (see :class:`ResultCache`)."""
+        return (self.signature, self.unsettled_checks)
+
+    def observe(self, settled: bool) -> None:
+        self.settled = settled
+        self.unsettled_checks += not settled
 
     def top_products(self, query: str, k: int) -> dict[str, float]:
         return _top(self.products, query, k)
 
     def top_knowledge(self, query: str, k: int) -> dict[str, float]:
         return _top(self.knowledge, query, k)
+
+    def product_stats(self, texts: Mapping[str, str]) -> StatsLookup:
+        """Term counts of the candidates ranked by the very text this lexicon indexed; the
+        others (a vector payload's text for a product the records lack) return None and are
+        tokenised by the caller."""
+        return _stats_lookup(self.products, texts, self.product_texts.get)
+
+    def knowledge_stats(self, texts: Mapping[str, str]) -> StatsLookup:
+        """As :meth:`product_stats`; a chunk is indexed as "title\\nbody", the text ranked."""
+        return _stats_lookup(
+            self.knowledge, texts, lambda i: self.chunks[i]["text"] if i in self.chunks else None
+        )
+
+    def normalised(self, sku: str, text: str) -> str:
+        """:func:`normalize_arabic` of a product's ranking text, once per lexicon for the
+        products the filters look at (the lexicon's text only; any other text afresh)."""
+        if self.product_texts.get(sku) != text:
+            return normalize_arabic(text)
+        norm = self._norms.get(sku)
+        if norm is None:
+            norm = self._norms[sku] = normalize_arabic(text)
+        return norm
+
+
+def _stats_lookup(
+    index: Bm25Index, texts: Mapping[str, str], indexed_text: Callable[[str], str | None]
+) -> StatsLookup:
+    def lookup(terms: Sequence[str], ids: Sequence[str]) -> Sequence[TermStats | None]:
+        stats = index.term_stats(terms, ids)
+        return [
+            s if s is not None and indexed_text(i) == texts.get(i, "") else None
+            for i, s in zip(ids, stats, strict=True)
+        ]
+
+    return lookup
 
 
 def _top(index: Bm25Index, query: str, k: int) -> dict[str, float]:
@@ -211,6 +270,21 @@ class LexicalIndexes:
             parts += [count, newest]
         return tuple(parts)
 
+    async def _settled(self, merchant_id: str) -> bool:
+        """No record of the merchant waits for the indexer (pending) or for its vectors'
+        removal (tombstone). Read AFTER the signature: a write that lands between the two reads
+        either shows here as pending or changes the signature the next check reads."""
+        waiting = await asyncio.gather(
+            self._repos.products.pending(merchant_id, after_id=None, limit=1),
+            self._repos.knowledge.pending(merchant_id, after_id=None, limit=1),
+            self._repos.tombstones.batch(merchant_id, limit=1),
+        )
+        return not any(waiting)
+
+    async def _check(self, merchant_id: str) -> tuple[tuple[Any, ...], bool]:
+        signature = await self._signature(merchant_id)
+        return signature, await self._settled(merchant_id)
+
     async def get(self, merchant_id: str) -> MerchantLexicon:
         current = self._items.get(merchant_id)
         now = time.monotonic()
@@ -227,12 +301,13 @@ class LexicalIndexes:
                 self._items.move_to_end(merchant_id)
                 self._rebuild_later(merchant_id, current)
                 return current
-            signature = await self._signature(merchant_id)
+            signature, settled = await self._check(merchant_id)
             if current is not None and current.signature == signature:
+                current.observe(settled)
                 current.checked_at = time.monotonic()
                 self._items.move_to_end(merchant_id)
                 return current
-            return await self._build(merchant_id, signature)
+            return await self._build(merchant_id, signature, settled)
 
     def _rebuild_later(self, merchant_id: str, current: MerchantLexicon) -> None:
         running = self._rebuilding.get(merchant_id)
@@ -243,20 +318,25 @@ class LexicalIndexes:
 
         async def rebuild() -> None:
             try:
-                signature = await self._signature(merchant_id)
+                signature, settled = await self._check(merchant_id)
                 if signature != current.signature:
-                    await self._build(merchant_id, signature)
+                    await self._build(merchant_id, signature, settled)
+                else:
+                    current.observe(settled)
             except Exception:  # the previous index keeps serving; the next check retries
                 log.exception("lexical index rebuild failed", extra={"merchant": merchant_id})
 
         self._rebuilding[merchant_id] = asyncio.create_task(rebuild())
 
-    async def _build(self, merchant_id: str, signature: tuple[Any, ...]) -> MerchantLexicon:
+    async def _build(
+        self, merchant_id: str, signature: tuple[Any, ...], settled: bool
+    ) -> MerchantLexicon:
         started = time.monotonic()
         products, knowledge = await asyncio.gather(
             _all(self._repos.products, merchant_id), _all(self._repos.knowledge, merchant_id)
         )
         lexicon = await asyncio.to_thread(build_lexicon, products, knowledge, signature)
+        lexicon.observe(settled)
         lexicon.built_at = time.monotonic()
         lexicon.build_s = lexicon.built_at - started
         self._items[merchant_id] = lexicon
@@ -302,8 +382,18 @@ def _attr_values(doc: dict[str, Any], *names: str) -> list[str]:
     return out
 
 
-def passes(filters: Filters, payload: dict[str, Any], text: str) -> bool:
-    """Whether a product satisfies every hard constraint (unknown price fails a price bound)."""
+def passes(
+    filters: Filters,
+    payload: dict[str, Any],
+    text: str,
+    normalised: Callable[[str], str] = normalize_arabic,
+) -> bool:
+    """Whether a product satisfies every hard constraint (unknown price fails a price bound).
+
+    The text is normalised only for a constraint that reads it (colour, size, category), and
+    through ``normalised`` (a lexicon's memo): most questions have none, and normalising every
+    candidate's text was the largest single cost of ranking a turn.
+    """
     price = payload.get("price")
     if filters.max_price is not None and (price is None or float(price) > filters.max_price):
         return False
@@ -311,7 +401,9 @@ def passes(filters: Filters, payload: dict[str, Any], text: str) -> bool:
         return False
     if str(payload.get("sku")) in filters.exclude_skus:
         return False
-    norm = normalize_arabic(text)
+    if not (filters.colour or filters.size or filters.category):
+        return True
+    norm = normalised(text)
     if filters.colour:
         words = {filters.colour, *COLOURS.get(filters.colour, ())}
         colours = set(_attr_values(payload, "color", "colour", "colors", "colours"))
@@ -369,16 +461,107 @@ def best_window_per_chunk(
     return dense, payloads
 
 
+# --- results cache -----------------------------------------------------------------------------
+
+RESULTS_CACHE = "retrieval_results"
+
+ResultKey = tuple[str, str, Filters, int, int, tuple[Any, ...]]
+
+
+def _copy_result(result: RetrievalResult) -> RetrievalResult:
+    """A result no caller shares with the cache: fresh lists, fresh attribute dicts (the hits
+    and cards are frozen; their strings are immutable)."""
+    return RetrievalResult(
+        [dataclasses.replace(p, attributes=copy.deepcopy(p.attributes)) for p in result.products],
+        list(result.knowledge),
+        0.0,
+    )
+
+
+class ResultCache:
+    """Bounded per-process LRU of :class:`RetrievalResult` s, keyed by the catalog's revision.
+
+    Shoppers repeat questions (a few hundred make most of a store's traffic), and a repeat would
+    otherwise pay the embedding, two vector-search hops and the ranking again for the same
+    answer. The key is (merchant, the query as the embedder sees it, filters, limits, revision):
+
+    * the query is :func:`normalise_query` of the question (whitespace collapsed): the embedder
+      sees exactly that (its own cache keys on it) and the lexical half tokenises it, which is
+      whitespace-blind, so two questions with one key get the same answer uncached;
+    * the revision is :attr:`MerchantLexicon.revision`: the lexicon's signature (product and
+      knowledge counts plus the newest ``updated_at`` of each), which every write an answer
+      could see (create, edit, delete, import, store sync) moves, and the number of checks that
+      found a record pending or a tombstone, which moves even for a write whose ``updated_at``
+      is no newer than the newest. The lexicon already reads both at most every
+      ``check_every_s`` per merchant, so the cache costs no store round trip per question; a
+      change of one merchant changes only that merchant's key.
+
+    The dense half lags the records until the indexer has run (the record-as-outbox marks the
+    record pending; a deletion leaves a tombstone until its vectors are gone). A result computed
+    while anything of the merchant waits (``MerchantLexicon.settled`` false at the last check,
+    or turned false during the computation) is therefore not cached at all: cached, it would
+    keep a new product missing after it was indexed, since indexing changes no signature.
+
+    Staleness is bounded twice: by the revision, as fresh as the lexical index (inline checks
+    every couple of seconds for small catalogues, background checks for big ones), and by
+    ``ttl_s`` whatever happens. Results are copied in and out so no caller can mutate an entry.
+    """
+
+    def __init__(
+        self, max_entries: int, ttl_s: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max = max_entries
+        self._ttl = ttl_s
+        self._clock = clock
+        self._items: OrderedDict[ResultKey, tuple[float, RetrievalResult]] = OrderedDict()
+        self.counts = {"l1_hit": 0, "l1_miss": 0}
+
+    @property
+    def enabled(self) -> bool:
+        return self._max > 0 and self._ttl > 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: ResultKey) -> RetrievalResult | None:
+        entry = self._items.get(key)
+        if entry is not None and entry[0] <= self._clock():
+            del self._items[key]
+            entry = None
+        outcome = "miss" if entry is None else "hit"
+        self.counts[f"l1_{outcome}"] += 1
+        metrics.CACHE.labels(RESULTS_CACHE, "l1", outcome).inc()
+        if entry is None:
+            return None
+        self._items.move_to_end(key)
+        return _copy_result(entry[1])
+
+    def put(self, key: ResultKey, result: RetrievalResult) -> None:
+        self._items[key] = (self._clock() + self._ttl, _copy_result(result))
+        self._items.move_to_end(key)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+
 class Retriever:
     def __init__(
         self,
         embedder: Embedder,
         vectors: VectorStore,
         lexicons: LexicalIndexes | None = None,
+        *,
+        results: ResultCache | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._lexicons = lexicons
+        # Without a lexicon there is no revision to key on: nothing is cached.
+        self._results = results if results is not None and results.enabled else None
+
+    @property
+    def cache_counts(self) -> dict[str, int]:
+        """Results-cache lookups of this process (empty when the cache is off)."""
+        return dict(self._results.counts) if self._results is not None else {}
 
     async def retrieve(
         self,
@@ -393,12 +576,49 @@ class Retriever:
         f = filters or Filters(max_price=max_price)
         if max_price is not None and f.max_price is None:
             f = Filters(**{**_as_kwargs(f), "max_price": max_price})
+        if self._results is None or self._lexicons is None:
+            return await self._retrieve(merchant_id, query, product_limit, knowledge_limit, f)
+        # The revision comes from the lexicon, so its freshness check (a store round trip at
+        # most every few seconds) now precedes the embedding instead of overlapping it: the
+        # price of answering repeats with no embedding at all.
+        lexicon = await self._lexicons.get(merchant_id)
+        key: ResultKey = (
+            merchant_id,
+            normalise_query(query),
+            f,
+            product_limit,
+            knowledge_limit,
+            lexicon.revision,
+        )
+        cached = self._results.get(key)
+        if cached is not None:
+            return cached
+        settled = lexicon.settled
+        result = await self._retrieve(
+            merchant_id, query, product_limit, knowledge_limit, f, lexicon=lexicon
+        )
+        # Nothing waited for the indexer when the question started, and no check meanwhile
+        # found anything waiting.
+        if settled and lexicon.settled and lexicon.revision == key[-1]:
+            self._results.put(key, result)
+        return result
+
+    async def _retrieve(
+        self,
+        merchant_id: str,
+        query: str,
+        product_limit: int,
+        knowledge_limit: int,
+        f: Filters,
+        *,
+        lexicon: MerchantLexicon | None = None,
+    ) -> RetrievalResult:
         loop = asyncio.get_running_loop()
         # The lexical index does not need the query vector: its freshness check (a store round
         # trip every few seconds) overlaps the embedding instead of following it.
         lexicon_task = (
             asyncio.ensure_future(self._lexicons.get(merchant_id))
-            if self._lexicons is not None
+            if self._lexicons is not None and lexicon is None
             else None
         )
         t0 = loop.time()
@@ -434,8 +654,9 @@ class Retriever:
             raise
         metrics.VECTOR_SEARCH_LATENCY.labels("products+knowledge").observe(loop.time() - t_search)
         with tracing.span("rank"):  # BM25 over the merchant's lexicon + fusion, in-process
-            lexicon = await lexicon_task if lexicon_task is not None else None
-            products = self._products(query, product_hits, lexicon, f, depth)
+            if lexicon_task is not None:
+                lexicon = await lexicon_task
+            products = self._products(query, product_hits, lexicon, f, depth, product_limit)
             knowledge = self._knowledge(query, knowledge_hits, lexicon) if knowledge_limit else []
         return RetrievalResult(products[:product_limit], knowledge[:knowledge_limit], inference)
 
@@ -446,7 +667,11 @@ class Retriever:
         lexicon: MerchantLexicon | None,
         f: Filters,
         depth: int,
+        limit: int | None = None,
     ) -> list[ProductHit]:
+        """Ranked products, the first ``limit`` of them as hits: confidence is relative to every
+        candidate that passes, but only the shown ones need a card (building one per candidate
+        was a tenth of a turn's ranking time)."""
         dense, payloads = best_vector_per_product(hits)
         texts = {i: str(p.get("text") or "") for i, p in payloads.items()}
         bm25 = lexicon.top_products(query, depth) if lexicon is not None else {}
@@ -459,15 +684,20 @@ class Retriever:
                 # vector payloads may lag an update by one indexing job.
                 payloads[sku] = {**payloads.get(sku, {}), **doc}
                 texts[sku] = lexicon.product_texts.get(sku) or texts.get(sku, "")
-        signals = candidate_signals(query, dense, bm25, texts)
+        stats = lexicon.product_stats(texts) if lexicon is not None else None
+        signals = candidate_signals(query, dense, bm25, texts, stats)
         signals["stock"] = {
             i: 1.0 if payloads.get(i, {}).get("in_stock", True) else 0.0 for i in signals["cov"]
         }
         ranked = product_rank(signals, PRODUCT_WEIGHTS)
-        ids = [i for i, _ in ranked if i in payloads and passes(f, payloads[i], texts.get(i, ""))]
+        ids = [
+            i
+            for i, _ in ranked
+            if i in payloads and passes(f, payloads[i], texts.get(i, ""), _normaliser(lexicon, i))
+        ]
         if not ids:
             return []
-        confidence = self._confidence(query, ids, dense, texts)
+        confidence = self._confidence(query, ids, dense, texts, stats)
         return [
             ProductHit(
                 card=_product_card(i, payloads[i]),
@@ -478,7 +708,7 @@ class Retriever:
                 attributes=dict(payloads[i].get("attributes") or {}),
                 text=texts.get(i, ""),
             )
-            for i in ids
+            for i in ids[:limit]
         ]
 
     def _knowledge(
@@ -489,11 +719,13 @@ class Retriever:
         for cid in bm25:
             payloads.setdefault(cid, lexicon.chunks[cid] if lexicon is not None else {})
         texts = {i: f"{p.get('title') or ''}\n{p.get('body') or ''}" for i, p in payloads.items()}
-        ranked = hybrid_rank(candidate_signals(query, dense, bm25, texts), KNOWLEDGE_WEIGHTS)
+        stats = lexicon.knowledge_stats(texts) if lexicon is not None else None
+        signals = candidate_signals(query, dense, bm25, texts, stats)
+        ranked = hybrid_rank(signals, KNOWLEDGE_WEIGHTS)
         ids = [i for i, _ in ranked if i in payloads]
         if not ids:
             return []
-        confidence = self._confidence(query, ids, dense, texts)
+        confidence = self._confidence(query, ids, dense, texts, stats)
         return [
             KnowledgeHit(
                 doc_id=str(payloads[i].get("doc_id") or i),
@@ -508,7 +740,11 @@ class Retriever:
 
     @staticmethod
     def _confidence(
-        query: str, ids: list[str], dense: dict[str, float], texts: dict[str, str]
+        query: str,
+        ids: list[str],
+        dense: dict[str, float],
+        texts: dict[str, str],
+        stats: StatsLookup | None = None,
     ) -> dict[str, float]:
         """Absolute [0, 1] confidence (0.7 cosine + 0.3 lexical share), see module docstring.
 
@@ -516,9 +752,17 @@ class Retriever:
         best as semantically close as the worst dense candidate.
         """
         floor = min(dense.values()) if dense else 0.0
-        lexical = lexical_scores(query, [texts.get(i, "") for i in ids])
+        lexical = lexical_scores(
+            query, [texts.get(i, "") for i in ids], known_stats(query, ids, stats)
+        )
         fused = fuse([dense.get(i, floor) for i in ids], lexical)
         return dict(zip(ids, fused, strict=True))
+
+
+def _normaliser(lexicon: MerchantLexicon | None, sku: str) -> Callable[[str], str]:
+    if lexicon is None:
+        return normalize_arabic
+    return functools.partial(lexicon.normalised, sku)
 
 
 def _as_kwargs(f: Filters) -> dict[str, Any]:
