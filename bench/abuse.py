@@ -254,18 +254,27 @@ class Attack:
             self._count(area, f"error:{type(exc).__name__}")
 
     async def webchat_socket(self, i: int) -> None:
-        mid = self.merchant["id"]
+        """One hostile client: a session, a socket, frames as fast as ``--frame-rate``; when
+        the engine closes the socket it comes back with a new session (a second later when
+        it is refused), until the attack ends."""
         s = self.session(_source(20, i % self.args.webchat_ips))
+        while not self.stop.is_set():
+            if not await self._one_webchat_socket(i, s):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), 1.0)
+
+    async def _one_webchat_socket(self, i: int, s: aiohttp.ClientSession) -> bool:
+        mid = self.merchant["id"]
         status, body = await _json(s, "POST", f"{self.gw}/webchat/{mid}/session", json={})
         self._count("webchat_session", status)
         if status not in (200, 201) or not body:
-            return
+            return False
         url = f"{self.gw.replace('http', 'ws')}/ws/webchat/{mid}?token={body['token']}"
         try:
             ws = await s.ws_connect(url, heartbeat=None)
         except aiohttp.WSServerHandshakeError as exc:
             self._count("webchat_socket", exc.status)
-            return
+            return False
         self._count("webchat_socket", 101)
         reader = asyncio.create_task(self._read_webchat(ws))
         try:
@@ -275,7 +284,10 @@ class Attack:
                     break
                 text = HOSTILE_TEXTS[(i + n) % len(HOSTILE_TEXTS)]
                 frame = {"type": "message", "id": secrets.token_hex(6), "text": text}
-                await ws.send_str(orjson.dumps(frame).decode())  # UTF-8, as a browser sends
+                try:
+                    await ws.send_str(orjson.dumps(frame).decode())  # UTF-8, as a browser sends
+                except ConnectionResetError:
+                    break
                 self._count("webchat_frames", "sent")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), gap)
@@ -284,6 +296,7 @@ class Attack:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await ws.close()
+        return True
 
     async def _read_webchat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+import orjson
 import pytest
 
 from engine.http.webchat_tokens import AUDIENCE, webchat_secret
@@ -252,6 +253,52 @@ async def test_frames_come_at_a_steady_rate_not_a_whole_window_at_once(engine: E
                             outcomes.append(frame.get("code") or frame["type"])
                             break
     assert outcomes == ["ack"] * 3 + ["rate_limited"] * 2
+
+
+async def test_a_socket_writing_through_its_refusals_is_closed(engine: Engine) -> None:
+    """Past a run of refused frames the socket is closed 4429; what was admitted before is
+    kept and answered, and the customer may connect again."""
+    from engine.http import webchat as webchat_http
+
+    async with second_gateway(
+        engine.runtime,
+        "gateway-webchat-flood",
+        webchat_frames_per_ip=60,
+        webchat_frame_burst_per_ip=2,
+        webchat_window_s=3600,
+    ) as base:
+        merchant_id, _ = await engine.create_merchant("Flooded", "en")
+        async with _client("127.0.0.12") as c:
+            token = (await new_session(c, base, merchant_id))["token"]
+            async with c.ws_connect(socket_url(base, merchant_id, token)) as ws:
+                await next_frame(ws, "history", 10)
+                for i in range(2 + webchat_http.MAX_REFUSED_IN_A_ROW + 5):
+                    await ws.send_json({"type": "message", "id": f"f{i}", "text": f"hello {i}"})
+                outcomes: list[str] = []
+
+                async def until_closed() -> None:
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        frame = orjson.loads(msg.data)
+                        if frame["type"] in ("ack", "error"):
+                            outcomes.append(frame.get("code") or frame["type"])
+
+                await asyncio.wait_for(until_closed(), 30)  # an open socket fails here
+                assert ws.close_code == 4429
+            refused = ["rate_limited"] * webchat_http.MAX_REFUSED_IN_A_ROW
+            assert outcomes == ["ack", "ack", *refused]
+            # The two admitted messages reach the conversation's history (recorded off the
+            # reply path, so a new socket may have to look again); the refused ones never do.
+            deadline = time.monotonic() + 60
+            while True:
+                async with c.ws_connect(socket_url(base, merchant_id, token)) as ws:
+                    history = await next_frame(ws, "history", 10)
+                inbound = [m["text"] for m in history["messages"] if m["direction"] == "in"]
+                if len(inbound) >= 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert inbound == ["hello 0", "hello 1"]
 
 
 async def next_frame_any(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
