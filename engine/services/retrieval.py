@@ -370,6 +370,20 @@ def _product_card(sku: str, p: dict[str, Any]) -> ProductCard:
     )
 
 
+def product_hit(
+    sku: str, payload: dict[str, Any], score: float, dense: float, text: str
+) -> ProductHit:
+    return ProductHit(
+        card=_product_card(sku, payload),
+        score=score,
+        dense=dense,
+        in_stock=bool(payload.get("in_stock", True)),
+        category=payload.get("category"),
+        attributes=dict(payload.get("attributes") or {}),
+        text=text,
+    )
+
+
 def _attr_values(doc: dict[str, Any], *names: str) -> list[str]:
     attrs = doc.get("attributes") or {}
     out: list[str] = []
@@ -699,15 +713,7 @@ class Retriever:
             return []
         confidence = self._confidence(query, ids, dense, texts, stats)
         return [
-            ProductHit(
-                card=_product_card(i, payloads[i]),
-                score=confidence[i],
-                dense=dense.get(i, 0.0),
-                in_stock=bool(payloads[i].get("in_stock", True)),
-                category=payloads[i].get("category"),
-                attributes=dict(payloads[i].get("attributes") or {}),
-                text=texts.get(i, ""),
-            )
+            product_hit(i, payloads[i], confidence[i], dense.get(i, 0.0), texts.get(i, ""))
             for i in ids[:limit]
         ]
 

@@ -34,11 +34,11 @@ from engine.services.retrieval import (
     KNOWLEDGE_WINDOW_DEPTH,
     MerchantLexicon,
     Retriever,
-    _product_card,
     best_vector_per_product,
     best_window_per_chunk,
     build_lexicon,
     passes,
+    product_hit,
 )
 
 DIM = 128
@@ -136,16 +136,7 @@ def _tokenising_products(
     lexical = lexical_scores(query, [texts.get(i, "") for i in ids])
     confidence = dict(zip(ids, fuse([dense.get(i, floor) for i in ids], lexical), strict=True))
     return [
-        ProductHit(
-            card=_product_card(i, payloads[i]),
-            score=confidence[i],
-            dense=dense.get(i, 0.0),
-            in_stock=bool(payloads[i].get("in_stock", True)),
-            category=payloads[i].get("category"),
-            attributes=dict(payloads[i].get("attributes") or {}),
-            text=texts.get(i, ""),
-        )
-        for i in ids
+        product_hit(i, payloads[i], confidence[i], dense.get(i, 0.0), texts.get(i, "")) for i in ids
     ]
 
 
