@@ -4,8 +4,11 @@ Starts the real engine (embedded Redis, Ray, Serve, models, gateway) behind this
 nginx running the production config (``deploy/nginx``, rendered by the deploy tests' harness),
 with nginx as the one trusted proxy. One merchant gets the demo catalog and a Telegram channel
 on a fake Bot API; a normal customer writes to it at ``--rate`` (a new chat per message) and
-the time from the signed webhook to the fake's ``sendMessage`` is the TTFR. It is measured
-once idle, then again while, all at once:
+the time from the signed webhook to the fake's ``sendMessage`` is the TTFR. The customer and
+the fake Bot API run in a process of their own, as the attacker does: the gateway's event loop
+runs in the benchmark's process, and an instrument on the loop under test would charge the
+gateway's attack work to its own clock (sending late, stamping the reply late). It is
+measured once idle (after a warm-up at the same rate), then again while, all at once:
 
 - ``--webchat-sockets`` hostile webchat sockets on the same merchant, from ``--webchat-ips``
   loopback source addresses, each sending hostile frames as fast as ``--frame-rate``;
@@ -48,10 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.runtime import Runtime
 from bench.harness import engine_runtime
 from bench.ttfr import QUESTIONS, pct
+from engine.adapters.redis.server import redis_client
 from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
 
 SELF = str(Path(__file__).resolve())
+WARM_UP_S = 5.0
 HOSTILE_TEXTS = [  # each within the widget's 4,096 characters and the 16 KiB frame
     "9" * 4096,
     "(" * 2000 + "a" * 2000,
@@ -83,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=60.0)
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--attacker", help=argparse.SUPPRESS)  # internal: the attack process
+    p.add_argument("--customer", action="store_true", help=argparse.SUPPRESS)  # internal
     args = p.parse_args(argv)
     for name in ("webchat_ips", "live_ips", "login_ips"):
         if not 1 <= getattr(args, name) <= 200:
@@ -216,6 +222,15 @@ class Customer:
             "ttfr_p50_ms": round(pct(values, 50), 1),
             "ttfr_p95_ms": round(pct(values, 95), 1),
             "webhook_status": {str(k): v for k, v in sorted(self.statuses.items())},
+            # [ms, seconds into the phase] of the five slowest: a stall shows as neighbours.
+            "slowest": sorted(
+                (
+                    (round(self.latency[c] * 1000), round(i / rate, 1))
+                    for i, c in enumerate(chats)
+                    if c in self.latency
+                ),
+                reverse=True,
+            )[:5],
         }
 
 
@@ -367,6 +382,87 @@ async def _attacker(config: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(counts) + "\n")
 
 
+def _emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+async def _customer() -> None:
+    """The customer process: the fake Bot API and the normal customer, driven by one JSON
+    command per stdin line, answering each with one JSON line on stdout."""
+    loop = asyncio.get_running_loop()
+    commands = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
+    customer: Customer | None = None
+    fake = FakeTelegram(on_message=lambda call: customer.on_message(call) if customer else None)
+    _emit({"base_url": await fake.start()})
+    try:
+        while line := await commands.readline():
+            cmd = json.loads(line)
+            if cmd["op"] == "channel":
+                customer = Customer(cmd["gw"], (cmd["id"], cmd["secret"]))
+                _emit({})
+            elif customer is None:
+                _emit({"error": "no channel yet"})
+            elif cmd["op"] == "phase":
+                _emit(await customer.phase(cmd["rate"], cmd["seconds"], cmd["drain_s"]))
+            elif cmd["op"] == "send":
+                async with _client() as s:
+                    _emit({"chat": await customer.send(s, cmd["text"])})
+            elif cmd["op"] == "latency":
+                _emit({"latency": customer.latency.get(cmd["chat"])})
+    finally:
+        await fake.stop()
+
+
+class CustomerProcess:
+    """The benchmark's side of ``_customer``: one command at a time, bounded by a deadline."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, base_url: str) -> None:
+        self.proc = proc
+        self.base_url = base_url
+
+    @classmethod
+    async def start(cls) -> CustomerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SELF,
+            "--customer",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not first:
+            raise RuntimeError("the customer process exited before it listened")
+        return cls(proc, json.loads(first)["base_url"])
+
+    async def call(self, deadline_s: float, op: str, **kw: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, **kw}).encode() + b"\n")
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), deadline_s)
+        if not line:
+            raise RuntimeError(f"the customer process exited during {op!r}")
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    async def phase(self, rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
+        return await self.call(
+            seconds + drain_s + 30, "phase", rate=rate, seconds=seconds, drain_s=drain_s
+        )
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
 async def _attack_process(config: dict[str, Any]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -429,16 +525,26 @@ async def _login(s: aiohttp.ClientSession, edge: str, merchant: dict[str, Any]) 
     return status
 
 
+async def _fsync_stalls(redis: Any, since: float, until: float) -> list[int]:
+    """Redis's own record of AOF fsyncs that blocked it for 100 ms or more (``LATENCY
+    HISTORY``: the worst per second) between two wall-clock times: the disk, not the engine."""
+    history = await redis.execute_command("LATENCY", "HISTORY", "aof-fsync-always")
+    return [int(ms) for ts, ms in history or [] if int(since) <= int(ts) <= int(until) + 1]
+
+
 async def _round(
     args: argparse.Namespace,
-    customer: Customer,
+    customer: CustomerProcess,
+    redis: Any,
     nginx: Nginx,
     gw: str,
     shop: dict[str, Any],
     target: dict[str, Any],
 ) -> dict[str, Any]:
     """One idle phase, then the same traffic under every attack at once."""
+    idle_from = time.time()
     idle = await customer.phase(args.rate, args.seconds, args.drain_timeout)
+    idle["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, idle_from, time.time())
     ramp_s = 3.0
     public = {k: v for k, v in target.items() if k != "password"}
     attacker = await _attack_process(
@@ -451,10 +557,11 @@ async def _round(
         }
     )
     await asyncio.sleep(ramp_s)  # sockets open, frames flowing, the storm on
-    async with _client() as s:
-        digits_chat = await customer.send(s, "7" * 4096)
+    digits_chat = (await customer.call(60, "send", text="7" * 4096))["chat"]
+    under_from = time.time()
     under = await customer.phase(args.rate, args.seconds, args.drain_timeout)
-    digits_ms = customer.latency.get(digits_chat)
+    under["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, under_from, time.time())
+    digits_ms = (await customer.call(10, "latency", chat=digits_chat))["latency"]
     async with _client() as s:  # both owners log in, from their own address, in the storm
         target_login, shop_login = (
             await _login(s, nginx.base_url, target),
@@ -481,9 +588,8 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
     await runtime.start_gateway()
     gw = f"http://127.0.0.1:{runtime.port}"
     nginx = Nginx(f"127.0.0.1:{runtime.port}")
-    customer: Customer | None = None
-    fake = FakeTelegram(on_message=lambda call: customer.on_message(call) if customer else None)
-    await fake.start()
+    customer = await CustomerProcess.start()
+    redis = redis_client(runtime.settings.redis_url, max_connections=2)
     try:
         async with _client() as s:
             shop = await _signup(s, gw, "Shop")  # the normal customer's store
@@ -499,13 +605,16 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
                     "kind": "telegram",
                     "bot_token": DEFAULT_TOKEN,
                     "secret_token": secret,
-                    "api_base": fake.base_url,
+                    "api_base": customer.base_url,
                 },
                 headers={"Authorization": f"Bearer {shop['api_key']}"},
             )
-        customer = Customer(gw, (channel["id"], secret))
-        await customer.phase(2.0, 2.0, args.drain_timeout)  # warm-up, not reported
-        rounds = [await _round(args, customer, nginx, gw, shop, target) for _ in range(args.rounds)]
+        await customer.call(10, "channel", gw=gw, id=channel["id"], secret=secret)
+        # Warm-up, not reported: the first turns of a fresh engine load caches and code paths.
+        await customer.phase(args.rate, WARM_UP_S, args.drain_timeout)
+        rounds = [
+            await _round(args, customer, redis, nginx, gw, shop, target) for _ in range(args.rounds)
+        ]
         last = rounds[-1]
         ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
         ratio = statistics.median(ratios) if ratios else None
@@ -530,6 +639,18 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
                 {k: r[k] for k in ("ratio", "long_digits_message", "owner_login_during_storm")}
                 | {"idle_p95_ms": r["idle"]["ttfr_p95_ms"]}
                 | {"under_attack_p95_ms": r["under_attack"]["ttfr_p95_ms"]}
+                | {
+                    "slowest": {
+                        "idle": r["idle"]["slowest"],
+                        "under_attack": r["under_attack"]["slowest"],
+                    }
+                }
+                | {
+                    "redis_fsync_stalls_ms": {
+                        "idle": r["idle"]["redis_fsync_stalls_ms"],
+                        "under_attack": r["under_attack"]["redis_fsync_stalls_ms"],
+                    }
+                }
                 for r in rounds
             ],
             "attack": {
@@ -545,7 +666,8 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
         }
     finally:
         nginx.stop()
-        await fake.stop()
+        await customer.stop()
+        await redis.aclose()
         await runtime.stop()
 
 
@@ -554,6 +676,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.attacker:
         asyncio.run(_attacker(json.loads(args.attacker)))
+        return
+    if args.customer:
+        asyncio.run(_customer())
         return
     with engine_runtime("kaleem-abuse-", trusted_proxies=("127.0.0.1/32",)) as runtime:
         out = asyncio.run(run(args, runtime))

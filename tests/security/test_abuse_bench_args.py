@@ -16,7 +16,7 @@ from bench.abuse import parse_args
 def test_defaults_are_the_documented_attack() -> None:
     args = parse_args([])
     assert (args.webchat_sockets, args.live_sockets, args.login_ips) == (200, 100, 50)
-    assert args.attacker is None and args.rounds == 1
+    assert args.attacker is None and not args.customer and args.rounds == 1
 
 
 @pytest.mark.parametrize(

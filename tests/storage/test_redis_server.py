@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 
-from engine.adapters.redis.server import EmbeddedRedis, find_redis_server, redis_client
+from engine.adapters.redis.server import (
+    LATENCY_MONITOR_MS,
+    EmbeddedRedis,
+    find_redis_server,
+    redis_client,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -77,6 +82,21 @@ async def test_set_get_and_streams(server: EmbeddedRedis) -> None:
         # A burst larger than the pool waits for connections instead of raising.
         results = await asyncio.gather(*(r.incr("burst") for _ in range(200)))
         assert max(results) == 200
+    finally:
+        await r.aclose()
+
+
+async def test_the_server_records_its_own_stalls(server: EmbeddedRedis) -> None:
+    """A stall of 100 ms or more (``DEBUG SLEEP`` stands in for a slow fsync) is in
+    ``LATENCY LATEST``, where an operator and ``bench/abuse.py`` read the disk's share."""
+    r = redis_client(server.url, max_connections=2)
+    try:
+        assert await r.config_get("latency-monitor-threshold") == {
+            "latency-monitor-threshold": str(LATENCY_MONITOR_MS)
+        }
+        await r.execute_command("DEBUG", "SLEEP", "0.15")
+        latest = await r.execute_command("LATENCY", "LATEST")
+        assert [(row[0], int(row[2]) >= 150) for row in latest] == [(b"command", True)]
     finally:
         await r.aclose()
 

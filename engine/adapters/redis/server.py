@@ -47,6 +47,7 @@ __all__ = ["EmbeddedRedis", "find_redis_server", "redis_client"]
 
 APPENDFSYNC_MODES = ("always", "everysec", "no")
 CONNECTION_RETRIES = 3
+LATENCY_MONITOR_MS = 100
 _SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path on Linux
 _PR_SET_PDEATHSIG = 1
 # redis-py leaves its connection classes untyped; used only for two raw commands.
@@ -282,6 +283,10 @@ class EmbeddedRedis:
             "save 300 10",
             "save 60 10000",
             "protected-mode yes",
+            # Redis records its own stalls of 100 ms or more (an fsync the disk was slow to
+            # answer, a fork): ``LATENCY LATEST`` / ``LATENCY HISTORY <event>`` tell an operator
+            # whether a slow moment was the disk or the engine.
+            f"latency-monitor-threshold {LATENCY_MONITOR_MS}",
         ]
         if use_socket:
             lines += ["port 0", f"unixsocket {self.socket_path.resolve()}", "unixsocketperm 700"]
