@@ -159,6 +159,7 @@ class SqliteTables:
             weakref.WeakKeyDictionary()
         )
         self._closed = False
+        self.commits = 0  # transactions committed (each one fsync): what grouping saves
 
     @property
     def path(self) -> Path:
@@ -272,6 +273,7 @@ class SqliteTables:
                     self._ensure_schema_sync()
                     conn = self._connect(reader=False)
                 results = self._commit(conn, batch)
+                self.commits += 1
             except BaseException as exc:  # the group failed as a whole: nothing was committed
                 log.warning("record store write group failed: %s", type(exc).__name__)
                 results = [(False, _translate(exc))] * len(batch)
