@@ -2,12 +2,20 @@
 
 Fixed windows (INCR + EXPIRE in one pipeline): one round trip per request, exact per window,
 and the reset time is what the ``RateLimit-Reset`` header advertises.
+
+A window's count only grows, so a bucket found over its limit stays over until its window
+ends: each process remembers such buckets (bounded) and refuses their requests without Redis.
+A flood that is being refused then costs no round trip and no write (every write is an fsync
+of the AOF the acknowledged inbox shares), and a request refused that way counts in none of
+its buckets, so it spends nothing of another bucket's budget (its API key's, say).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -35,23 +43,48 @@ def digest(value: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, redis: aioredis.Redis, window_s: int) -> None:
+    MAX_REMEMBERED = 8192  # buckets known to be over their limit, per process (LRU)
+
+    def __init__(
+        self, redis: aioredis.Redis, window_s: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = redis
         self._window = window_s
+        self._clock = clock
+        # window key -> the highest limit its count was found over (so over any lower one too)
+        self._over: OrderedDict[str, int] = OrderedDict()
+
+    def _known_over(self, key: str, limit: int) -> bool:
+        over = self._over.get(key)
+        if over is not None and limit <= over:
+            self._over.move_to_end(key)
+            return True
+        return False
+
+    def _remember_over(self, key: str, limit: int) -> None:
+        self._over[key] = max(limit, self._over.get(key, limit))
+        self._over.move_to_end(key)
+        while len(self._over) > self.MAX_REMEMBERED:
+            self._over.popitem(last=False)
 
     async def hit(self, buckets: list[tuple[str, int]]) -> Verdict:
         """Count one request in every bucket; the tightest bucket decides."""
-        window = int(time.time()) // self._window
-        reset = self._window - int(time.time()) % self._window
+        now = int(self._clock())
+        window, reset = now // self._window, self._window - now % self._window
+        names = [keys.rate_window(name, window) for name, _ in buckets]
+        for key, (_, limit) in zip(names, buckets, strict=True):
+            if self._known_over(key, limit):
+                return Verdict(False, limit, 0, reset)
         pipe = self._redis.pipeline(transaction=False)
-        for name, _ in buckets:
-            key = keys.rate_window(name, window)
+        for key in names:
             pipe.incr(key)
             pipe.expire(key, self._window + 1)
         counts = (await pipe.execute())[0::2]
         worst: Verdict | None = None
-        for (_, limit), count in zip(buckets, counts, strict=True):
+        for key, (_, limit), count in zip(names, buckets, counts, strict=True):
             v = Verdict(int(count) <= limit, limit, limit - int(count), reset)
+            if not v.allowed:
+                self._remember_over(key, limit)
             if worst is None or v.remaining < worst.remaining:
                 worst = v
         assert worst is not None
@@ -60,13 +93,19 @@ class RateLimiter:
     async def hit_unless(self, name: str, limit: int, guard: str, guard_limit: int) -> bool:
         """Count one request in ``name`` unless ``guard`` is already at ``guard_limit``; both
         in ONE round trip (this runs on every webhook). True when the request may proceed."""
-        window = int(time.time()) // self._window
+        window = int(self._clock()) // self._window
         key, guard_key = keys.rate_window(name, window), keys.rate_window(guard, window)
+        if self._known_over(key, limit) or self._known_over(guard_key, guard_limit - 1):
+            return False
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(guard_key)
         pipe.incr(key)
         pipe.expire(key, self._window + 1)
         guarded, count, _ = await pipe.execute()
+        if int(guarded or 0) >= guard_limit:  # at the guard's limit: over ``guard_limit - 1``
+            self._remember_over(guard_key, guard_limit - 1)
+        if int(count) > limit:
+            self._remember_over(key, limit)
         return int(guarded or 0) < guard_limit and int(count) <= limit
 
 
