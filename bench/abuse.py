@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -358,9 +359,12 @@ class Attack:
         """Everything at once for ``seconds``; the counts."""
         a = self.args
         jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-        jobs += [("webchat", lambda i=i: self.webchat_socket(i)) for i in range(a.webchat_sockets)]
-        jobs += [("live", lambda i=i: self.live_socket(i)) for i in range(a.live_sockets)]
-        jobs += [("login", lambda i=i: self.login_storm(i)) for i in range(a.login_ips)]
+        for area, client, count in (
+            ("webchat", self.webchat_socket, a.webchat_sockets),
+            ("live", self.live_socket, a.live_sockets),
+            ("login", self.login_storm, a.login_ips),
+        ):
+            jobs += [(area, functools.partial(client, i)) for i in range(count)]
         tasks = [asyncio.create_task(self._guard(area, job)) for area, job in jobs]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
