@@ -377,18 +377,17 @@ class Attack:
         return {k: dict(sorted(v.items())) for k, v in sorted(self.counts.items())}
 
 
+def _emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
 async def _attacker(config: dict[str, Any]) -> None:
     """The attack process: its own interpreter and event loop, so the clients' CPU is not
     charged to the gateway's loop (which runs in the benchmark's process)."""
     args = argparse.Namespace(**config["args"])
     attack = Attack(args, config["gw"], config["edge"], config["merchant"])
-    counts = await attack.run(config["seconds"])
-    sys.stdout.write(json.dumps(counts) + "\n")
-
-
-def _emit(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc) + "\n")
-    sys.stdout.flush()
+    _emit(await attack.run(config["seconds"]))
 
 
 async def _customer() -> None:
@@ -536,6 +535,14 @@ async def _fsync_stalls(redis: Any, since: float, until: float) -> list[int]:
     return [int(ms) for ts, ms in history or [] if int(since) <= int(ts) <= int(until) + 1]
 
 
+async def _phase(args: argparse.Namespace, customer: CustomerProcess, redis: Any) -> dict[str, Any]:
+    """The customer's phase, with the fsync stalls Redis logged while it ran."""
+    since = time.time()
+    phase = await customer.phase(args.rate, args.seconds, args.drain_timeout)
+    phase["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, since, time.time())
+    return phase
+
+
 async def _round(
     args: argparse.Namespace,
     customer: CustomerProcess,
@@ -546,9 +553,7 @@ async def _round(
     target: dict[str, Any],
 ) -> dict[str, Any]:
     """One idle phase, then the same traffic under every attack at once."""
-    idle_from = time.time()
-    idle = await customer.phase(args.rate, args.seconds, args.drain_timeout)
-    idle["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, idle_from, time.time())
+    idle = await _phase(args, customer, redis)
     ramp_s = 3.0
     public = {k: v for k, v in target.items() if k != "password"}
     attacker = await _attack_process(
@@ -562,9 +567,7 @@ async def _round(
     )
     await asyncio.sleep(ramp_s)  # sockets open, frames flowing, the storm on
     digits_chat = (await customer.call(60, "send", text="7" * 4096))["chat"]
-    under_from = time.time()
-    under = await customer.phase(args.rate, args.seconds, args.drain_timeout)
-    under["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, under_from, time.time())
+    under = await _phase(args, customer, redis)
     digits_ms = (await customer.call(10, "latency", chat=digits_chat))["latency"]
     async with _client() as s:  # both owners log in, from their own address, in the storm
         target_login, shop_login = (
@@ -644,16 +647,8 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
                 | {"idle_p95_ms": r["idle"]["ttfr_p95_ms"]}
                 | {"under_attack_p95_ms": r["under_attack"]["ttfr_p95_ms"]}
                 | {
-                    "slowest": {
-                        "idle": r["idle"]["slowest"],
-                        "under_attack": r["under_attack"]["slowest"],
-                    }
-                }
-                | {
-                    "redis_fsync_stalls_ms": {
-                        "idle": r["idle"]["redis_fsync_stalls_ms"],
-                        "under_attack": r["under_attack"]["redis_fsync_stalls_ms"],
-                    }
+                    key: {"idle": r["idle"][key], "under_attack": r["under_attack"][key]}
+                    for key in ("slowest", "redis_fsync_stalls_ms")
                 }
                 for r in rounds
             ],

@@ -51,21 +51,22 @@ class RateLimiter:
         self._redis = redis
         self._window = window_s
         self._clock = clock
-        # window key -> the highest limit its count was found over (so over any lower one too)
-        self._over: OrderedDict[str, int] = OrderedDict()
+        # window key of a refused bucket -> the count Redis answered (its count is at least that)
+        self._refused: OrderedDict[str, int] = OrderedDict()
 
-    def _known_over(self, key: str, limit: int) -> bool:
-        over = self._over.get(key)
-        if over is not None and limit <= over:
-            self._over.move_to_end(key)
-            return True
-        return False
+    def _floor(self, key: str) -> int:
+        """What this process knows the window's count to be at least (0: nothing known)."""
+        count = self._refused.get(key)
+        if count is None:
+            return 0
+        self._refused.move_to_end(key)
+        return count
 
-    def _remember_over(self, key: str, limit: int) -> None:
-        self._over[key] = max(limit, self._over.get(key, limit))
-        self._over.move_to_end(key)
-        while len(self._over) > self.MAX_REMEMBERED:
-            self._over.popitem(last=False)
+    def _remember(self, key: str, count: int) -> None:
+        self._refused[key] = max(count, self._refused.get(key, 0))
+        self._refused.move_to_end(key)
+        while len(self._refused) > self.MAX_REMEMBERED:
+            self._refused.popitem(last=False)
 
     async def hit(self, buckets: list[tuple[str, int]]) -> Verdict:
         """Count one request in every bucket; the tightest bucket decides."""
@@ -73,7 +74,7 @@ class RateLimiter:
         window, reset = now // self._window, self._window - now % self._window
         names = [keys.rate_window(name, window) for name, _ in buckets]
         for key, (_, limit) in zip(names, buckets, strict=True):
-            if self._known_over(key, limit):
+            if self._floor(key) > limit:
                 return Verdict(False, limit, 0, reset)
         pipe = self._redis.pipeline(transaction=False)
         for key in names:
@@ -84,7 +85,7 @@ class RateLimiter:
         for key, (_, limit), count in zip(names, buckets, counts, strict=True):
             v = Verdict(int(count) <= limit, limit, limit - int(count), reset)
             if not v.allowed:
-                self._remember_over(key, limit)
+                self._remember(key, int(count))
             if worst is None or v.remaining < worst.remaining:
                 worst = v
         assert worst is not None
@@ -95,18 +96,19 @@ class RateLimiter:
         in ONE round trip (this runs on every webhook). True when the request may proceed."""
         window = int(self._clock()) // self._window
         key, guard_key = keys.rate_window(name, window), keys.rate_window(guard, window)
-        if self._known_over(key, limit) or self._known_over(guard_key, guard_limit - 1):
+        if self._floor(key) > limit or self._floor(guard_key) >= guard_limit:
             return False
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(guard_key)
         pipe.incr(key)
         pipe.expire(key, self._window + 1)
         guarded, count, _ = await pipe.execute()
-        if int(guarded or 0) >= guard_limit:  # at the guard's limit: over ``guard_limit - 1``
-            self._remember_over(guard_key, guard_limit - 1)
-        if int(count) > limit:
-            self._remember_over(key, limit)
-        return int(guarded or 0) < guard_limit and int(count) <= limit
+        guarded, count = int(guarded or 0), int(count)
+        if guarded >= guard_limit:
+            self._remember(guard_key, guarded)
+        if count > limit:
+            self._remember(key, count)
+        return guarded < guard_limit and count <= limit
 
 
 class LoginThrottle:
