@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.runtime import Runtime
 from bench.harness import engine_runtime
-from bench.ttfr import QUESTIONS, pct
+from bench.ttfr import QUESTIONS, cpu_by_role, engine_cpu, pct
 from engine.adapters.redis.server import redis_client
 from engine.demo import demo_catalog_bytes, demo_knowledge_bytes
 from tests.fakes.fake_telegram import DEFAULT_TOKEN, FakeCall, FakeTelegram, make_update
@@ -535,11 +535,22 @@ async def _fsync_stalls(redis: Any, since: float, until: float) -> list[int]:
     return [int(ms) for ts, ms in history or [] if int(since) <= int(ts) <= int(until) + 1]
 
 
+ROLES = {"--attacker": "attacker (hostile clients)", "--customer": "customer + fake Bot API"}
+
+
+def _cpu() -> dict[str, Any]:
+    return engine_cpu("gateway + benchmark", ROLES)
+
+
 async def _phase(args: argparse.Namespace, customer: CustomerProcess, redis: Any) -> dict[str, Any]:
-    """The customer's phase, with the fsync stalls Redis logged while it ran."""
-    since = time.time()
+    """The customer's phase, with the fsync stalls Redis logged while it ran and the CPU each
+    process spent in it (ms per second of the phase: where an attack's cost lands)."""
+    since, cpu_before = time.time(), _cpu()
     phase = await customer.phase(args.rate, args.seconds, args.drain_timeout)
+    elapsed = time.time() - since
     phase["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, since, time.time())
+    by_role = cpu_by_role(cpu_before, _cpu(), 1)
+    phase["cpu_ms_per_s"] = {k: round(v / elapsed) for k, v in by_role.items() if v / elapsed >= 5}
     return phase
 
 
@@ -562,7 +573,7 @@ async def _round(
             "gw": gw,
             "edge": nginx.base_url,
             "merchant": public,
-            "seconds": ramp_s + args.seconds,
+            "seconds": ramp_s + args.seconds + 2,  # past the phase: its CPU is in the sample
         }
     )
     await asyncio.sleep(ramp_s)  # sockets open, frames flowing, the storm on
@@ -648,7 +659,7 @@ async def run(args: argparse.Namespace, runtime: Runtime) -> dict[str, Any]:
                 | {"under_attack_p95_ms": r["under_attack"]["ttfr_p95_ms"]}
                 | {
                     key: {"idle": r["idle"][key], "under_attack": r["under_attack"][key]}
-                    for key in ("slowest", "redis_fsync_stalls_ms")
+                    for key in ("slowest", "redis_fsync_stalls_ms", "cpu_ms_per_s")
                 }
                 for r in rounds
             ],

@@ -3,17 +3,20 @@
 Every rate-limit hit was an ``INCR`` + ``EXPIRE`` in Redis, refused or not, and every write is
 an fsync of the AOF the acknowledged inbox shares: a session or webhook flood from one address
 kept Redis fsyncing for requests it was refusing. A fixed window's count only grows, so a
-bucket found over its limit is refused in-process until its window ends. On a real Redis.
+bucket found over its limit is refused in-process until its window ends; a GCRA bucket set
+that refused is refused in-process for as long as Redis said it would refuse. On a real Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from engine.adapters.redis import keys
+from engine.adapters.redis.ratelimits import SmoothLimiter
 from engine.adapters.redis.server import EmbeddedRedis, redis_client
 from engine.http.limits import RateLimiter
 
@@ -86,3 +89,32 @@ async def test_webhooks_from_an_address_at_its_failure_limit_skip_redis(redis: o
         assert not await limiter.hit_unless("wh:a", 1000, "wh-bad:a", 5)
     assert await redis.get(keys.rate_window("wh:a", window)) == counted  # type: ignore[attr-defined]
     assert await limiter.hit_unless("wh:b", 1000, "wh-bad:b", 5)  # another address is served
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_refused_frames_stop_reaching_redis_until_one_more_would_fit(
+    redis: object,
+) -> None:
+    clock = Monotonic()
+    frames = SmoothLimiter(redis, "frames", clock)  # type: ignore[arg-type]
+    buckets = [("ip", "a", 1.0, 3), ("merchant", "m", 100.0, 100)]  # 1/s, burst 3
+    verdicts = [await frames.admit(buckets) for _ in range(5)]
+    assert verdicts == [True, True, True, False, False]
+    before = await _writes(redis)
+    for _ in range(30):
+        assert not await frames.admit(buckets)
+    assert await _writes(redis) == before + 1  # the INFO call itself, nothing else
+    # The store's bucket booked only the three admitted frames: another address is served.
+    assert await frames.admit([("ip", "b", 1.0, 3), ("merchant", "m", 100.0, 100)])
+    # Redis's clock moves too: once a frame would fit again, it is admitted.
+    await asyncio.sleep(1.1)
+    clock.now += 1.1
+    assert await frames.admit(buckets)
+    assert not await frames.admit(buckets)

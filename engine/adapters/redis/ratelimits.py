@@ -10,6 +10,9 @@ allows it, so a call never consumes per-chat budget it then fails to get globall
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -43,11 +46,22 @@ return 0
 class SmoothLimiter:
     """Admit or refuse at once (nothing waits) over GCRA buckets: a steady rate with a small
     burst, booked in every bucket or in none, so a frame an address is refused does not spend
-    its store's budget."""
+    its store's budget.
 
-    def __init__(self, redis: aioredis.Redis, kind: str) -> None:
+    A refusal says how long until one more would fit, and that only grows (other processes'
+    admissions move the buckets further out, never back): each process refuses the same
+    buckets in memory until then (bounded), so a flood being refused costs no round trip.
+    """
+
+    MAX_REMEMBERED = 8192  # bucket sets known to be refusing, per process (LRU)
+
+    def __init__(
+        self, redis: aioredis.Redis, kind: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._kind = kind
         self._script = redis.register_script(_GCRA_LUA)
+        self._clock = clock
+        self._refusing: OrderedDict[tuple[str, ...], float] = OrderedDict()  # -> until
 
     async def admit(self, buckets: list[tuple[str, str, float, int]]) -> bool:
         """``buckets``: (scope, subject, rate per second, burst); True when every one admits
@@ -57,7 +71,21 @@ class SmoothLimiter:
         for scope, subject, rate_per_s, burst in buckets:
             bucket_keys.append(keys.rate_bucket(self._kind, scope, subject))
             args += [1000.0 / rate_per_s, float(max(burst, 1))]
-        return float(await self._script(keys=bucket_keys, args=args)) <= 0
+        known = tuple(bucket_keys)
+        now = self._clock()
+        until = self._refusing.get(known)
+        if until is not None:
+            if now < until:
+                return False
+            del self._refusing[known]
+        wait_ms = float(await self._script(keys=bucket_keys, args=args))
+        if wait_ms <= 0:
+            return True
+        self._refusing[known] = now + wait_ms / 1000.0
+        self._refusing.move_to_end(known)
+        while len(self._refusing) > self.MAX_REMEMBERED:
+            self._refusing.popitem(last=False)
+        return False
 
 
 class RedisRateLimiter:
