@@ -336,6 +336,28 @@ async def test_platform_outage_then_every_reply_delivered_once_in_order(
     assert running["messenger"].dead == 0
 
 
+async def test_chats_queued_behind_a_bot_at_its_rate_wait_in_line(env: Env) -> None:
+    """A bot at its platform's rate with 40 chats waiting: each send costs about one check,
+    not one per waiting chat per interval (every lane slept the same wait and retried together),
+    and a chat held back by its own pace does not hold up the others."""
+    rules = (SendRule("recipient", 1.0, 1.0), SendRule("channel", 100.0, 5.0))
+    limiter = RedisRateLimiter(env.redis, "telegram", rules)
+
+    async def checks() -> int:
+        stats = await env.redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+    before = await checks()
+    await asyncio.gather(*(limiter.acquire("ch_line", str(chat)) for chat in range(40)))
+    assert await checks() - before <= 2 * 40 + 5  # the herd: hundreds (40 lanes, ~35 retries)
+    slow = asyncio.create_task(limiter.acquire("ch_line", "0"))  # its chat's 1/s pace: waits
+    await asyncio.sleep(0.05)
+    await limiter.acquire("ch_line", "99")
+    assert not slow.done()  # chat 99 went first: it was not in line behind chat 0
+    await asyncio.wait_for(slow, 2.0)
+    assert not limiter._lines  # nothing left behind once every lane is through
+
+
 async def test_rate_buckets_are_shared_between_processes(env: Env) -> None:
     """Two limiters (as in two processes) draw from ONE Redis bucket per chat."""
     rules = (SendRule("recipient", 1.0, 1.0),)
@@ -343,7 +365,7 @@ async def test_rate_buckets_are_shared_between_processes(env: Env) -> None:
     b = RedisRateLimiter(env.redis, "telegram", rules)
     await a.acquire("ch_rate", "77")  # takes the only token
     key = keys.rate_bucket("telegram", "recipient", "ch_rate:77")
-    wait_ms = await b._script(keys=[key], args=[1000.0, 1.0])
-    assert float(wait_ms) > 0  # b must wait for a's booking
+    wait_ms, _ = await b._script(keys=[key], args=[1000.0, 1.0])
+    assert int(wait_ms) > 0  # b must wait for a's booking
     other = keys.rate_bucket("telegram", "recipient", "ch_rate:78")
-    assert float(await b._script(keys=[other], args=[1000.0, 1.0])) == 0  # other chats free
+    assert (await b._script(keys=[other], args=[1000.0, 1.0]))[0] == 0  # other chats free
