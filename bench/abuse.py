@@ -547,10 +547,10 @@ async def _phase(args: argparse.Namespace, customer: CustomerProcess, redis: Any
     process spent in it (ms per second of the phase: where an attack's cost lands)."""
     since, cpu_before = time.time(), _cpu()
     phase = await customer.phase(args.rate, args.seconds, args.drain_timeout)
-    elapsed = time.time() - since
-    phase["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, since, time.time())
-    by_role = cpu_by_role(cpu_before, _cpu(), 1)
-    phase["cpu_ms_per_s"] = {k: round(v / elapsed) for k, v in by_role.items() if v / elapsed >= 5}
+    until = time.time()
+    phase["redis_fsync_stalls_ms"] = await _fsync_stalls(redis, since, until)
+    per_s = cpu_by_role(cpu_before, _cpu(), until - since)  # ms per second of the phase
+    phase["cpu_ms_per_s"] = {k: round(v) for k, v in per_s.items() if v >= 5}
     return phase
 
 

@@ -270,9 +270,9 @@ def _role(cmdline: list[str]) -> str:
     return next((n for n in reversed(programs) if n.endswith(".py")), Path(first).name)
 
 
-def cpu_by_role(before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, float]:
-    """CPU ms per message of each process role, largest first (roles under 0.1 ms left out):
-    where the overhead over the model goes."""
+def cpu_by_role(before: dict[str, Any], after: dict[str, Any], n: float) -> dict[str, float]:
+    """CPU ms per message (``n`` messages; or per second, ``n`` seconds) of each process role,
+    largest first (roles under 0.1 ms left out): where the overhead over the model goes."""
     out = {
         role: 1000 * (used - before["roles"].get(role, 0.0)) / n
         for role, used in after["roles"].items()

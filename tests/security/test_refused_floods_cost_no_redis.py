@@ -91,18 +91,10 @@ async def test_webhooks_from_an_address_at_its_failure_limit_skip_redis(redis: o
     assert await limiter.hit_unless("wh:b", 1000, "wh-bad:b", 5)  # another address is served
 
 
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_refused_frames_stop_reaching_redis_until_one_more_would_fit(
     redis: object,
 ) -> None:
-    clock = Monotonic()
+    clock = Clock()
     frames = SmoothLimiter(redis, "frames", clock)  # type: ignore[arg-type]
     buckets = [("ip", "a", 1.0, 3), ("merchant", "m", 100.0, 100)]  # 1/s, burst 3
     verdicts = [await frames.admit(buckets) for _ in range(5)]

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -94,6 +95,14 @@ class SmoothLimiter:
         return False
 
 
+@dataclass(slots=True)
+class _Line:
+    """A channel's line in this process, kept while some lane is in it or waiting."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class RedisRateLimiter:
     """``acquire`` waits (no busy polling: it sleeps exactly the time GCRA says) until every
     rule for this channel kind admits one more call.
@@ -111,7 +120,7 @@ class RedisRateLimiter:
         self._kind = kind
         self._rules = tuple(r for r in rules if r.rate_per_s > 0)
         self._script = redis.register_script(_GCRA_LUA)
-        self._lines: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # channel -> (line, users)
+        self._lines: dict[str, _Line] = {}
 
     async def acquire(self, channel_id: str, recipient: str) -> None:
         if not self._rules:
@@ -127,11 +136,11 @@ class RedisRateLimiter:
                 subject = f"{channel_id}:{recipient}"
             bucket_keys.append(keys.rate_bucket(self._kind, rule.scope, subject))
             args += [1000.0 / rule.rate_per_s, max(rule.burst, 1.0)]
-        line, users = self._lines.setdefault(channel_id, (asyncio.Lock(), [0]))
-        users[0] += 1
+        line = self._lines.setdefault(channel_id, _Line())
+        line.users += 1
         try:
             while True:
-                async with line:
+                async with line.lock:
                     while True:
                         wait_ms, worst = await self._script(keys=bucket_keys, args=args)
                         if int(wait_ms) <= 0:
@@ -141,6 +150,6 @@ class RedisRateLimiter:
                         await asyncio.sleep(int(wait_ms) / 1000.0)  # everyone behind would too
                 await asyncio.sleep(int(wait_ms) / 1000.0)
         finally:
-            users[0] -= 1
-            if users[0] == 0:
+            line.users -= 1
+            if line.users == 0:
                 del self._lines[channel_id]
